@@ -1,0 +1,60 @@
+//! Autodiff: reverse mode as an IR → IR transformation.
+//!
+//! [`grad`] walks the graph backwards from `loss`, asking the rule table
+//! ([`rules::backward`]) for each node's contribution to its arguments'
+//! adjoints, and summing contributions that meet. The result is more IR in
+//! the same graph, with an output `grad.<param>` per parameter: nothing is
+//! recorded at run time, and the backward pass is compiled like the forward
+//! one. Only nodes that depend on a parameter get adjoints.
+
+pub mod rules;
+
+use crate::ir::{Binary, Graph, NodeId, Op};
+use rules::Builder;
+
+/// Add `grad.<param>` outputs (∂loss/∂param) for every parameter.
+pub fn grad(graph: &mut Graph) {
+    let loss = graph.output("loss").expect("a checked graph has a loss");
+    let n = graph.nodes.len();
+    // Which nodes depend on a parameter (so their adjoint matters).
+    let mut needs = vec![false; n];
+    for i in 0..n {
+        let node = &graph.nodes[i];
+        needs[i] = matches!(node.op, Op::Param(_)) || node.args.iter().any(|a| needs[a.index()]);
+    }
+    let mut adjoint: Vec<Option<NodeId>> = vec![None; n];
+    let origin = graph.node(loss).origin.clone();
+    adjoint[loss.index()] = Some(Builder { graph, origin }.constant(1.0));
+    for i in (0..=loss.index()).rev() {
+        let Some(g) = adjoint[i] else { continue };
+        let y = NodeId(i as u32);
+        let origin = graph.node(y).origin.clone();
+        let args = graph.node(y).args.clone();
+        if !args.iter().any(|a| needs[a.index()]) {
+            continue;
+        }
+        let mut builder = Builder { graph, origin };
+        let contributions = rules::backward(&mut builder, y, g);
+        for (arg, contribution) in args.iter().zip(contributions) {
+            let Some(contribution) = contribution else { continue };
+            if !needs[arg.index()] {
+                continue;
+            }
+            adjoint[arg.index()] = Some(match adjoint[arg.index()] {
+                Some(sum) => builder.add(Op::Binary(Binary::Add), &[sum, contribution]),
+                None => contribution,
+            });
+        }
+    }
+    for (index, param) in graph.params.clone().iter().enumerate() {
+        let leaf = graph.nodes.iter().position(|node| node.op == Op::Param(index as u32));
+        let gradient = match leaf.and_then(|i| adjoint[i]) {
+            Some(g) => g,
+            // Unused parameter: its gradient is zero.
+            None => graph
+                .add_declared(Op::Const(0.0), &[], param.shape, Default::default())
+                .expect("a zero of the parameter's shape"),
+        };
+        graph.set_output(&format!("grad.{}", param.name), gradient);
+    }
+}

@@ -1,0 +1,488 @@
+//! Codegen: kernel IR → Cranelift IR → native code in memory.
+//!
+//! Each [`Kernel`] becomes one function `extern "C" fn(*const KernelArgs)`
+//! that loops over the batches of its rows itself, so a whole epoch of
+//! training is one call. Loop variables and scalar locals are Cranelift
+//! variables (the frontend builds SSA); buffer addresses are base pointers
+//! plus affine offsets, without bounds checks: the lowering proved every
+//! index in bounds for the batch size the scratch memory was sized for, and
+//! [`Compiled`] refuses arguments that break those assumptions.
+//!
+//! `acc + a·b` becomes one `fma` when the CPU has it. `exp`, `log`, `tanh`
+//! and `sigmoid` call small Rust functions (see [`math`]).
+
+mod math;
+
+use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, Stmt, UnaryOp};
+use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{Linkage, Module, default_libcall_names};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// What the native function receives, laid out as in C.
+#[repr(C)]
+#[derive(Debug)]
+pub struct KernelArgs {
+    /// All parameters, back to back at [`Compiled::param_offsets`].
+    pub params: *mut f32,
+    pub scratch: *mut f32,
+    /// One loss per batch.
+    pub losses: *mut f32,
+    /// Predictions, `rows × width` (evaluation kernels only).
+    pub predict: *mut f32,
+    /// One pointer per data input, each `rows × width`, row-major.
+    pub inputs: *const *const f32,
+    /// One pointer per data target.
+    pub targets: *const *const f32,
+    pub rows: i64,
+    pub batch: i64,
+    pub learning_rate: f32,
+}
+
+type KernelFn = unsafe extern "C" fn(*const KernelArgs);
+
+/// Options for compilation.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Run Cranelift's IR verifier (on in tests and debug builds).
+    pub verify: bool,
+    /// Keep the machine code listing for `nnc ir --stage asm`.
+    pub disassemble: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { verify: cfg!(debug_assertions), disassemble: false }
+    }
+}
+
+/// A compiled kernel with the JIT memory that holds it.
+pub struct Compiled {
+    module: Option<JITModule>,
+    function: KernelFn,
+    /// The kernel it was compiled from (buffer layout, sizes).
+    pub kernel: Kernel,
+    /// Cranelift IR as text, before optimisation.
+    pub clif: String,
+    /// The machine code listing, when asked for.
+    pub asm: Option<String>,
+    pub code_size: usize,
+    pub compile_ms: f64,
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(module) = self.module.take() {
+            // SAFETY: `function` points into this module and `Compiled` owns
+            // the only copy; after drop nothing can call it.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+impl Compiled {
+    /// Run the kernel over `args.rows` rows in batches of `args.batch`.
+    ///
+    /// # Safety
+    /// The pointers in `args` must point to buffers of the sizes the kernel
+    /// was lowered for: `params` at least [`param_len`] f32s, `scratch`
+    /// `kernel.scratch_len`, `losses` one per batch, inputs and targets
+    /// `rows × width` each, `predict` `rows × width` for evaluation kernels;
+    /// `batch` must be between 1 and `kernel.max_batch`.
+    pub unsafe fn call(&self, args: &KernelArgs) {
+        assert!(args.batch >= 1 && args.batch as usize <= self.kernel.max_batch, "batch exceeds the kernel's sizing");
+        // SAFETY: guaranteed by the caller, see above.
+        unsafe { (self.function)(args) }
+    }
+}
+
+/// Where each parameter starts in the packed parameter array (in f32s).
+pub fn param_offsets(shapes: &[crate::ir::Shape]) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(shapes.len());
+    let mut next = 0;
+    for shape in shapes {
+        offsets.push(next);
+        next += shape.len(1).next_multiple_of(4);
+    }
+    offsets
+}
+
+/// Total length of the packed parameter array.
+pub fn param_len(shapes: &[crate::ir::Shape]) -> usize {
+    shapes.iter().map(|s| s.len(1).next_multiple_of(4)).sum()
+}
+
+fn isa(options: Options) -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, k: &str, v: &str| flags.set(k, v).map_err(|e| format!("{k}: {e}"));
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "enable_verifier", if options.verify { "true" } else { "false" })?;
+    let isa_builder = cranelift_native::builder().map_err(|e| format!("unsupported host: {e}"))?;
+    isa_builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+}
+
+/// Compile a kernel to native code.
+pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Options) -> Result<Compiled, String> {
+    let start = Instant::now();
+    let isa = isa(options)?;
+    let has_fma = isa.has_native_fma();
+    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, f) in math::SYMBOLS {
+        builder.symbol(*name, *f);
+    }
+    let mut module = JITModule::new(builder);
+    let pointer = module.target_config().pointer_type();
+
+    let mut ctx = module.make_context();
+    ctx.set_disasm(options.disassemble);
+    ctx.func.signature.params.push(AbiParam::new(pointer));
+    let func_id = module
+        .declare_function("kernel", Linkage::Export, &ctx.func.signature)
+        .map_err(|e| e.to_string())?;
+    ctx.func.name = UserFuncName::user(0, func_id.as_u32());
+
+    let mut math_sig = module.make_signature();
+    math_sig.params.push(AbiParam::new(types::F32));
+    math_sig.returns.push(AbiParam::new(types::F32));
+    let mut math_ids = HashMap::new();
+    for (name, _) in math::SYMBOLS {
+        let id = module.declare_function(name, Linkage::Import, &math_sig).map_err(|e| e.to_string())?;
+        math_ids.insert(*name, id);
+    }
+
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let math_refs: HashMap<&str, FuncRef> =
+            math_ids.iter().map(|(name, id)| (*name, module.declare_func_in_func(*id, b.func))).collect();
+        let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma, math_refs);
+        emitter.function();
+        b.seal_all_blocks();
+        b.finalize(module.target_config());
+    }
+    let clif = ctx.func.display().to_string();
+    module.define_function(func_id, &mut ctx).map_err(|e| format!("cranelift: {e:?}"))?;
+    let compiled = ctx.compiled_code().ok_or("cranelift produced no code")?;
+    let code_size = compiled.code_buffer().len();
+    let asm = compiled.vcode.clone();
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let code = module.get_finalized_function(func_id);
+    // SAFETY: the function was declared with exactly this signature
+    // (one pointer argument, no results, the platform's C convention).
+    let function = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+    Ok(Compiled {
+        module: Some(module),
+        function,
+        kernel: kernel.clone(),
+        clif,
+        asm,
+        code_size,
+        compile_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Field offsets of [`KernelArgs`].
+mod field {
+    pub const PARAMS: i32 = 0;
+    pub const SCRATCH: i32 = 8;
+    pub const LOSSES: i32 = 16;
+    pub const PREDICT: i32 = 24;
+    pub const INPUTS: i32 = 32;
+    pub const TARGETS: i32 = 40;
+    pub const ROWS: i32 = 48;
+    pub const BATCH: i32 = 56;
+    pub const LEARNING_RATE: i32 = 64;
+}
+
+struct Emitter<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    kernel: &'a Kernel,
+    param_offsets: Vec<usize>,
+    pointer: Type,
+    has_fma: bool,
+    math: HashMap<&'static str, FuncRef>,
+    loop_vars: Vec<Variable>,
+    locals: Vec<Variable>,
+    /// Per-batch base address of each buffer.
+    bases: Vec<Value>,
+    batch_rows: Value,
+    batch_rows_f32: Value,
+    learning_rate: Value,
+    loss_slot: Value,
+}
+
+const MEM: MemFlagsData = MemFlagsData::trusted();
+
+impl<'a, 'b> Emitter<'a, 'b> {
+    fn new(
+        b: &'a mut FunctionBuilder<'b>,
+        kernel: &'a Kernel,
+        param_shapes: &[crate::ir::Shape],
+        pointer: Type,
+        has_fma: bool,
+        math: HashMap<&'static str, FuncRef>,
+    ) -> Self {
+        let loop_vars = (0..kernel.n_loop_vars).map(|_| b.declare_var(types::I64)).collect();
+        let locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32)).collect();
+        let placeholder = Value::from_u32(0);
+        Emitter {
+            b,
+            kernel,
+            param_offsets: param_offsets(param_shapes),
+            pointer,
+            has_fma,
+            math,
+            loop_vars,
+            locals,
+            bases: Vec::new(),
+            batch_rows: placeholder,
+            batch_rows_f32: placeholder,
+            learning_rate: placeholder,
+            loss_slot: placeholder,
+        }
+    }
+
+    /// entry → batch loop { body } → return
+    fn function(&mut self) {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let args = self.b.block_params(entry)[0];
+        let load_ptr = |b: &mut FunctionBuilder, offset: i32| b.ins().load(types::I64, MEM, args, offset);
+        let params = load_ptr(self.b, field::PARAMS);
+        let scratch = load_ptr(self.b, field::SCRATCH);
+        let losses = load_ptr(self.b, field::LOSSES);
+        let predict = load_ptr(self.b, field::PREDICT);
+        let inputs = load_ptr(self.b, field::INPUTS);
+        let targets = load_ptr(self.b, field::TARGETS);
+        let rows = load_ptr(self.b, field::ROWS);
+        let batch = load_ptr(self.b, field::BATCH);
+        self.learning_rate = self.b.ins().load(types::F32, MEM, args, field::LEARNING_RATE);
+
+        let start = self.b.declare_var(types::I64);
+        let loss_ptr = self.b.declare_var(types::I64);
+        let zero = self.b.ins().iconst(types::I64, 0);
+        self.b.def_var(start, zero);
+        self.b.def_var(loss_ptr, losses);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+
+        self.b.switch_to_block(header);
+        let current = self.b.use_var(start);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, current, rows);
+        self.b.ins().brif(more, body, &[], exit, &[]);
+
+        self.b.switch_to_block(body);
+        let current = self.b.use_var(start);
+        let left = self.b.ins().isub(rows, current);
+        let is_short = self.b.ins().icmp(IntCC::SignedLessThan, left, batch);
+        self.batch_rows = self.b.ins().select(is_short, left, batch);
+        self.batch_rows_f32 = self.b.ins().fcvt_from_sint(types::F32, self.batch_rows);
+        self.loss_slot = self.b.use_var(loss_ptr);
+        // Base addresses: data buffers move with the batch's first row.
+        for buffer in &self.kernel.buffers {
+            let base = match buffer.kind {
+                BufferKind::Param(i) => self.b.ins().iadd_imm_u(params, (self.param_offsets[i as usize] * 4) as i64),
+                BufferKind::Scratch { offset } => self.b.ins().iadd_imm_u(scratch, (offset * 4) as i64),
+                BufferKind::Input(i) | BufferKind::Target(i) => {
+                    let table = if matches!(buffer.kind, BufferKind::Input(_)) { inputs } else { targets };
+                    let column_base = self.b.ins().load(self.pointer, MEM, table, (i * 8) as i32);
+                    self.row_base(column_base, current, buffer.shape)
+                }
+                BufferKind::Predict => self.row_base(predict, current, buffer.shape),
+            };
+            self.bases.push(base);
+        }
+        let stmts = self.kernel.body.clone();
+        self.stmts(&stmts);
+        let next = self.b.ins().iadd(current, batch);
+        self.b.def_var(start, next);
+        let next_loss = self.b.ins().iadd_imm_u(self.loss_slot, 4);
+        self.b.def_var(loss_ptr, next_loss);
+        self.b.ins().jump(header, &[]);
+
+        self.b.switch_to_block(exit);
+        self.b.ins().return_(&[]);
+    }
+
+    fn row_base(&mut self, base: Value, first_row: Value, shape: crate::ir::Shape) -> Value {
+        let width = shape.width().expect("data buffers have fixed widths") as i64;
+        let offset = self.b.ins().imul_imm_u(first_row, width * 4);
+        self.b.ins().iadd(base, offset)
+    }
+
+    fn stmts(&mut self, stmts: &[Stmt]) {
+        for stmt in stmts {
+            match stmt {
+                Stmt::Loop { var, extent, body } => {
+                    // Every extent is at least 1, so the test goes at the bottom.
+                    let variable = self.loop_vars[var.0 as usize];
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    self.b.def_var(variable, zero);
+                    let head = self.b.create_block();
+                    let exit = self.b.create_block();
+                    self.b.ins().jump(head, &[]);
+                    self.b.switch_to_block(head);
+                    self.stmts(body);
+                    let value = self.b.use_var(variable);
+                    let next = self.b.ins().iadd_imm_u(value, 1);
+                    self.b.def_var(variable, next);
+                    let limit = match extent {
+                        Extent::Fixed(n) => self.b.ins().iconst(types::I64, *n as i64),
+                        Extent::Batch => self.batch_rows,
+                    };
+                    let again = self.b.ins().icmp(IntCC::SignedLessThan, next, limit);
+                    self.b.ins().brif(again, head, &[] as &[BlockArg], exit, &[]);
+                    self.b.seal_block(head);
+                    self.b.switch_to_block(exit);
+                    self.b.seal_block(exit);
+                }
+                Stmt::Assign { local, value } => {
+                    let value = self.expr(value);
+                    self.b.def_var(self.locals[local.0 as usize], value);
+                }
+                Stmt::Store { buffer, index, value } => {
+                    let value = self.expr(value);
+                    let (address, offset) = self.address(buffer.0, index);
+                    self.b.ins().store(MEM, value, address, offset);
+                }
+                Stmt::StoreLoss(value) => {
+                    let value = self.expr(value);
+                    self.b.ins().store(MEM, value, self.loss_slot, 0);
+                }
+            }
+        }
+    }
+
+    /// Base plus variable part, and the constant part as an immediate offset.
+    fn address(&mut self, buffer: u32, index: &Index) -> (Value, i32) {
+        let mut address = self.bases[buffer as usize];
+        for (var, stride) in &index.terms {
+            let value = self.b.use_var(self.loop_vars[var.0 as usize]);
+            let scaled = self.b.ins().imul_imm_u(value, *stride as i64 * 4);
+            address = self.b.ins().iadd(address, scaled);
+        }
+        (address, (index.offset * 4) as i32)
+    }
+
+    fn f32(&mut self, x: f32) -> Value {
+        self.b.ins().f32const(x)
+    }
+
+    fn call(&mut self, name: &str, x: Value) -> Value {
+        let func = self.math[name];
+        let call = self.b.ins().call(func, &[x]);
+        self.b.inst_results(call)[0]
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Value {
+        match expr {
+            Expr::Const(c) => self.f32(*c),
+            Expr::Load(buffer, index) => {
+                let (address, offset) = self.address(buffer.0, index);
+                self.b.ins().load(types::F32, MEM, address, offset)
+            }
+            Expr::Local(local) => self.b.use_var(self.locals[local.0 as usize]),
+            Expr::BatchSize => self.batch_rows_f32,
+            Expr::LearningRate => self.learning_rate,
+            Expr::Unary(op, x) => {
+                let x = self.expr(x);
+                self.unary(*op, x)
+            }
+            Expr::Binary(BinaryOp::Add, x, y) if self.has_fma => {
+                // acc + a·b → fma(a, b, acc)
+                if let Expr::Binary(BinaryOp::Mul, a, b) = &**y {
+                    let acc = self.expr(x);
+                    let (a, b) = (self.expr(a), self.expr(b));
+                    return self.b.ins().fma(a, b, acc);
+                }
+                let (x, y) = (self.expr(x), self.expr(y));
+                self.b.ins().fadd(x, y)
+            }
+            Expr::Binary(op, x, y) => {
+                let (x, y) = (self.expr(x), self.expr(y));
+                match op {
+                    BinaryOp::Add => self.b.ins().fadd(x, y),
+                    BinaryOp::Sub => self.b.ins().fsub(x, y),
+                    BinaryOp::Mul => self.b.ins().fmul(x, y),
+                    BinaryOp::Div => self.b.ins().fdiv(x, y),
+                    BinaryOp::Max => {
+                        let greater = self.b.ins().fcmp(FloatCC::GreaterThan, y, x);
+                        self.b.ins().select(greater, y, x)
+                    }
+                }
+            }
+        }
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: Value) -> Value {
+        match op {
+            UnaryOp::Neg => self.b.ins().fneg(x),
+            UnaryOp::Abs => self.b.ins().fabs(x),
+            UnaryOp::Exp => self.call("nnc_exp", x),
+            UnaryOp::Log => self.call("nnc_log", x),
+            UnaryOp::Tanh => self.call("nnc_tanh", x),
+            UnaryOp::Sigmoid => self.call("nnc_sigmoid", x),
+            UnaryOp::Relu => {
+                let zero = self.f32(0.0);
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                self.b.ins().select(positive, x, zero)
+            }
+            UnaryOp::Step => {
+                let (zero, one) = (self.f32(0.0), self.f32(1.0));
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                self.b.ins().select(positive, one, zero)
+            }
+            UnaryOp::Sign => {
+                let (zero, one, minus_one) = (self.f32(0.0), self.f32(1.0), self.f32(-1.0));
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+                let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+                let low = self.b.ins().select(negative, minus_one, zero);
+                self.b.ins().select(positive, one, low)
+            }
+            UnaryOp::Powi(n) => {
+                let magnitude = self.powi(x, n.unsigned_abs());
+                if n < 0 {
+                    let one = self.f32(1.0);
+                    self.b.ins().fdiv(one, magnitude)
+                } else {
+                    magnitude
+                }
+            }
+        }
+    }
+
+    /// `x^n` by repeated squaring.
+    fn powi(&mut self, x: Value, n: u32) -> Value {
+        if n == 0 {
+            return self.f32(1.0);
+        }
+        let mut result: Option<Value> = None;
+        let mut base = x;
+        let mut n = n;
+        loop {
+            if n & 1 == 1 {
+                result = Some(match result {
+                    Some(r) => self.b.ins().fmul(r, base),
+                    None => base,
+                });
+            }
+            n >>= 1;
+            if n == 0 {
+                break;
+            }
+            base = self.b.ins().fmul(base, base);
+        }
+        result.expect("n > 0")
+    }
+}

@@ -1,0 +1,580 @@
+//! The graph IR's data structures: [`Graph`], [`Node`], [`Op`], [`Shape`].
+//!
+//! Nodes live in one vector in topological order (an argument always has a
+//! smaller id than its user), so every walk is a plain loop. The builder
+//! hash-conses: asking for a node that already exists returns the existing id,
+//! which makes common-subexpression elimination a property of construction.
+
+use crate::span::Span;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Index of a node in its graph; prints as `%7`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// One dimension: the batch (rows of data, known only at run time) or a size.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Dim {
+    Batch,
+    Fixed(u32),
+}
+
+impl Dim {
+    pub fn is_one(self) -> bool {
+        self == Dim::Fixed(1)
+    }
+
+    /// The size, given the batch size.
+    pub fn resolve(self, batch: usize) -> usize {
+        match self {
+            Dim::Batch => batch,
+            Dim::Fixed(n) => n as usize,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Batch => f.write_str("B"),
+            Dim::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Every value is a matrix `[rows, cols]`: a batch of rows `[B,8]`, a weight
+/// `[4,8]`, a bias row `[1,8]`, a scalar `[1,1]`. One rank keeps broadcasting,
+/// reductions and code generation uniform; size-1 dimensions broadcast.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Shape {
+    pub rows: Dim,
+    pub cols: Dim,
+}
+
+impl Shape {
+    pub const SCALAR: Shape = Shape { rows: Dim::Fixed(1), cols: Dim::Fixed(1) };
+
+    pub fn new(rows: Dim, cols: Dim) -> Shape {
+        Shape { rows, cols }
+    }
+
+    pub fn fixed(rows: u32, cols: u32) -> Shape {
+        Shape { rows: Dim::Fixed(rows), cols: Dim::Fixed(cols) }
+    }
+
+    pub fn batch(cols: u32) -> Shape {
+        Shape { rows: Dim::Batch, cols: Dim::Fixed(cols) }
+    }
+
+    pub fn is_scalar(self) -> bool {
+        self == Shape::SCALAR
+    }
+
+    /// Number of elements for a given batch size.
+    pub fn len(self, batch: usize) -> usize {
+        self.rows.resolve(batch) * self.cols.resolve(batch)
+    }
+
+    /// The width, when it is a fixed number.
+    pub fn width(self) -> Option<u32> {
+        match self.cols {
+            Dim::Fixed(n) => Some(n),
+            Dim::Batch => None,
+        }
+    }
+
+    /// Numpy-style broadcast of two shapes, `None` if they do not fit.
+    pub fn broadcast(a: Shape, b: Shape) -> Option<Shape> {
+        fn dim(a: Dim, b: Dim) -> Option<Dim> {
+            if a == b || b.is_one() {
+                Some(a)
+            } else if a.is_one() {
+                Some(b)
+            } else {
+                None
+            }
+        }
+        Some(Shape { rows: dim(a.rows, b.rows)?, cols: dim(a.cols, b.cols)? })
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{},{}]", self.rows, self.cols)
+    }
+}
+
+/// Run-time scalars the kernel receives as arguments.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Hyper {
+    LearningRate,
+}
+
+/// Elementwise functions of one argument.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Abs,
+    /// Heaviside step `x > 0 ? 1 : 0`: the derivative of relu.
+    Step,
+    /// `sign(x)`: the derivative of abs (0 at 0).
+    Sign,
+    /// `x ^ c` for a constant exponent.
+    Pow(f64),
+}
+
+impl Unary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Unary::Neg => "neg",
+            Unary::Exp => "exp",
+            Unary::Log => "log",
+            Unary::Tanh => "tanh",
+            Unary::Sigmoid => "sigmoid",
+            Unary::Relu => "relu",
+            Unary::Abs => "abs",
+            Unary::Step => "step",
+            Unary::Sign => "sign",
+            Unary::Pow(_) => "pow",
+        }
+    }
+
+    /// Exact f64 semantics: the reference every backend is checked against.
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Unary::Neg => -x,
+            Unary::Exp => x.exp(),
+            Unary::Log => x.ln(),
+            Unary::Tanh => x.tanh(),
+            Unary::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Unary::Relu => x.max(0.0),
+            Unary::Abs => x.abs(),
+            Unary::Step => f64::from(x > 0.0),
+            Unary::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
+            Unary::Pow(c) => pow(x, c),
+        }
+    }
+}
+
+/// `x^c` with small integer exponents done by multiplication, as the kernel does.
+pub fn pow(x: f64, c: f64) -> f64 {
+    if c == c.trunc() && c.abs() <= 64.0 { x.powi(c as i32) } else { x.powf(c) }
+}
+
+/// Elementwise functions of two arguments, with broadcasting.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl Binary {
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+        }
+    }
+
+    pub fn eval(self, a: f64, b: f64) -> f64 {
+        match self {
+            Binary::Add => a + b,
+            Binary::Sub => a - b,
+            Binary::Mul => a * b,
+            Binary::Div => a / b,
+        }
+    }
+}
+
+/// The primitive operations. Everything the language offers is lowered to
+/// these; autodiff has one rule per variant.
+#[derive(Clone, PartialEq, Debug)]
+pub enum Op {
+    /// Data input number `i`, `[B, width]`.
+    Input(u32),
+    /// Data target number `i`, `[B, width]`.
+    Target(u32),
+    /// Trainable parameter number `i`.
+    Param(u32),
+    /// A run-time scalar such as the learning rate.
+    Hyper(Hyper),
+    /// The number of rows in the current batch, as a float.
+    BatchSize,
+    /// A tensor filled with one value.
+    Const(f64),
+    Unary(Unary),
+    Binary(Binary),
+    /// `a · b`, optionally transposing either side first.
+    MatMul { trans_a: bool, trans_b: bool },
+    /// Sum over rows and/or columns, keeping the reduced dimension as 1.
+    Sum { rows: bool, cols: bool },
+    /// Repeat a size-1 dimension to the node's shape.
+    Broadcast,
+    /// Softmax along each row.
+    Softmax,
+    /// `log(softmax(x))` along each row, computed stably.
+    LogSoftmax,
+    /// Columns `start..start+width` of the argument (width from the node's shape).
+    SliceCols { start: u32 },
+    /// The argument placed at column `start` of a zero matrix of the node's shape.
+    PadCols { start: u32 },
+    /// The arguments side by side.
+    ConcatCols,
+}
+
+impl Op {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "input",
+            Op::Target(_) => "target",
+            Op::Param(_) => "param",
+            Op::Hyper(_) => "hyper",
+            Op::BatchSize => "batch_size",
+            Op::Const(_) => "const",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::MatMul { .. } => "matmul",
+            Op::Sum { .. } => "sum",
+            Op::Broadcast => "broadcast",
+            Op::Softmax => "softmax",
+            Op::LogSoftmax => "log_softmax",
+            Op::SliceCols { .. } => "slice_cols",
+            Op::PadCols { .. } => "pad_cols",
+            Op::ConcatCols => "concat_cols",
+        }
+    }
+
+    /// True for ops whose value at `[i, j]` depends only on the arguments at
+    /// the (broadcast) position `[i, j]`; these fuse into their consumers.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(self, Op::Unary(_) | Op::Binary(_))
+    }
+
+    /// A hashable key: the op with its float payloads as bit patterns.
+    fn key(&self) -> (u8, u64, u64) {
+        match *self {
+            Op::Input(i) => (0, i as u64, 0),
+            Op::Target(i) => (1, i as u64, 0),
+            Op::Param(i) => (2, i as u64, 0),
+            Op::Hyper(Hyper::LearningRate) => (3, 0, 0),
+            Op::BatchSize => (4, 0, 0),
+            Op::Const(c) => (5, canonical_bits(c), 0),
+            Op::Unary(u) => {
+                let tag = match u {
+                    Unary::Neg => 0,
+                    Unary::Exp => 1,
+                    Unary::Log => 2,
+                    Unary::Tanh => 3,
+                    Unary::Sigmoid => 4,
+                    Unary::Relu => 5,
+                    Unary::Abs => 6,
+                    Unary::Step => 7,
+                    Unary::Sign => 8,
+                    Unary::Pow(_) => 9,
+                };
+                let payload = if let Unary::Pow(c) = u { canonical_bits(c) } else { 0 };
+                (6, tag, payload)
+            }
+            Op::Binary(b) => (7, b as u64, 0),
+            Op::MatMul { trans_a, trans_b } => (8, trans_a as u64, trans_b as u64),
+            Op::Sum { rows, cols } => (9, rows as u64, cols as u64),
+            Op::Broadcast => (10, 0, 0),
+            Op::Softmax => (11, 0, 0),
+            Op::LogSoftmax => (12, 0, 0),
+            Op::SliceCols { start } => (13, start as u64, 0),
+            Op::PadCols { start } => (14, start as u64, 0),
+            Op::ConcatCols => (15, 0, 0),
+        }
+    }
+}
+
+/// `0.0` and `-0.0` are different constants (1/x differs), NaNs are all one.
+fn canonical_bits(x: f64) -> u64 {
+    if x.is_nan() { f64::NAN.to_bits() } else { x.to_bits() }
+}
+
+/// Where a node came from in the `.nn` file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Origin {
+    pub span: Option<Span>,
+    /// The model layer (or `loss`) whose definition produced the node.
+    pub layer: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub args: Vec<NodeId>,
+    pub shape: Shape,
+    pub origin: Origin,
+}
+
+/// A trainable tensor: its name (`h.w`, `h.b`, or a `param`'s own name),
+/// shape, and how to initialise it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub shape: Shape,
+    pub init: Init,
+    pub layer: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Every element this value (`param x = 0`, biases).
+    Value(f64),
+    /// Xavier/Glorot uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)).
+    XavierUniform,
+}
+
+/// A data binding: an input or a target with its width.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataVar {
+    pub name: String,
+    pub width: u32,
+}
+
+/// The graph: nodes in topological order, the declared data and parameters,
+/// and the named outputs (`loss`, `predict`, `grad.<param>`, `update.<param>`).
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub inputs: Vec<DataVar>,
+    pub targets: Vec<DataVar>,
+    pub params: Vec<ParamInfo>,
+    pub outputs: Vec<(String, NodeId)>,
+    interned: HashMap<(u8, u64, u64, Vec<NodeId>, Shape), NodeId>,
+}
+
+/// Why an op cannot take arguments of these shapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeError(pub String);
+
+impl Graph {
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.index()]
+    }
+
+    pub fn shape(&self, id: NodeId) -> Shape {
+        self.nodes[id.index()].shape
+    }
+
+    pub fn output(&self, name: &str) -> Option<NodeId> {
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+    }
+
+    pub fn set_output(&mut self, name: &str, id: NodeId) {
+        match self.outputs.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = id,
+            None => self.outputs.push((name.to_string(), id)),
+        }
+    }
+
+    /// A copy with the same declarations and no nodes, for passes that rebuild.
+    pub fn empty_like(&self) -> Graph {
+        Graph {
+            inputs: self.inputs.clone(),
+            targets: self.targets.clone(),
+            params: self.params.clone(),
+            ..Graph::default()
+        }
+    }
+
+    /// Add a node whose shape is inferred; reuses an identical existing node.
+    pub fn add(&mut self, op: Op, args: &[NodeId], origin: Origin) -> Result<NodeId, ShapeError> {
+        let shapes: Vec<Shape> = args.iter().map(|&a| self.shape(a)).collect();
+        let shape = infer_shape(&op, &shapes, None)?;
+        Ok(self.add_shaped(op, args, shape, origin))
+    }
+
+    /// Add a node whose result shape is declared (leaves, broadcast, slices,
+    /// pads); the declaration is checked against the arguments.
+    pub fn add_declared(
+        &mut self,
+        op: Op,
+        args: &[NodeId],
+        shape: Shape,
+        origin: Origin,
+    ) -> Result<NodeId, ShapeError> {
+        let shapes: Vec<Shape> = args.iter().map(|&a| self.shape(a)).collect();
+        let shape = infer_shape(&op, &shapes, Some(shape))?;
+        Ok(self.add_shaped(op, args, shape, origin))
+    }
+
+    /// Add a node with a result shape the caller has already checked.
+    fn add_shaped(&mut self, op: Op, args: &[NodeId], shape: Shape, origin: Origin) -> NodeId {
+        let (a, b, c) = op.key();
+        let key = (a, b, c, args.to_vec(), shape);
+        if let Some(&id) = self.interned.get(&key) {
+            return id;
+        }
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(Node { op, args: args.to_vec(), shape, origin });
+        self.interned.insert(key, id);
+        id
+    }
+
+    /// How many times each node is used as an argument or output.
+    pub fn use_counts(&self) -> Vec<u32> {
+        let mut uses = vec![0u32; self.nodes.len()];
+        for node in &self.nodes {
+            for a in &node.args {
+                uses[a.index()] += 1;
+            }
+        }
+        for (_, id) in &self.outputs {
+            uses[id.index()] += 1;
+        }
+        uses
+    }
+
+    /// Nodes reachable from the outputs.
+    pub fn live(&self) -> Vec<bool> {
+        let mut live = vec![false; self.nodes.len()];
+        for (_, id) in &self.outputs {
+            live[id.index()] = true;
+        }
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for a in &self.nodes[i].args {
+                    live[a.index()] = true;
+                }
+            }
+        }
+        live
+    }
+}
+
+/// The result shape of `op` applied to arguments of `shapes`.
+///
+/// `declared` is the node's own shape for ops whose result is not determined
+/// by their arguments (leaves, broadcast, slices, pads), checked for sense.
+pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result<Shape, ShapeError> {
+    let arity = |n: usize| {
+        if shapes.len() == n {
+            Ok(())
+        } else {
+            Err(ShapeError(format!("`{}` takes {n} argument(s), got {}", op.name(), shapes.len())))
+        }
+    };
+    let need_declared =
+        || declared.ok_or_else(|| ShapeError(format!("`{}` needs a declared shape", op.name())));
+    match op {
+        Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Const(_) => {
+            arity(0)?;
+            need_declared()
+        }
+        Op::Hyper(_) | Op::BatchSize => {
+            arity(0)?;
+            Ok(Shape::SCALAR)
+        }
+        Op::Unary(_) | Op::Softmax | Op::LogSoftmax => {
+            arity(1)?;
+            Ok(shapes[0])
+        }
+        Op::Binary(b) => {
+            arity(2)?;
+            Shape::broadcast(shapes[0], shapes[1]).ok_or_else(|| {
+                ShapeError(format!("cannot {} shapes {} and {}", b.name(), shapes[0], shapes[1]))
+            })
+        }
+        Op::MatMul { trans_a, trans_b } => {
+            arity(2)?;
+            let (ar, ac) = if *trans_a {
+                (shapes[0].cols, shapes[0].rows)
+            } else {
+                (shapes[0].rows, shapes[0].cols)
+            };
+            let (br, bc) = if *trans_b {
+                (shapes[1].cols, shapes[1].rows)
+            } else {
+                (shapes[1].rows, shapes[1].cols)
+            };
+            if ac != br {
+                return Err(ShapeError(format!(
+                    "matmul of {} and {}: inner sizes {ac} and {br} differ",
+                    shapes[0], shapes[1]
+                )));
+            }
+            Ok(Shape::new(ar, bc))
+        }
+        Op::Sum { rows, cols } => {
+            arity(1)?;
+            let s = shapes[0];
+            Ok(Shape::new(
+                if *rows { Dim::Fixed(1) } else { s.rows },
+                if *cols { Dim::Fixed(1) } else { s.cols },
+            ))
+        }
+        Op::Broadcast => {
+            arity(1)?;
+            let to = need_declared()?;
+            let ok = |from: Dim, to: Dim| from == to || from.is_one();
+            if ok(shapes[0].rows, to.rows) && ok(shapes[0].cols, to.cols) {
+                Ok(to)
+            } else {
+                Err(ShapeError(format!("cannot broadcast {} to {to}", shapes[0])))
+            }
+        }
+        Op::SliceCols { start } => {
+            arity(1)?;
+            let to = need_declared()?;
+            match (shapes[0].cols, to.cols) {
+                (Dim::Fixed(w), Dim::Fixed(n)) if to.rows == shapes[0].rows && start + n <= w => Ok(to),
+                _ => Err(ShapeError(format!("bad column slice {start}.. of {} to {to}", shapes[0]))),
+            }
+        }
+        Op::PadCols { start } => {
+            arity(1)?;
+            let to = need_declared()?;
+            match (shapes[0].cols, to.cols) {
+                (Dim::Fixed(n), Dim::Fixed(w)) if to.rows == shapes[0].rows && start + n <= w => Ok(to),
+                _ => Err(ShapeError(format!("bad column pad of {} at {start} to {to}", shapes[0]))),
+            }
+        }
+        Op::ConcatCols => {
+            if shapes.is_empty() {
+                return Err(ShapeError("`concat_cols` needs arguments".into()));
+            }
+            let rows = shapes[0].rows;
+            let mut width = 0u32;
+            for s in shapes {
+                match s.cols {
+                    Dim::Fixed(n) if s.rows == rows => width += n,
+                    _ => return Err(ShapeError(format!("cannot concatenate {s} beside {}", shapes[0]))),
+                }
+            }
+            Ok(Shape::new(rows, Dim::Fixed(width)))
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Graph values printed as mathematics, for `nnc grad`.
+//!
+//! A value is unfolded into an expression tree (stopping at named values:
+//! parameters, data and layer outputs) and brought to a canonical
+//! sum-of-products: like terms combined, constant coefficients folded,
+//! powers of the same factor merged. That is enough to turn the raw reverse
+//! mode result for `x^3/3 - x`, `(1/3)·(3·x^2) + (-1)`, into `x^2 - 1`.
+//!
+//! Notation: `*` and `/` are elementwise (with broadcasting), `·` is the
+//! matrix product, `ᵀ` a transpose, `Σ` a sum over all elements (`Σrows`,
+//! `Σcols` over one axis), `B` the number of rows in the batch.
+
+use super::{Binary, Graph, NodeId, Op, Unary};
+use std::collections::{BTreeMap, HashMap};
+
+/// The value of `root` as a formula, with `names` printed as atoms.
+pub fn formula(graph: &Graph, root: NodeId, names: &HashMap<NodeId, String>) -> String {
+    let poly = to_poly(graph, root, names, true);
+    print_poly(&poly)
+}
+
+/// A product of factors with a coefficient: `coeff · Π factor^exp`.
+#[derive(Clone, Debug)]
+struct Term {
+    coeff: f64,
+    /// Printed factor → exponent (sorted, so equal monomials compare equal).
+    factors: BTreeMap<String, f64>,
+}
+
+type Poly = Vec<Term>;
+
+/// Above this many terms a product is not expanded but kept as a factor.
+const MAX_TERMS: usize = 12;
+
+fn constant(c: f64) -> Poly {
+    vec![Term { coeff: c, factors: BTreeMap::new() }]
+}
+
+fn atom(text: String) -> Poly {
+    vec![Term { coeff: 1.0, factors: BTreeMap::from([(text, 1.0)]) }]
+}
+
+fn combine(terms: Poly) -> Poly {
+    let mut out: Vec<Term> = Vec::new();
+    for term in terms {
+        if let Some(same) = out.iter_mut().find(|t| t.factors == term.factors) {
+            same.coeff += term.coeff;
+        } else {
+            out.push(term);
+        }
+    }
+    out.retain(|t| t.coeff != 0.0);
+    out
+}
+
+fn scale(poly: Poly, c: f64) -> Poly {
+    combine(poly.into_iter().map(|t| Term { coeff: t.coeff * c, ..t }).collect())
+}
+
+fn add(a: Poly, b: Poly) -> Poly {
+    combine(a.into_iter().chain(b).collect())
+}
+
+fn as_constant(poly: &Poly) -> Option<f64> {
+    match poly.as_slice() {
+        [] => Some(0.0),
+        [t] if t.factors.is_empty() => Some(t.coeff),
+        _ => None,
+    }
+}
+
+fn mul(a: Poly, b: Poly) -> Poly {
+    if a.len() * b.len() > MAX_TERMS {
+        return mul(atom(group(&a)), atom(group(&b)));
+    }
+    let mut out = Vec::new();
+    for x in &a {
+        for y in &b {
+            let mut factors = x.factors.clone();
+            for (f, e) in &y.factors {
+                *factors.entry(f.clone()).or_insert(0.0) += e;
+            }
+            factors.retain(|_, e| *e != 0.0);
+            out.push(Term { coeff: x.coeff * y.coeff, factors });
+        }
+    }
+    combine(out)
+}
+
+fn power(a: Poly, c: f64) -> Poly {
+    if let Some(k) = as_constant(&a) {
+        return constant(super::pow(k, c));
+    }
+    match a.as_slice() {
+        // A single monomial: distribute the exponent.
+        [t] if t.coeff > 0.0 || c.fract() == 0.0 => vec![Term {
+            coeff: super::pow(t.coeff, c),
+            factors: t.factors.iter().map(|(f, e)| (f.clone(), e * c)).collect(),
+        }],
+        _ => vec![Term { coeff: 1.0, factors: BTreeMap::from([(group(&a), c)]) }],
+    }
+}
+
+/// A polynomial as one factor: bracketed unless it is a single atom.
+fn group(poly: &Poly) -> String {
+    let text = print_poly(poly);
+    match poly.as_slice() {
+        [t] if t.coeff == 1.0 && t.factors.len() == 1 && t.factors.values().all(|e| *e == 1.0) => text,
+        _ => format!("({text})"),
+    }
+}
+
+fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool) -> Poly {
+    if !top && let Some(name) = names.get(&id) {
+        return atom(name.clone());
+    }
+    let node = graph.node(id);
+    let arg = |i: usize| to_poly(graph, node.args[i], names, false);
+    let text = |i: usize| print_poly(&to_poly(graph, node.args[i], names, false));
+    let grouped = |i: usize| group(&to_poly(graph, node.args[i], names, false));
+    match &node.op {
+        Op::Input(i) => atom(graph.inputs[*i as usize].name.clone()),
+        Op::Target(i) => atom(graph.targets[*i as usize].name.clone()),
+        Op::Param(i) => atom(graph.params[*i as usize].name.clone()),
+        Op::Hyper(_) => atom("lr".into()),
+        Op::BatchSize => atom("B".into()),
+        Op::Const(c) => constant(*c),
+        Op::Unary(Unary::Neg) => scale(arg(0), -1.0),
+        Op::Unary(Unary::Pow(c)) => power(arg(0), *c),
+        Op::Unary(u) => atom(format!("{}({})", u.name(), text(0))),
+        Op::Binary(Binary::Add) => add(arg(0), arg(1)),
+        Op::Binary(Binary::Sub) => add(arg(0), scale(arg(1), -1.0)),
+        Op::Binary(Binary::Mul) => mul(arg(0), arg(1)),
+        Op::Binary(Binary::Div) => {
+            let denominator = arg(1);
+            match as_constant(&denominator) {
+                Some(c) if c != 0.0 => scale(arg(0), 1.0 / c),
+                _ => mul(arg(0), power(denominator, -1.0)),
+            }
+        }
+        Op::MatMul { trans_a, trans_b } => {
+            let t = |on: bool| if on { "ᵀ" } else { "" };
+            atom(format!("{}{} · {}{}", grouped(0), t(*trans_a), grouped(1), t(*trans_b)))
+        }
+        Op::Sum { rows, cols } => {
+            let name = match (rows, cols) {
+                (true, true) => "Σ",
+                (true, false) => "Σrows",
+                (false, true) => "Σcols",
+                (false, false) => "",
+            };
+            atom(format!("{name}({})", text(0)))
+        }
+        // Broadcasting is implicit in the notation.
+        Op::Broadcast => arg(0),
+        Op::Softmax => atom(format!("softmax({})", text(0))),
+        Op::LogSoftmax => atom(format!("log_softmax({})", text(0))),
+        Op::SliceCols { start } => {
+            let end = start + node.shape.width().unwrap_or(0);
+            atom(format!("{}[:, {start}:{end}]", grouped(0)))
+        }
+        Op::PadCols { start } => {
+            let width = node.shape.width().unwrap_or(0);
+            atom(format!("pad({}, {start}, {width})", text(0)))
+        }
+        Op::ConcatCols => {
+            let parts: Vec<String> = (0..node.args.len()).map(text).collect();
+            atom(format!("[{}]", parts.join(" | ")))
+        }
+    }
+}
+
+/// Shortest readable form of a coefficient: small fractions as `p/q`.
+fn number(c: f64) -> String {
+    if c.fract() == 0.0 && c.abs() < 1e15 {
+        return format!("{}", c as i64);
+    }
+    for q in 2..=12i64 {
+        let p = c * q as f64;
+        if (p - p.round()).abs() < 1e-9 && p.abs() < 1e6 {
+            return format!("{}/{q}", p.round() as i64);
+        }
+    }
+    let text = format!("{c:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn factor_text(name: &str, exp: f64) -> String {
+    if exp == 1.0 {
+        return name.to_string();
+    }
+    // A factor with a power must be a single token or bracketed.
+    let simple = name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    let base = if simple || name.starts_with('(') { name.to_string() } else { format!("({name})") };
+    format!("{base}^{}", number(exp))
+}
+
+fn print_term(term: &Term) -> (bool, String) {
+    let negative = term.coeff < 0.0;
+    let coeff = term.coeff.abs();
+    let mut numerator: Vec<String> = Vec::new();
+    let mut denominator: Vec<String> = Vec::new();
+    for (f, e) in &term.factors {
+        if *e > 0.0 {
+            numerator.push(factor_text(f, *e));
+        } else {
+            denominator.push(factor_text(f, -e));
+        }
+    }
+    let coeff_text = number(coeff);
+    let (c_num, c_den) = match coeff_text.split_once('/') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (coeff_text, None),
+    };
+    if c_num != "1" || numerator.is_empty() {
+        numerator.insert(0, c_num);
+    }
+    if let Some(q) = c_den {
+        denominator.insert(0, q);
+    }
+    let mut text = numerator.join(" * ");
+    if !denominator.is_empty() {
+        let den = if denominator.len() == 1 { denominator[0].clone() } else { format!("({})", denominator.join(" * ")) };
+        text = format!("{text} / {den}");
+    }
+    (negative, text)
+}
+
+fn print_poly(poly: &Poly) -> String {
+    if poly.is_empty() {
+        return "0".into();
+    }
+    // Highest degree first, constants last: x^2 - 1.
+    let mut terms: Vec<&Term> = poly.iter().collect();
+    let degree = |t: &Term| t.factors.values().filter(|e| **e > 0.0).sum::<f64>();
+    terms.sort_by(|a, b| degree(b).total_cmp(&degree(a)).then_with(|| a.factors.keys().cmp(b.factors.keys())));
+    let mut out = String::new();
+    for (i, term) in terms.iter().enumerate() {
+        let (negative, text) = print_term(term);
+        match (i, negative) {
+            (0, false) => out.push_str(&text),
+            (0, true) => out.push_str(&format!("-{text}")),
+            (_, false) => out.push_str(&format!(" + {text}")),
+            (_, true) => out.push_str(&format!(" - {text}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,592 @@
+//! Lowering: graph IR → kernel IR, fusing elementwise chains into loops.
+//!
+//! The plan, in order:
+//! 1. keep the nodes the kernel's outputs need (`loss` and the parameter
+//!    updates for training; `loss` and `predict` for evaluation);
+//! 2. decide which nodes get a buffer ([`Lowerer::needs_buffer`]); all
+//!    others are inlined as expressions into their consumers;
+//! 3. emit one loop nest per buffered node in topological order, then the
+//!    loss, the prediction, and last the parameter updates — written in place
+//!    when no later statement reads the old value;
+//! 4. prove every index in bounds ([`check_bounds`]).
+
+use super::{Buffer, BufferId, BufferKind, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, UnaryOp};
+use super::BinaryOp;
+use crate::ir::{Binary, Dim, Graph, Hyper, NodeId, Op, Shape, Unary};
+use std::collections::HashMap;
+
+/// Which kernel to build from a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Loss, gradients and parameter updates, batch after batch.
+    Train,
+    /// Loss and predictions for one batch (the whole set), parameters unchanged.
+    Eval,
+}
+
+/// A position along one dimension: a loop variable plus a constant, or a
+/// constant alone (size-1 dimensions, which broadcast).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Pos {
+    var: Option<LoopVar>,
+    offset: u32,
+}
+
+impl Pos {
+    const ZERO: Pos = Pos { var: None, offset: 0 };
+
+    fn shifted(self, by: u32) -> Pos {
+        Pos { var: self.var, offset: self.offset + by }
+    }
+}
+
+/// Lower `graph` to a kernel sized for batches of at most `max_batch` rows.
+pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel, String> {
+    let outputs: Vec<(String, NodeId)> = graph
+        .outputs
+        .iter()
+        .filter(|(name, _)| match kind {
+            KernelKind::Train => name == "loss" || name.starts_with("update."),
+            KernelKind::Eval => name == "loss" || name == "predict",
+        })
+        .cloned()
+        .collect();
+    let mut lowerer = Lowerer::new(graph, &outputs, kind, max_batch.max(1))?;
+    lowerer.emit_all(&outputs)?;
+    let kernel = Kernel {
+        kind,
+        buffers: lowerer.buffers,
+        body: lowerer.body,
+        n_loop_vars: lowerer.n_vars,
+        n_locals: lowerer.n_locals,
+        scratch_len: lowerer.scratch_len,
+        max_batch: max_batch.max(1),
+    };
+    check_bounds(&kernel)?;
+    Ok(kernel)
+}
+
+struct Lowerer<'g> {
+    graph: &'g Graph,
+    live: Vec<bool>,
+    uses: Vec<u32>,
+    /// Buffers holding node values (scratch, predict or a parameter).
+    node_buffer: HashMap<NodeId, BufferId>,
+    leaf_buffer: HashMap<Op2, BufferId>,
+    buffers: Vec<Buffer>,
+    body: Vec<Stmt>,
+    n_vars: u32,
+    n_locals: u32,
+    scratch_len: usize,
+    max_batch: usize,
+    extents: HashMap<LoopVar, Extent>,
+}
+
+/// Leaves that read memory, as hashable keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Op2 {
+    Input(u32),
+    Target(u32),
+    Param(u32),
+}
+
+impl<'g> Lowerer<'g> {
+    fn new(graph: &'g Graph, outputs: &[(String, NodeId)], _kind: KernelKind, max_batch: usize) -> Result<Self, String> {
+        let mut live = vec![false; graph.nodes.len()];
+        for (_, id) in outputs {
+            live[id.index()] = true;
+        }
+        for i in (0..graph.nodes.len()).rev() {
+            if live[i] {
+                for a in &graph.nodes[i].args {
+                    live[a.index()] = true;
+                }
+            }
+        }
+        let mut uses = vec![0u32; graph.nodes.len()];
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if live[i] {
+                if node.shape.cols == Dim::Batch {
+                    return Err(format!("%{i} has a batch-wide column dimension {}", node.shape));
+                }
+                for a in &node.args {
+                    uses[a.index()] += 1;
+                }
+            }
+        }
+        for (_, id) in outputs {
+            uses[id.index()] += 1;
+        }
+        let mut lowerer = Lowerer {
+            graph,
+            live,
+            uses,
+            node_buffer: HashMap::new(),
+            leaf_buffer: HashMap::new(),
+            buffers: Vec::new(),
+            body: Vec::new(),
+            n_vars: 0,
+            n_locals: 0,
+            scratch_len: 0,
+            max_batch,
+            extents: HashMap::new(),
+        };
+        // Leaf buffers in a stable order: parameters, inputs, targets.
+        for (i, p) in graph.params.iter().enumerate() {
+            let id = lowerer.new_buffer(p.name.clone(), BufferKind::Param(i as u32), p.shape);
+            lowerer.leaf_buffer.insert(Op2::Param(i as u32), id);
+        }
+        for (i, v) in graph.inputs.iter().enumerate() {
+            let id = lowerer.new_buffer(v.name.clone(), BufferKind::Input(i as u32), Shape::batch(v.width));
+            lowerer.leaf_buffer.insert(Op2::Input(i as u32), id);
+        }
+        for (i, v) in graph.targets.iter().enumerate() {
+            let id = lowerer.new_buffer(v.name.clone(), BufferKind::Target(i as u32), Shape::batch(v.width));
+            lowerer.leaf_buffer.insert(Op2::Target(i as u32), id);
+        }
+        Ok(lowerer)
+    }
+
+    fn new_buffer(&mut self, name: String, kind: BufferKind, shape: Shape) -> BufferId {
+        self.buffers.push(Buffer { name, kind, shape });
+        BufferId(self.buffers.len() as u32 - 1)
+    }
+
+    fn scratch(&mut self, node: NodeId) -> BufferId {
+        let shape = self.graph.shape(node);
+        let offset = self.scratch_len;
+        // Keep every buffer 16-byte aligned for vector loads later.
+        self.scratch_len += shape.len(self.max_batch).next_multiple_of(4);
+        self.new_buffer(format!("{node}"), BufferKind::Scratch { offset }, shape)
+    }
+
+    fn var(&mut self, extent: Extent) -> LoopVar {
+        let var = LoopVar(self.n_vars);
+        self.n_vars += 1;
+        self.extents.insert(var, extent);
+        var
+    }
+
+    fn local(&mut self) -> Local {
+        self.n_locals += 1;
+        Local(self.n_locals - 1)
+    }
+
+    /// Whether a node's value is stored rather than recomputed where used.
+    fn needs_buffer(&self, id: NodeId) -> bool {
+        let node = self.graph.node(id);
+        match node.op {
+            Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Const(_) | Op::Hyper(_) | Op::BatchSize => false,
+            Op::MatMul { .. } | Op::Sum { .. } | Op::Softmax | Op::LogSoftmax | Op::PadCols { .. } | Op::ConcatCols => {
+                true
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Broadcast | Op::SliceCols { .. } => {
+                // Shared values are computed once; so are operands that a
+                // consumer reads many times (matmul, softmax) and scalars
+                // broadcast into larger loops.
+                self.uses[id.index()] > 1 || self.read_repeatedly(id) || node.shape.is_scalar()
+            }
+        }
+    }
+
+    fn read_repeatedly(&self, id: NodeId) -> bool {
+        self.graph.nodes.iter().enumerate().any(|(i, user)| {
+            self.live[i]
+                && user.args.contains(&id)
+                && matches!(user.op, Op::MatMul { .. } | Op::Softmax | Op::LogSoftmax)
+        })
+    }
+
+    fn emit_all(&mut self, outputs: &[(String, NodeId)]) -> Result<(), String> {
+        let output_nodes: Vec<NodeId> = outputs.iter().map(|(_, id)| *id).collect();
+        let predict = outputs.iter().find(|(n, _)| n == "predict").map(|(_, id)| *id);
+        let updates: Vec<(u32, NodeId)> = outputs
+            .iter()
+            .filter_map(|(name, id)| {
+                let param = name.strip_prefix("update.")?;
+                let index = self.graph.params.iter().position(|p| p.name == param)?;
+                Some((index as u32, *id))
+            })
+            .collect();
+        // 1. Buffered nodes in topological order, except the update outputs.
+        for i in 0..self.graph.nodes.len() {
+            let id = NodeId(i as u32);
+            if !self.live[i] || !self.needs_buffer(id) || updates.iter().any(|(_, u)| *u == id) {
+                continue;
+            }
+            let buffer = if Some(id) == predict {
+                self.new_buffer("predict".into(), BufferKind::Predict, self.graph.shape(id))
+            } else {
+                self.scratch(id)
+            };
+            let stmts = self.compute(id, buffer);
+            self.body.extend(stmts);
+            self.node_buffer.insert(id, buffer);
+        }
+        // 2. The loss, before any parameter changes.
+        if let Some((_, loss)) = outputs.iter().find(|(n, _)| n == "loss") {
+            let value = self.expr_at(*loss, Pos::ZERO, Pos::ZERO);
+            self.body.push(Stmt::StoreLoss(value));
+        }
+        // 3. The prediction, if it was not computed into its buffer already.
+        if let Some(predict) = predict
+            && !self.node_buffer.contains_key(&predict)
+        {
+            let buffer = self.new_buffer("predict".into(), BufferKind::Predict, self.graph.shape(predict));
+            let stmts = self.compute(predict, buffer);
+            self.body.extend(stmts);
+        }
+        // 4. Updates: in place, unless another update still reads the old value.
+        let reads: Vec<Vec<(u32, bool)>> = updates.iter().map(|(_, u)| self.inline_reads(*u)).collect();
+        let mut deferred = Vec::new();
+        for (k, (param, update)) in updates.iter().enumerate() {
+            let read_later = reads.iter().enumerate().any(|(j, r)| j != k && r.iter().any(|(p, _)| p == param));
+            let reindexed = reads[k].iter().any(|(p, shifted)| p == param && *shifted);
+            let param_buffer = self.leaf_buffer[&Op2::Param(*param)];
+            if read_later || reindexed {
+                let temp = self.scratch(*update);
+                let stmts = self.compute(*update, temp);
+                self.body.extend(stmts);
+                deferred.push((param_buffer, temp, self.graph.shape(*update)));
+            } else {
+                let stmts = self.compute(*update, param_buffer);
+                self.body.extend(stmts);
+            }
+        }
+        for (param_buffer, temp, shape) in deferred {
+            let stmts = self.for_each(shape, |lw, r, c| {
+                let index = lw.index(shape, r, c);
+                vec![Stmt::Store { buffer: param_buffer, index: index.clone(), value: Expr::Load(temp, index) }]
+            });
+            self.body.extend(stmts);
+        }
+        let _ = output_nodes;
+        Ok(())
+    }
+
+    /// Parameters an expression reads through inlined nodes, and whether the
+    /// read goes through a change of index (a slice or broadcast).
+    fn inline_reads(&self, id: NodeId) -> Vec<(u32, bool)> {
+        let mut out = Vec::new();
+        let mut stack = vec![(id, false)];
+        while let Some((n, shifted)) = stack.pop() {
+            let node = self.graph.node(n);
+            if let Op::Param(p) = node.op {
+                out.push((p, shifted));
+                continue;
+            }
+            if n != id && self.node_buffer.contains_key(&n) {
+                continue;
+            }
+            let changes_index = matches!(node.op, Op::SliceCols { .. } | Op::Broadcast);
+            for a in &node.args {
+                stack.push((*a, shifted || changes_index));
+            }
+        }
+        out
+    }
+
+    fn index(&self, shape: Shape, row: Pos, col: Pos) -> Index {
+        let cols = match shape.cols {
+            Dim::Fixed(n) => n,
+            Dim::Batch => unreachable!("rejected in Lowerer::new"),
+        };
+        let mut terms = Vec::new();
+        if let Some(v) = row.var {
+            terms.push((v, cols));
+        }
+        if let Some(v) = col.var {
+            terms.push((v, 1));
+        }
+        Index { terms, offset: row.offset * cols + col.offset }
+    }
+
+    fn extent(dim: Dim) -> Extent {
+        match dim {
+            Dim::Batch => Extent::Batch,
+            Dim::Fixed(n) => Extent::Fixed(n),
+        }
+    }
+
+    /// Loops over every element of `shape` (size-1 dimensions get no loop).
+    fn for_each(&mut self, shape: Shape, body: impl FnOnce(&mut Self, Pos, Pos) -> Vec<Stmt>) -> Vec<Stmt> {
+        let row_var = (!shape.rows.is_one()).then(|| self.var(Self::extent(shape.rows)));
+        let col_var = (!shape.cols.is_one()).then(|| self.var(Self::extent(shape.cols)));
+        let row = Pos { var: row_var, offset: 0 };
+        let col = Pos { var: col_var, offset: 0 };
+        let mut stmts = body(self, row, col);
+        if let Some(var) = col_var {
+            stmts = vec![Stmt::Loop { var, extent: Self::extent(shape.cols), body: stmts }];
+        }
+        if let Some(var) = row_var {
+            stmts = vec![Stmt::Loop { var, extent: Self::extent(shape.rows), body: stmts }];
+        }
+        stmts
+    }
+
+    /// Statements that store node `id` into `buffer`.
+    fn compute(&mut self, id: NodeId, buffer: BufferId) -> Vec<Stmt> {
+        let node = self.graph.node(id).clone();
+        let shape = node.shape;
+        match node.op {
+            Op::MatMul { trans_a, trans_b } => {
+                let (a, b) = (node.args[0], node.args[1]);
+                let a_shape = self.graph.shape(a);
+                let inner = if trans_a { a_shape.rows } else { a_shape.cols };
+                self.for_each(shape, |lw, r, c| {
+                    let acc = lw.local();
+                    let k = lw.var(Self::extent(inner));
+                    let kp = Pos { var: Some(k), offset: 0 };
+                    let lhs = if trans_a { lw.expr_at(a, kp, r) } else { lw.expr_at(a, r, kp) };
+                    let rhs = if trans_b { lw.expr_at(b, c, kp) } else { lw.expr_at(b, kp, c) };
+                    let product = Expr::Binary(BinaryOp::Mul, Box::new(lhs), Box::new(rhs));
+                    vec![
+                        Stmt::Assign { local: acc, value: Expr::Const(0.0) },
+                        Stmt::Loop {
+                            var: k,
+                            extent: Self::extent(inner),
+                            body: vec![Stmt::Assign { local: acc, value: add(Expr::Local(acc), product) }],
+                        },
+                        Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Local(acc) },
+                    ]
+                })
+            }
+            Op::Sum { rows, cols } => {
+                let a = node.args[0];
+                let from = self.graph.shape(a);
+                self.for_each(shape, |lw, r, c| {
+                    let acc = lw.local();
+                    let reduced_rows = (rows && !from.rows.is_one()).then(|| lw.var(Self::extent(from.rows)));
+                    let reduced_cols = (cols && !from.cols.is_one()).then(|| lw.var(Self::extent(from.cols)));
+                    let ar = reduced_rows.map_or(r, |v| Pos { var: Some(v), offset: 0 });
+                    let ac = reduced_cols.map_or(c, |v| Pos { var: Some(v), offset: 0 });
+                    let value = lw.expr_at(a, ar, ac);
+                    let mut inner = vec![Stmt::Assign { local: acc, value: add(Expr::Local(acc), value) }];
+                    if let Some(v) = reduced_cols {
+                        inner = vec![Stmt::Loop { var: v, extent: Self::extent(from.cols), body: inner }];
+                    }
+                    if let Some(v) = reduced_rows {
+                        inner = vec![Stmt::Loop { var: v, extent: Self::extent(from.rows), body: inner }];
+                    }
+                    let mut stmts = vec![Stmt::Assign { local: acc, value: Expr::Const(0.0) }];
+                    stmts.extend(inner);
+                    stmts.push(Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Local(acc) });
+                    stmts
+                })
+            }
+            Op::Softmax | Op::LogSoftmax => {
+                let a = node.args[0];
+                let log = node.op == Op::LogSoftmax;
+                let row_shape = Shape::new(shape.rows, Dim::Fixed(1));
+                self.for_each(row_shape, |lw, r, _| {
+                    let (max, sum) = (lw.local(), lw.local());
+                    let width = Self::extent(shape.cols);
+                    let (j1, j2, j3) = (lw.var(width), lw.var(width), lw.var(width));
+                    let at = |lw: &mut Self, j: LoopVar| lw.expr_at(a, r, Pos { var: Some(j), offset: 0 });
+                    let x1 = at(lw, j1);
+                    let x2 = at(lw, j2);
+                    let x3 = at(lw, j3);
+                    let shifted = |x: Expr| Expr::Binary(BinaryOp::Sub, Box::new(x), Box::new(Expr::Local(max)));
+                    let out = if log {
+                        let log_sum = Expr::Unary(UnaryOp::Log, Box::new(Expr::Local(sum)));
+                        Expr::Binary(BinaryOp::Sub, Box::new(shifted(x3)), Box::new(log_sum))
+                    } else {
+                        let e = Expr::Unary(UnaryOp::Exp, Box::new(shifted(x3)));
+                        Expr::Binary(BinaryOp::Div, Box::new(e), Box::new(Expr::Local(sum)))
+                    };
+                    let store_index = lw.index(shape, r, Pos { var: Some(j3), offset: 0 });
+                    vec![
+                        Stmt::Assign { local: max, value: Expr::Const(f32::NEG_INFINITY) },
+                        Stmt::Loop {
+                            var: j1,
+                            extent: width,
+                            body: vec![Stmt::Assign {
+                                local: max,
+                                value: Expr::Binary(BinaryOp::Max, Box::new(Expr::Local(max)), Box::new(x1)),
+                            }],
+                        },
+                        Stmt::Assign { local: sum, value: Expr::Const(0.0) },
+                        Stmt::Loop {
+                            var: j2,
+                            extent: width,
+                            body: vec![Stmt::Assign {
+                                local: sum,
+                                value: add(Expr::Local(sum), Expr::Unary(UnaryOp::Exp, Box::new(shifted(x2)))),
+                            }],
+                        },
+                        Stmt::Loop { var: j3, extent: width, body: vec![Stmt::Store { buffer, index: store_index, value: out }] },
+                    ]
+                })
+            }
+            Op::PadCols { start } => {
+                let a = node.args[0];
+                let a_shape = self.graph.shape(a);
+                let mut stmts = self.for_each(shape, |lw, r, c| {
+                    vec![Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Const(0.0) }]
+                });
+                stmts.extend(self.for_each(a_shape, |lw, r, c| {
+                    let value = lw.expr_at(a, r, c);
+                    vec![Stmt::Store { buffer, index: lw.index(shape, r, c.shifted(start)), value }]
+                }));
+                stmts
+            }
+            Op::ConcatCols => {
+                let mut stmts = Vec::new();
+                let mut start = 0;
+                for a in node.args.clone() {
+                    let a_shape = self.graph.shape(a);
+                    stmts.extend(self.for_each(a_shape, |lw, r, c| {
+                        let value = lw.expr_at(a, r, c);
+                        vec![Stmt::Store { buffer, index: lw.index(shape, r, c.shifted(start)), value }]
+                    }));
+                    start += a_shape.width().expect("fixed widths");
+                }
+                stmts
+            }
+            _ => self.for_each(shape, |lw, r, c| {
+                let value = lw.inline(id, r, c);
+                vec![Stmt::Store { buffer, index: lw.index(shape, r, c), value }]
+            }),
+        }
+    }
+
+    /// The value of node `id` at `[row, col]` as an expression: a load from
+    /// its buffer, or its computation inlined.
+    fn expr_at(&mut self, id: NodeId, row: Pos, col: Pos) -> Expr {
+        let shape = self.graph.shape(id);
+        // Size-1 dimensions broadcast: always index 0.
+        let row = if shape.rows.is_one() { Pos::ZERO } else { row };
+        let col = if shape.cols.is_one() { Pos::ZERO } else { col };
+        if let Some(&buffer) = self.node_buffer.get(&id) {
+            return Expr::Load(buffer, self.index(shape, row, col));
+        }
+        self.inline(id, row, col)
+    }
+
+    fn inline(&mut self, id: NodeId, row: Pos, col: Pos) -> Expr {
+        let node = self.graph.node(id).clone();
+        let leaf = |lw: &Self, key: Op2| Expr::Load(lw.leaf_buffer[&key], lw.index(node.shape, row, col));
+        match node.op {
+            Op::Input(i) => leaf(self, Op2::Input(i)),
+            Op::Target(i) => leaf(self, Op2::Target(i)),
+            Op::Param(i) => leaf(self, Op2::Param(i)),
+            Op::Const(c) => Expr::Const(c as f32),
+            Op::Hyper(Hyper::LearningRate) => Expr::LearningRate,
+            Op::BatchSize => Expr::BatchSize,
+            Op::Unary(u) => {
+                let x = self.expr_at(node.args[0], row, col);
+                unary(u, x)
+            }
+            Op::Binary(b) => {
+                let x = self.expr_at(node.args[0], row, col);
+                let y = self.expr_at(node.args[1], row, col);
+                let op = match b {
+                    Binary::Add => BinaryOp::Add,
+                    Binary::Sub => BinaryOp::Sub,
+                    Binary::Mul => BinaryOp::Mul,
+                    Binary::Div => BinaryOp::Div,
+                };
+                Expr::Binary(op, Box::new(x), Box::new(y))
+            }
+            Op::Broadcast => self.expr_at(node.args[0], row, col),
+            Op::SliceCols { start } => self.expr_at(node.args[0], row, col.shifted(start)),
+            _ => unreachable!("{} always has a buffer", node.op.name()),
+        }
+    }
+}
+
+fn add(x: Expr, y: Expr) -> Expr {
+    Expr::Binary(BinaryOp::Add, Box::new(x), Box::new(y))
+}
+
+/// A graph unary op as kernel expressions; non-integer powers via exp and log.
+fn unary(u: Unary, x: Expr) -> Expr {
+    let op = match u {
+        Unary::Neg => UnaryOp::Neg,
+        Unary::Exp => UnaryOp::Exp,
+        Unary::Log => UnaryOp::Log,
+        Unary::Tanh => UnaryOp::Tanh,
+        Unary::Sigmoid => UnaryOp::Sigmoid,
+        Unary::Relu => UnaryOp::Relu,
+        Unary::Abs => UnaryOp::Abs,
+        Unary::Step => UnaryOp::Step,
+        Unary::Sign => UnaryOp::Sign,
+        Unary::Pow(c) if c.fract() == 0.0 && c.abs() <= 64.0 => UnaryOp::Powi(c as i32),
+        Unary::Pow(c) => {
+            // x^c = exp(c · log x), as in libm for positive x.
+            let log = Expr::Unary(UnaryOp::Log, Box::new(x));
+            let scaled = Expr::Binary(BinaryOp::Mul, Box::new(Expr::Const(c as f32)), Box::new(log));
+            return Expr::Unary(UnaryOp::Exp, Box::new(scaled));
+        }
+    };
+    Expr::Unary(op, Box::new(x))
+}
+
+/// Prove that every load and store stays inside its buffer for every batch
+/// size up to `max_batch`. Code generation relies on this: it emits no
+/// run-time bounds checks.
+pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
+    fn max_index(index: &Index, extents: &HashMap<LoopVar, u32>) -> Result<usize, String> {
+        let mut max = index.offset as usize;
+        for (var, stride) in &index.terms {
+            let extent = extents.get(var).ok_or_else(|| format!("loop variable i{} used outside its loop", var.0))?;
+            max += (*extent as usize).saturating_sub(1) * *stride as usize;
+        }
+        Ok(max)
+    }
+    fn buffer_len(kernel: &Kernel, buffer: BufferId) -> usize {
+        kernel.buffers[buffer.0 as usize].shape.len(kernel.max_batch)
+    }
+    fn expr(kernel: &Kernel, e: &Expr, extents: &HashMap<LoopVar, u32>) -> Result<(), String> {
+        match e {
+            Expr::Load(b, index) => {
+                let max = max_index(index, extents)?;
+                if max >= buffer_len(kernel, *b) {
+                    return Err(format!("load from {} at {max} is out of bounds", kernel.buffers[b.0 as usize].name));
+                }
+                Ok(())
+            }
+            Expr::Unary(_, x) => expr(kernel, x, extents),
+            Expr::Binary(_, x, y) => {
+                expr(kernel, x, extents)?;
+                expr(kernel, y, extents)
+            }
+            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => Ok(()),
+        }
+    }
+    fn stmts(kernel: &Kernel, body: &[Stmt], extents: &mut HashMap<LoopVar, u32>) -> Result<(), String> {
+        for stmt in body {
+            match stmt {
+                Stmt::Loop { var, extent, body } => {
+                    let n = match extent {
+                        Extent::Fixed(n) => *n,
+                        Extent::Batch => kernel.max_batch as u32,
+                    };
+                    extents.insert(*var, n);
+                    stmts(kernel, body, extents)?;
+                    extents.remove(var);
+                }
+                Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
+                Stmt::Store { buffer, index, value } => {
+                    let max = max_index(index, extents)?;
+                    if max >= buffer_len(kernel, *buffer) {
+                        return Err(format!(
+                            "store to {} at {max} is out of bounds",
+                            kernel.buffers[buffer.0 as usize].name
+                        ));
+                    }
+                    expr(kernel, value, extents)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    for buffer in &kernel.buffers {
+        if let BufferKind::Scratch { offset } = buffer.kind
+            && offset + buffer.shape.len(kernel.max_batch) > kernel.scratch_len
+        {
+            return Err(format!("scratch buffer {} overruns the scratch area", buffer.name));
+        }
+    }
+    stmts(kernel, &kernel.body, &mut HashMap::new())
+}

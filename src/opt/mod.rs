@@ -1,0 +1,9 @@
+//! Optimisation of the graph IR before lowering.
+//!
+//! Today one pass, [`simplify`], run after autodiff and the optimizer step:
+//! it folds constants, applies algebraic identities and removes dead nodes;
+//! common subexpressions were already merged by the hash-consing builder.
+
+mod simplify;
+
+pub use simplify::{compact, simplify};

@@ -1,0 +1,254 @@
+//! Simplification: constant folding, algebraic identities and (through the
+//! hash-consing builder) common-subexpression elimination.
+//!
+//! The pass rebuilds the graph node by node. Each node is first rewritten in
+//! terms of the already-simplified arguments by [`rewrite`], which either
+//! returns an existing node (an identity such as `x·1 = x`), a new constant
+//! (folding), or a canonical form of the node (constants first in
+//! commutative ops, nested constant factors merged). Then dead nodes are
+//! dropped.
+
+use crate::ir::{Binary, Graph, Node, NodeId, Op, Origin, Shape, Unary};
+
+/// Simplify a graph; outputs keep their names.
+pub fn simplify(graph: &Graph) -> Graph {
+    let mut out = graph.empty_like();
+    let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        let args: Vec<NodeId> = node.args.iter().map(|a| map[a.index()]).collect();
+        let id = rewrite(&mut out, node, &args);
+        map.push(id);
+    }
+    for (name, id) in &graph.outputs {
+        out.set_output(name, map[id.index()]);
+    }
+    compact(&out)
+}
+
+/// A copy of the graph with only the nodes that reach an output.
+pub fn compact(graph: &Graph) -> Graph {
+    let live = graph.live();
+    let mut out = graph.empty_like();
+    let mut map: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !live[i] {
+            continue;
+        }
+        let args: Vec<NodeId> = node.args.iter().map(|a| map[a.index()].expect("live args are live")).collect();
+        map[i] = Some(out.add_declared(node.op.clone(), &args, node.shape, node.origin.clone()).expect("same shapes"));
+    }
+    for (name, id) in &graph.outputs {
+        out.set_output(name, map[id.index()].expect("outputs are live"));
+    }
+    out
+}
+
+struct Ctx<'a> {
+    graph: &'a mut Graph,
+    origin: Origin,
+    shape: Shape,
+}
+
+impl Ctx<'_> {
+    fn constant_of(&self, id: NodeId) -> Option<f64> {
+        match self.graph.node(id).op {
+            Op::Const(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// A constant of the node's own shape.
+    fn constant(&mut self, value: f64) -> NodeId {
+        self.graph.add_declared(Op::Const(value), &[], self.shape, self.origin.clone()).expect("const")
+    }
+
+    fn scalar(&mut self, value: f64) -> NodeId {
+        self.graph.add_declared(Op::Const(value), &[], Shape::SCALAR, self.origin.clone()).expect("const")
+    }
+
+    /// `x` at the node's shape: itself, or broadcast when it is smaller.
+    fn fit(&mut self, x: NodeId) -> NodeId {
+        if self.graph.shape(x) == self.shape {
+            return x;
+        }
+        if let Some(c) = self.constant_of(x) {
+            return self.constant(c);
+        }
+        self.graph.add_declared(Op::Broadcast, &[x], self.shape, self.origin.clone()).expect("broadcast")
+    }
+
+    fn make(&mut self, op: Op, args: &[NodeId]) -> NodeId {
+        let id = self.graph.add(op, args, self.origin.clone()).expect("rewrites keep shapes");
+        self.fit(id)
+    }
+}
+
+fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
+    let mut ctx = Ctx { graph, origin: node.origin.clone(), shape: node.shape };
+    let consts: Vec<Option<f64>> = args.iter().map(|&a| ctx.constant_of(a)).collect();
+    match &node.op {
+        Op::Unary(u) => {
+            if let Some(c) = consts[0] {
+                return ctx.constant(u.eval(c));
+            }
+            let x = args[0];
+            match (u, &ctx.graph.node(x).op) {
+                (Unary::Neg, Op::Unary(Unary::Neg)) => return ctx.graph.node(x).args[0],
+                (Unary::Pow(c), _) if *c == 1.0 => return x,
+                (Unary::Pow(c), _) if *c == 0.0 => return ctx.constant(1.0),
+                (Unary::Pow(c), Op::Unary(Unary::Pow(d))) => {
+                    let base = ctx.graph.node(x).args[0];
+                    if d.fract() == 0.0 && c.fract() == 0.0 {
+                        return ctx.make(Op::Unary(Unary::Pow(c * d)), &[base]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Op::Binary(b) => {
+            if let (Some(x), Some(y)) = (consts[0], consts[1]) {
+                return ctx.constant(b.eval(x, y));
+            }
+            if let Some(id) = binary(&mut ctx, *b, args[0], args[1], consts[0], consts[1]) {
+                return id;
+            }
+        }
+        Op::Broadcast => {
+            if let Some(c) = consts[0] {
+                return ctx.constant(c);
+            }
+            if ctx.graph.shape(args[0]) == node.shape {
+                return args[0];
+            }
+        }
+        Op::Sum { .. } => {
+            // Σ of a constant without batch dimensions is the constant times the count.
+            let from = ctx.graph.shape(args[0]);
+            if let Some(c) = consts[0]
+                && from.rows != crate::ir::Dim::Batch
+                && from.cols != crate::ir::Dim::Batch
+            {
+                let count = (from.len(1) / node.shape.len(1)) as f64;
+                return ctx.constant(c * count);
+            }
+        }
+        _ => {}
+    }
+    ctx.graph.add_declared(node.op.clone(), args, node.shape, node.origin.clone()).expect("same shapes")
+}
+
+/// Identities and canonical forms for `x ⊕ y`; `None` keeps the node.
+fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: Option<f64>) -> Option<NodeId> {
+    // Constant factors first in products, so that they meet and merge.
+    if b == Binary::Mul && cy.is_some() && cx.is_none() {
+        return binary(ctx, b, y, x, cy, cx).or_else(|| Some(ctx.make(Op::Binary(Binary::Mul), &[y, x])));
+    }
+    let op_of = |ctx: &Ctx, id: NodeId| ctx.graph.node(id).op.clone();
+    let arg = |ctx: &Ctx, id: NodeId, i: usize| ctx.graph.node(id).args[i];
+    match b {
+        Binary::Add => {
+            if cx == Some(0.0) {
+                return Some(ctx.fit(y));
+            }
+            if cy == Some(0.0) {
+                return Some(ctx.fit(x));
+            }
+            // x + (-y) = x - y
+            if op_of(ctx, y) == Op::Unary(Unary::Neg) {
+                let inner = arg(ctx, y, 0);
+                return Some(ctx.make(Op::Binary(Binary::Sub), &[x, inner]));
+            }
+            if op_of(ctx, x) == Op::Unary(Unary::Neg) {
+                let inner = arg(ctx, x, 0);
+                return Some(ctx.make(Op::Binary(Binary::Sub), &[y, inner]));
+            }
+            // Constants last in sums, negative ones as subtraction: x^2 - 1.
+            if let Some(c) = cx {
+                return Some(if c < 0.0 {
+                    let positive = ctx.scalar(-c);
+                    ctx.make(Op::Binary(Binary::Sub), &[y, positive])
+                } else {
+                    ctx.make(Op::Binary(Binary::Add), &[y, x])
+                });
+            }
+            if let Some(c) = cy
+                && c < 0.0
+            {
+                let positive = ctx.scalar(-c);
+                return Some(ctx.make(Op::Binary(Binary::Sub), &[x, positive]));
+            }
+        }
+        Binary::Sub => {
+            if cy == Some(0.0) {
+                return Some(ctx.fit(x));
+            }
+            if cx == Some(0.0) {
+                return Some(ctx.make(Op::Unary(Unary::Neg), &[y]));
+            }
+            if x == y {
+                return Some(ctx.constant(0.0));
+            }
+            if op_of(ctx, y) == Op::Unary(Unary::Neg) {
+                let inner = arg(ctx, y, 0);
+                return Some(ctx.make(Op::Binary(Binary::Add), &[x, inner]));
+            }
+        }
+        Binary::Mul => {
+            if cx == Some(0.0) || cy == Some(0.0) {
+                return Some(ctx.constant(0.0));
+            }
+            if cx == Some(1.0) {
+                return Some(ctx.fit(y));
+            }
+            if cy == Some(1.0) {
+                return Some(ctx.fit(x));
+            }
+            if cx == Some(-1.0) {
+                return Some(ctx.make(Op::Unary(Unary::Neg), &[y]));
+            }
+            if cy == Some(-1.0) {
+                return Some(ctx.make(Op::Unary(Unary::Neg), &[x]));
+            }
+            // Constant factors merged: c1 · (c2 · z) = (c1 c2) · z.
+            if let Some(c1) = cx
+                && op_of(ctx, y) == Op::Binary(Binary::Mul)
+                && let Some(c2) = ctx.constant_of(arg(ctx, y, 0))
+                && ctx.graph.shape(arg(ctx, y, 0)).is_scalar()
+            {
+                let z = arg(ctx, y, 1);
+                let product = ctx.scalar(c1 * c2);
+                return Some(ctx.make(Op::Binary(Binary::Mul), &[product, z]));
+            }
+            // (−a) · (−b) = a · b; a pulled-out minus sign otherwise.
+            let (nx, ny) = (op_of(ctx, x) == Op::Unary(Unary::Neg), op_of(ctx, y) == Op::Unary(Unary::Neg));
+            if nx && ny {
+                let (a, c) = (arg(ctx, x, 0), arg(ctx, y, 0));
+                return Some(ctx.make(Op::Binary(Binary::Mul), &[a, c]));
+            }
+            // z · z = z^2
+            if x == y {
+                return Some(ctx.make(Op::Unary(Unary::Pow(2.0)), &[x]));
+            }
+        }
+        Binary::Div => {
+            if cy == Some(1.0) {
+                return Some(ctx.fit(x));
+            }
+            if cx == Some(0.0) {
+                return Some(ctx.constant(0.0));
+            }
+            // x / c = (1/c) · x, so constant factors can merge.
+            if let Some(c) = cy
+                && c != 0.0
+                && ctx.graph.shape(y).is_scalar()
+            {
+                let inverse = ctx.scalar(1.0 / c);
+                let node = ctx.graph.add(Op::Binary(Binary::Mul), &[inverse, x], ctx.origin.clone()).ok()?;
+                let node_data = ctx.graph.node(node).clone();
+                let args = node_data.args.clone();
+                return Some(rewrite(ctx.graph, &node_data, &args));
+            }
+        }
+    }
+    None
+}

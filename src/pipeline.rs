@@ -1,0 +1,98 @@
+//! The pipeline: every stage in order, each returning what it produced.
+//!
+//! The CLI, the tests and the benches all go through these functions, so no
+//! stage is wired twice:
+//!
+//! ```text
+//! text ─parse─▶ AST ─check─▶ Program (graph) ─grad─▶ + gradients + update
+//!      ─simplify─▶ graph ─lower─▶ kernel IR ─compile─▶ native code ─run─▶ outcome
+//! ```
+
+use crate::codegen::{self, Compiled, Options};
+use crate::diag::Diagnostic;
+use crate::ir::Graph;
+use crate::ir::program::Program;
+use crate::kernel::{self, Kernel, KernelKind};
+use crate::syntax::{self, ast};
+use crate::{autodiff, check, opt, optimizer};
+use std::time::Instant;
+
+/// Parse and check a model file.
+pub struct Frontend {
+    pub ast: ast::File,
+    pub program: Program,
+    pub parse_ms: f64,
+    pub check_ms: f64,
+}
+
+/// Parse and check `text`; all diagnostics of the first failing stage.
+pub fn frontend(text: &str) -> Result<Frontend, Vec<Diagnostic>> {
+    let start = Instant::now();
+    let ast = syntax::parse(text)?;
+    let parse_ms = ms(start);
+    let start = Instant::now();
+    let program = check::check(&ast)?;
+    let check_ms = ms(start);
+    Ok(Frontend { ast, program, parse_ms, check_ms })
+}
+
+/// The graphs derived from a program.
+pub struct Graphs {
+    /// Forward graph, gradients and updates as autodiff built them.
+    pub grad: Graph,
+    /// The same after simplification: what the training kernel computes.
+    pub train: Graph,
+    /// The simplified forward graph: what the evaluation kernel computes.
+    pub eval: Graph,
+    pub grad_ms: f64,
+}
+
+/// Differentiate, add the optimizer step, and simplify.
+pub fn graphs(program: &Program) -> Graphs {
+    let start = Instant::now();
+    let mut grad = program.graph.clone();
+    autodiff::grad(&mut grad);
+    optimizer::step(&mut grad, program.train.optimizer.value);
+    let train = opt::simplify(&grad);
+    let eval = opt::simplify(&program.graph);
+    let grad_ms = ms(start);
+    debug_assert_verified(&[&grad, &train, &eval]);
+    Graphs { grad, train, eval, grad_ms }
+}
+
+fn debug_assert_verified(graphs: &[&Graph]) {
+    if cfg!(debug_assertions) {
+        for graph in graphs {
+            if let Err(err) = crate::ir::verify::verify(graph) {
+                panic!("IR verification failed (a compiler bug):\n{err}");
+            }
+        }
+    }
+}
+
+/// The training and evaluation kernels for batches of `batch` rows and an
+/// evaluation over `rows` rows.
+pub fn kernels(graphs: &Graphs, batch: usize, rows: usize) -> Result<(Kernel, Kernel), String> {
+    let train = kernel::lower(&graphs.train, KernelKind::Train, batch)?;
+    let eval = kernel::lower(&graphs.eval, KernelKind::Eval, rows)?;
+    Ok((train, eval))
+}
+
+/// Both kernels compiled.
+pub struct Native {
+    pub train: Compiled,
+    pub eval: Compiled,
+    pub compile_ms: f64,
+}
+
+pub fn compile(program: &Program, kernels: &(Kernel, Kernel), options: Options) -> Result<Native, String> {
+    let start = Instant::now();
+    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
+    let train = codegen::compile(&kernels.0, &shapes, options)?;
+    let eval = codegen::compile(&kernels.1, &shapes, options)?;
+    Ok(Native { train, eval, compile_ms: ms(start) })
+}
+
+pub fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}

@@ -1,0 +1,8 @@
+//! Runtime: data in, kernels called, metrics out.
+//!
+//! [`data`] reads and binds the CSV once into contiguous matrices;
+//! [`train`] owns the parameters and calls the compiled training kernel
+//! once per epoch, watching for divergence, then evaluates the final model.
+
+pub mod data;
+pub mod train;

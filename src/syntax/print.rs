@@ -1,0 +1,313 @@
+//! The AST as text: a tree dump ([`ast`]) and `.nn` source ([`source`]).
+//!
+//! The dump is what `nnc ir --stage ast` shows: one node per line, two spaces
+//! of indent per level, each node with its span as `@start..end`. Every field
+//! of every node is there; absent optional parts (a data declaration without a
+//! width, say) are simply not printed.
+//!
+//! ```text
+//! file
+//!   data @0..26
+//!     input @7..17
+//!       ident x @13..14
+//!       width
+//!         number 3 @15..16
+//!       modifier standardize @… (one line per modifier)
+//!   param @27..38
+//!     ident x @33..34
+//!     number 0 @37..38
+//!   loss @39..55
+//!     binary - @44..55
+//!       binary / @44..51
+//!         binary ^ @44..47
+//!           name x @44..45
+//!           number 3 @46..47
+//!         number 3 @50..51
+//!       name x @54..55
+//!   train @…
+//!     setting @…
+//!       ident optimizer @…
+//!       call @…
+//!         callee sgd @…
+//!         arg lr @…        (a named argument: its name and the name's span)
+//!           number 0.1 @…
+//! ```
+//!
+//! Positional arguments appear directly under their call; `neg`, `list` and
+//! `binary OP` are the other expression nodes.
+//!
+//! [`source`] prints valid `.nn` text with only the parentheses precedence
+//! needs, so `parse(source(parse(s)))` equals `parse(s)` up to spans. That
+//! holds for any AST the parser produces; a hand-built AST with a negative,
+//! infinite or NaN number, or a name that is not an identifier, prints as
+//! something that does not parse back to the same tree.
+
+use crate::syntax::ast::{BinOp, DataKind, Expr, ExprKind, File, Ident, Item};
+use std::fmt::Write as _;
+
+/// The tree dump of a whole file.
+pub fn ast(file: &File) -> String {
+    let mut out = String::from("file\n");
+    for item in &file.items {
+        dump_item(&mut out, 1, item);
+    }
+    out
+}
+
+/// `.nn` source for a whole file: one item per paragraph, one declaration,
+/// layer or setting per line.
+pub fn source(file: &File) -> String {
+    let items: Vec<String> = file.items.iter().map(item_source).collect();
+    items.join("\n")
+}
+
+/// The shortest text that parses back to the same number: `3`, `0.05`, `1e-7`.
+pub fn number(value: f64) -> String {
+    let text = format!("{value:?}");
+    match text.strip_suffix(".0") {
+        Some(integer) => integer.to_string(),
+        None => text,
+    }
+}
+
+/// An expression as `.nn` source.
+pub fn expr(expr: &Expr) -> String {
+    let mut out = String::new();
+    write_expr(&mut out, expr);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Tree dump
+
+fn line(out: &mut String, depth: usize, text: std::fmt::Arguments<'_>) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+    let _ = out.write_fmt(text);
+    out.push('\n');
+}
+
+fn dump_ident(out: &mut String, depth: usize, role: &str, ident: &Ident) {
+    line(out, depth, format_args!("{role} {} @{}", ident.name, ident.span));
+}
+
+fn dump_item(out: &mut String, depth: usize, item: &Item) {
+    match item {
+        Item::Data(block) => {
+            line(out, depth, format_args!("data @{}", block.span));
+            for decl in &block.decls {
+                let kind = match decl.kind {
+                    DataKind::Input => "input",
+                    DataKind::Target => "target",
+                };
+                line(out, depth + 1, format_args!("{kind} @{}", decl.span));
+                dump_ident(out, depth + 2, "ident", &decl.name);
+                if let Some(width) = &decl.width {
+                    line(out, depth + 2, format_args!("width"));
+                    dump_expr(out, depth + 3, width);
+                }
+                if let Some(source) = &decl.source {
+                    line(out, depth + 2, format_args!("source"));
+                    dump_expr(out, depth + 3, source);
+                }
+                for modifier in &decl.modifiers {
+                    dump_ident(out, depth + 2, "modifier", modifier);
+                }
+            }
+        }
+        Item::Model(block) => {
+            line(out, depth, format_args!("model @{}", block.span));
+            for layer in &block.layers {
+                line(out, depth + 1, format_args!("binding @{}", layer.span));
+                dump_ident(out, depth + 2, "ident", &layer.name);
+                dump_expr(out, depth + 2, &layer.value);
+            }
+        }
+        Item::Param(param) => {
+            line(out, depth, format_args!("param @{}", param.span));
+            dump_ident(out, depth + 1, "ident", &param.name);
+            dump_expr(out, depth + 1, &param.init);
+        }
+        Item::Loss(loss) => {
+            line(out, depth, format_args!("loss @{}", loss.span));
+            dump_expr(out, depth + 1, &loss.expr);
+        }
+        Item::Train(block) => {
+            line(out, depth, format_args!("train @{}", block.span));
+            for setting in &block.settings {
+                line(out, depth + 1, format_args!("setting @{}", setting.span));
+                dump_ident(out, depth + 2, "ident", &setting.name);
+                dump_expr(out, depth + 2, &setting.value);
+            }
+        }
+    }
+}
+
+fn dump_expr(out: &mut String, depth: usize, expr: &Expr) {
+    let span = expr.span;
+    match &expr.kind {
+        ExprKind::Number(value) => line(out, depth, format_args!("number {} @{span}", number(*value))),
+        ExprKind::Name(name) => line(out, depth, format_args!("name {name} @{span}")),
+        ExprKind::Call { callee, args } => {
+            line(out, depth, format_args!("call @{span}"));
+            dump_ident(out, depth + 1, "callee", callee);
+            for arg in args {
+                match &arg.name {
+                    Some(name) => {
+                        dump_ident(out, depth + 1, "arg", name);
+                        dump_expr(out, depth + 2, &arg.value);
+                    }
+                    None => dump_expr(out, depth + 1, &arg.value),
+                }
+            }
+        }
+        ExprKind::Neg(operand) => {
+            line(out, depth, format_args!("neg @{span}"));
+            dump_expr(out, depth + 1, operand);
+        }
+        ExprKind::Binary { op, lhs, rhs } => {
+            line(out, depth, format_args!("binary {} @{span}", op.symbol()));
+            dump_expr(out, depth + 1, lhs);
+            dump_expr(out, depth + 1, rhs);
+        }
+        ExprKind::List(items) => {
+            line(out, depth, format_args!("list @{span}"));
+            for item in items {
+                dump_expr(out, depth + 1, item);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Source
+
+fn item_source(item: &Item) -> String {
+    match item {
+        Item::Data(block) => {
+            let lines = block.decls.iter().map(|decl| {
+                let mut text = match decl.kind {
+                    DataKind::Input => format!("input {}", decl.name.name),
+                    DataKind::Target => format!("target {}", decl.name.name),
+                };
+                if let Some(width) = &decl.width {
+                    let _ = write!(text, "[{}]", expr(width));
+                }
+                if let Some(source) = &decl.source {
+                    let _ = write!(text, " = {}", expr(source));
+                }
+                for modifier in &decl.modifiers {
+                    let _ = write!(text, " {}", modifier.name);
+                }
+                text
+            });
+            block_source("data", lines)
+        }
+        Item::Model(block) => block_source(
+            "model",
+            block.layers.iter().map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
+        ),
+        Item::Param(param) => format!("param {} = {}\n", param.name.name, expr(&param.init)),
+        Item::Loss(loss) => format!("loss {}\n", expr(&loss.expr)),
+        Item::Train(block) => block_source(
+            "train",
+            block
+                .settings
+                .iter()
+                .map(|setting| format!("{} = {}", setting.name.name, expr(&setting.value))),
+        ),
+    }
+}
+
+fn block_source(keyword: &str, lines: impl Iterator<Item = String>) -> String {
+    let mut out = format!("{keyword} {{\n");
+    let mut empty = true;
+    for text in lines {
+        let _ = writeln!(out, "  {text}");
+        empty = false;
+    }
+    if empty {
+        return format!("{keyword} {{}}\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// Binding strength: `+ -` 1, `* /` 2, prefix minus 3, `^` 4, atoms 5.
+fn precedence(expr: &Expr) -> u8 {
+    match &expr.kind {
+        ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
+        ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
+        ExprKind::Neg(_) => 3,
+        ExprKind::Number(value) if value.is_sign_negative() => 3,
+        ExprKind::Binary { op: BinOp::Pow, .. } => 4,
+        _ => 5,
+    }
+}
+
+/// Writes `expr`, in parentheses if it binds looser than `min`.
+fn write_operand(out: &mut String, expr: &Expr, min: u8) {
+    if precedence(expr) < min {
+        out.push('(');
+        write_expr(out, expr);
+        out.push(')');
+    } else {
+        write_expr(out, expr);
+    }
+}
+
+fn write_expr(out: &mut String, expr: &Expr) {
+    match &expr.kind {
+        ExprKind::Number(value) => out.push_str(&number(*value)),
+        ExprKind::Name(name) => out.push_str(name),
+        ExprKind::Call { callee, args } => {
+            out.push_str(&callee.name);
+            out.push('(');
+            for (i, arg) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if let Some(name) = &arg.name {
+                    out.push_str(&name.name);
+                    out.push_str(" = ");
+                }
+                write_expr(out, &arg.value);
+            }
+            out.push(')');
+        }
+        ExprKind::Neg(operand) => {
+            out.push('-');
+            write_operand(out, operand, 3);
+        }
+        ExprKind::Binary { op, lhs, rhs } => {
+            // Left-associative operators need parentheses on an equal-strength
+            // right operand; `^` is right-associative and takes a negated exponent.
+            let (lhs_min, rhs_min) = match op {
+                BinOp::Add | BinOp::Sub => (1, 2),
+                BinOp::Mul | BinOp::Div => (2, 3),
+                BinOp::Pow => (5, 3),
+            };
+            write_operand(out, lhs, lhs_min);
+            match op {
+                BinOp::Pow => out.push('^'),
+                _ => {
+                    out.push(' ');
+                    out.push_str(op.symbol());
+                    out.push(' ');
+                }
+            }
+            write_operand(out, rhs, rhs_min);
+        }
+        ExprKind::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_expr(out, item);
+            }
+            out.push(']');
+        }
+    }
+}
