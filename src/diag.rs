@@ -71,10 +71,6 @@ impl fmt::Display for Report<'_> {
 impl std::error::Error for Report<'_> {}
 
 impl miette::Diagnostic for Report<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.diag.code))
-    }
-
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
@@ -127,8 +123,9 @@ pub fn render(diags: &[Diagnostic], file_name: &str, source: &str, style: Style)
         out.push_str(&format!("error[{}]: {}\n  --> {location}\n", diag.code, diag.message));
         let mut drawn = String::new();
         if handler.render_report(&mut drawn, &report).is_ok() {
-            // miette repeats the message as its first line; we printed our own header.
-            let body: Vec<&str> = drawn.lines().skip(1).collect();
+            // miette starts with the code and the message, which our header
+            // already gave; keep the drawing from the source box on.
+            let body: Vec<&str> = drawn.lines().skip_while(|l| !l.trim_start().starts_with(['╭', ','])).collect();
             out.push_str(&body.join("\n"));
             out.push('\n');
         }

@@ -11,7 +11,6 @@ use nnc::ir::program::{Program, Task};
 use nnc::pipeline::{self, Frontend};
 use nnc::runtime::data::{self, Dataset};
 use nnc::runtime::train::{self, Params, RunConfig};
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -395,21 +394,7 @@ fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -> Re
 
 fn grad(model: &Path) -> Result<(), Failure> {
     let (_, front) = read_model(model)?;
-    let program = &front.program;
-    let graphs = pipeline::graphs(program);
-    // Layer outputs print by name; the raw autodiff graph keeps the forward ids.
-    let names: HashMap<_, _> = program.named.iter().map(|(name, id)| (*id, name.clone())).collect();
-    let formula = |id| nnc::ir::math::formula(&graphs.grad, id, &names);
-    for (name, id) in &program.named {
-        println!("{name} = {}", formula(*id));
-    }
-    let loss = program.graph.output("loss").expect("a checked program has a loss");
-    println!("loss = {}", formula(loss));
-    println!();
-    for param in &program.graph.params {
-        let id = graphs.grad.output(&format!("grad.{}", param.name)).expect("autodiff adds every gradient");
-        println!("d loss/d {} = {}", param.name, formula(id));
-    }
+    print!("{}", pipeline::derivatives(&front.program));
     Ok(())
 }
 

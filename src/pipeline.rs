@@ -96,3 +96,52 @@ pub fn compile(program: &Program, kernels: &(Kernel, Kernel), options: Options) 
 pub fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
+
+/// The model and its derivatives as mathematics, for `nnc grad`: each layer
+/// and the loss, then `δv = ∂loss/∂v` for each layer from the output back,
+/// then the gradient of every parameter in terms of those.
+pub fn derivatives(program: &Program) -> String {
+    let mut graph = program.graph.clone();
+    autodiff::grad(&mut graph);
+    let layer_nodes: Vec<_> = program.named.iter().map(|(_, id)| *id).collect();
+    let deltas = autodiff::adjoints(&mut graph, &layer_nodes);
+    for ((name, _), delta) in program.named.iter().zip(&deltas) {
+        if let Some(delta) = delta {
+            graph.set_output(&format!("delta.{name}"), *delta);
+        }
+    }
+    for (name, id) in &program.named {
+        graph.set_output(&format!("layer.{name}"), *id);
+    }
+    let (graph, map) = opt::simplify_mapped(&graph);
+    let mut names = std::collections::HashMap::new();
+    for (name, id) in &program.named {
+        if let Some(new) = map[id.index()] {
+            names.insert(new, name.clone());
+        }
+        if let Some(delta) = graph.output(&format!("delta.{name}")) {
+            names.entry(delta).or_insert(format!("δ{name}"));
+        }
+    }
+    let formula = |id| crate::ir::math::formula(&graph, id, &names);
+    let mut out = String::new();
+    for (name, _) in &program.named {
+        let id = graph.output(&format!("layer.{name}")).expect("kept as an output");
+        out.push_str(&format!("{name} = {}\n", formula(id)));
+    }
+    out.push_str(&format!("loss = {}\n", formula(graph.output("loss").expect("a loss"))));
+    if !program.named.is_empty() {
+        out.push_str("\nwhere δv = d loss/d v:\n");
+        for (name, _) in program.named.iter().rev() {
+            if let Some(delta) = graph.output(&format!("delta.{name}")) {
+                out.push_str(&format!("δ{name} = {}\n", formula(delta)));
+            }
+        }
+    }
+    out.push('\n');
+    for param in &program.graph.params {
+        let id = graph.output(&format!("grad.{}", param.name)).expect("autodiff adds every gradient");
+        out.push_str(&format!("d loss/d {} = {}\n", param.name, formula(id)));
+    }
+    out
+}

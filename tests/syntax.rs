@@ -54,7 +54,10 @@ fn without_spans(file: &File) -> File {
                 for decl in &mut block.decls {
                     decl.span = Span::default();
                     strip_ident(&mut decl.name);
-                    decl.width.iter_mut().chain(decl.source.iter_mut()).for_each(strip_expr);
+                    decl.width
+                        .iter_mut()
+                        .chain(decl.source.iter_mut())
+                        .for_each(strip_expr);
                     decl.modifiers.iter_mut().for_each(strip_ident);
                 }
             }
@@ -124,7 +127,11 @@ fn assert_round_trip(file: &File) {
             render(&diags, "printed.nn", &text, Style::Plain)
         ),
     };
-    assert_eq!(without_spans(&reparsed), without_spans(file), "round trip changed\n{text}");
+    assert_eq!(
+        without_spans(&reparsed),
+        without_spans(file),
+        "round trip changed\n{text}"
+    );
     assert_eq!(print::source(&reparsed), text);
 }
 
@@ -141,7 +148,9 @@ fn assert_spans_exact(source: &str, file: &File) {
                 for decl in &block.decls {
                     inside(decl.span);
                     assert_span_exact(source, decl.name.span, Some(decl.span));
-                    decl.modifiers.iter().for_each(|m| assert_span_exact(source, m.span, Some(decl.span)));
+                    decl.modifiers
+                        .iter()
+                        .for_each(|m| assert_span_exact(source, m.span, Some(decl.span)));
                     for expr in decl.width.iter().chain(decl.source.iter()) {
                         assert_span_exact(source, expr.span, Some(decl.span));
                         exprs.push(expr);
@@ -210,14 +219,24 @@ fn assert_spans_exact(source: &str, file: &File) {
 }
 
 fn assert_span_exact(source: &str, span: Span, parent: Option<Span>) {
-    assert!(span.end as usize <= source.len(), "span {span:?} outside the file");
+    assert!(
+        span.end as usize <= source.len(),
+        "span {span:?} outside the file"
+    );
     let Some(covered) = source.get(span.range()) else {
         panic!("span {span:?} not on char boundaries");
     };
     assert!(!covered.is_empty(), "empty span {span:?}");
-    assert_eq!(covered, covered.trim(), "span {span:?} has whitespace at its ends");
+    assert_eq!(
+        covered,
+        covered.trim(),
+        "span {span:?} has whitespace at its ends"
+    );
     if let Some(parent) = parent {
-        assert!(parent.start <= span.start && span.end <= parent.end, "{span:?} not in {parent:?}");
+        assert!(
+            parent.start <= span.start && span.end <= parent.end,
+            "{span:?} not in {parent:?}"
+        );
     }
 }
 
@@ -230,8 +249,14 @@ fn assert_diag_spans_ok(source: &str, diags: &[Diagnostic]) {
         assert!(!diag.labels.is_empty(), "{diag:?} points nowhere");
         for label in &diag.labels {
             let span = label.span;
-            assert!(span.start <= span.end && span.end as usize <= source.len(), "{diag:?}");
-            assert!(source.get(span.range()).is_some(), "{diag:?} not on char boundaries");
+            assert!(
+                span.start <= span.end && span.end as usize <= source.len(),
+                "{diag:?}"
+            );
+            assert!(
+                source.get(span.range()).is_some(),
+                "{diag:?} not on char boundaries"
+            );
         }
     }
 }
@@ -355,7 +380,9 @@ fn precedence_in_source_form() {
         let text = format!("loss {input}");
         match syntax::parse(&text) {
             Ok(file) => {
-                let Item::Loss(loss) = &file.items[0] else { panic!() };
+                let Item::Loss(loss) = &file.items[0] else {
+                    panic!()
+                };
                 assert_eq!(print::expr(&loss.expr), want, "{input}");
                 assert_round_trip(&file);
             }
@@ -377,8 +404,14 @@ fn comments_are_skipped() {
 
 #[test]
 fn one_line_blocks() {
-    check("one_line_train", "train { optimizer = sgd(lr = 0.1)  epochs = 100 }");
-    check("one_line_everything", "data{input x[2]target y}model{h=dense(x,1,tanh)}loss mse(h,y)");
+    check(
+        "one_line_train",
+        "train { optimizer = sgd(lr = 0.1)  epochs = 100 }",
+    );
+    check(
+        "one_line_everything",
+        "data{input x[2]target y}model{h=dense(x,1,tanh)}loss mse(h,y)",
+    );
 }
 
 #[test]
@@ -392,12 +425,18 @@ fn data_declarations() {
 
 #[test]
 fn numbers() {
-    check("numbers", "loss [12, 0.05, .5, 1e-4, 2.5E+3, 1e16, 007, 0.1e0]");
+    check(
+        "numbers",
+        "loss [12, 0.05, .5, 1e-4, 2.5E+3, 1e16, 007, 0.1e0]",
+    );
 }
 
 #[test]
 fn keywords_are_not_prefixes() {
-    check("keyword_prefixes", "param datax = losses + train_ + model2 + params + inputs");
+    check(
+        "keyword_prefixes",
+        "param datax = losses + train_ + model2 + params + inputs",
+    );
 }
 
 #[test]
@@ -407,8 +446,17 @@ fn trailing_commas_and_empty_lists() {
 
 #[test]
 fn empty_and_blank_files() {
-    for input in ["", "   \n\t\r\n", "# only a comment", "# comment\n\n#another\n"] {
-        assert_eq!(syntax::parse(input), Ok(File { items: Vec::new() }), "{input:?}");
+    for input in [
+        "",
+        "   \n\t\r\n",
+        "# only a comment",
+        "# comment\n\n#another\n",
+    ] {
+        assert_eq!(
+            syntax::parse(input),
+            Ok(File { items: Vec::new() }),
+            "{input:?}"
+        );
     }
     check("empty_file", "");
 }
@@ -438,11 +486,21 @@ fn items_in_any_order_and_number() {
 #[test]
 fn parenthesised_span_includes_the_parentheses() {
     let file = syntax::parse("loss (a + b)*c").unwrap();
-    let Item::Loss(ast::LossDecl { expr, span }) = &file.items[0] else { panic!() };
+    let Item::Loss(ast::LossDecl { expr, span }) = &file.items[0] else {
+        panic!()
+    };
     assert_eq!(*span, Span::new(0, 14));
-    let ExprKind::Binary { lhs, .. } = &expr.kind else { panic!() };
+    let ExprKind::Binary { lhs, .. } = &expr.kind else {
+        panic!()
+    };
     assert_eq!(lhs.span, Span::new(5, 12));
-    assert!(matches!(lhs.kind, ExprKind::Binary { op: ast::BinOp::Add, .. }));
+    assert!(matches!(
+        lhs.kind,
+        ExprKind::Binary {
+            op: ast::BinOp::Add,
+            ..
+        }
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -451,7 +509,10 @@ fn parenthesised_span_includes_the_parentheses() {
 #[test]
 fn error_missing_close_paren() {
     check("err_missing_paren_eof", "loss mse(y_hat, y");
-    check("err_missing_paren_before_item", "loss mse(y_hat, y\ntrain { epochs = 1 }");
+    check(
+        "err_missing_paren_before_item",
+        "loss mse(y_hat, y\ntrain { epochs = 1 }",
+    );
     check("err_missing_comma", "loss mse(y_hat y)");
 }
 
@@ -519,17 +580,78 @@ fn error_spans_in_unicode_input() {
 #[test]
 fn messages_never_name_pest_rules() {
     let rule_names = [
-        "expr", "product", "unary", "power", "exponent", "primary", "call", "arg", "paren",
-        "list", "lparen", "rparen", "lbracket", "rbracket", "lbrace", "rbrace", "comma", "eq",
-        "plus", "minus", "star", "slash", "caret", "ident", "keyword", "kw_data", "kw_input",
-        "EOI", "data_decl", "binding", "setting", "data_block", "param_decl", "WHITESPACE",
+        "expr",
+        "product",
+        "unary",
+        "power",
+        "exponent",
+        "primary",
+        "call",
+        "arg",
+        "paren",
+        "list",
+        "lparen",
+        "rparen",
+        "lbracket",
+        "rbracket",
+        "lbrace",
+        "rbrace",
+        "comma",
+        "eq",
+        "plus",
+        "minus",
+        "star",
+        "slash",
+        "caret",
+        "ident",
+        "keyword",
+        "kw_data",
+        "kw_input",
+        "EOI",
+        "data_decl",
+        "binding",
+        "setting",
+        "data_block",
+        "param_decl",
+        "WHITESPACE",
     ];
     for input in [
-        "loss", "loss (", "loss [", "loss f(", "loss f(a", "loss f(a =", "loss f(a = 1",
-        "loss [1", "loss [1,", "loss 1 +", "loss 1 ^", "loss 1 ^ -", "loss - ", "data", "data {",
-        "data { input", "data { input x", "data { input x[", "data { input x[3", "model",
-        "model {", "model { h", "model { h =", "param", "param x", "param x =", "train { a = 1",
-        ")", "}", "]", "=", ",", "1", "x", "loss 1 2", "data { target y = }",
+        "loss",
+        "loss (",
+        "loss [",
+        "loss f(",
+        "loss f(a",
+        "loss f(a =",
+        "loss f(a = 1",
+        "loss [1",
+        "loss [1,",
+        "loss 1 +",
+        "loss 1 ^",
+        "loss 1 ^ -",
+        "loss - ",
+        "data",
+        "data {",
+        "data { input",
+        "data { input x",
+        "data { input x[",
+        "data { input x[3",
+        "model",
+        "model {",
+        "model { h",
+        "model { h =",
+        "param",
+        "param x",
+        "param x =",
+        "train { a = 1",
+        ")",
+        "}",
+        "]",
+        "=",
+        ",",
+        "1",
+        "x",
+        "loss 1 2",
+        "data { target y = }",
     ] {
         let diags = errors(input);
         assert_eq!(diags.len(), 1);
@@ -563,7 +685,10 @@ fn deep_nesting_is_an_error_not_a_crash() {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, "E0003", "{}", &input[..40]);
     }
-    check("err_too_deep", &format!("loss {}x{}", "(".repeat(201), ")".repeat(201)));
+    check(
+        "err_too_deep",
+        &format!("loss {}x{}", "(".repeat(201), ")".repeat(201)),
+    );
     check("err_too_long_sum", &format!("loss x{}", " + x".repeat(200)));
 }
 
@@ -608,8 +733,10 @@ fn large_files_parse() {
 
 /// Random names, none of them a keyword.
 fn name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["x", "y_hat", "tanh", "_a1", "input", "target", "datax", "e"])
-        .prop_map(str::to_string)
+    prop::sample::select(vec![
+        "x", "y_hat", "tanh", "_a1", "input", "target", "datax", "e",
+    ])
+    .prop_map(str::to_string)
 }
 
 fn number() -> impl Strategy<Value = f64> {
@@ -623,8 +750,14 @@ fn number() -> impl Strategy<Value = f64> {
 fn expr_tree() -> impl Strategy<Value = Expr> {
     let span = Span::default();
     let leaf = prop_oneof![
-        number().prop_map(move |value| Expr { kind: ExprKind::Number(value), span }),
-        name().prop_map(move |name| Expr { kind: ExprKind::Name(name), span }),
+        number().prop_map(move |value| Expr {
+            kind: ExprKind::Number(value),
+            span
+        }),
+        name().prop_map(move |name| Expr {
+            kind: ExprKind::Name(name),
+            span
+        }),
     ];
     leaf.prop_recursive(6, 48, 4, move |inner| {
         let op = prop::sample::select(vec![
@@ -634,12 +767,18 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
             ast::BinOp::Div,
             ast::BinOp::Pow,
         ]);
-        let arg = (prop::option::of(name()), inner.clone()).prop_map(move |(name, value)| {
-            ast::Arg { name: name.map(|name| Ident { name, span }), value }
-        });
+        let arg =
+            (prop::option::of(name()), inner.clone()).prop_map(move |(name, value)| ast::Arg {
+                name: name.map(|name| Ident { name, span }),
+                value,
+            });
         prop_oneof![
             (op, inner.clone(), inner.clone()).prop_map(move |(op, lhs, rhs)| Expr {
-                kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs)
+                },
                 span,
             }),
             inner.clone().prop_map(move |operand| Expr {
@@ -647,11 +786,16 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
                 span,
             }),
             (name(), prop::collection::vec(arg, 0..4)).prop_map(move |(callee, args)| Expr {
-                kind: ExprKind::Call { callee: Ident { name: callee, span }, args },
+                kind: ExprKind::Call {
+                    callee: Ident { name: callee, span },
+                    args
+                },
                 span,
             }),
-            prop::collection::vec(inner, 0..4)
-                .prop_map(move |items| Expr { kind: ExprKind::List(items), span }),
+            prop::collection::vec(inner, 0..4).prop_map(move |items| Expr {
+                kind: ExprKind::List(items),
+                span
+            }),
         ]
     })
 }
@@ -659,9 +803,40 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
 /// Text built from the language's tokens, plus a little that is not.
 fn token_soup() -> impl Strategy<Value = String> {
     let token = prop::sample::select(vec![
-        "data", "model", "param", "loss", "train", "input", "target", "x", "dense", "{", "}",
-        "(", ")", "[", "]", ",", "=", "+", "-", "*", "/", "^", "1", "0.5", "1e-3", ".", " ", "\n",
-        "# c\n", "é", "\u{1F600}", "@", "\t", "1e999",
+        "data",
+        "model",
+        "param",
+        "loss",
+        "train",
+        "input",
+        "target",
+        "x",
+        "dense",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "=",
+        "+",
+        "-",
+        "*",
+        "/",
+        "^",
+        "1",
+        "0.5",
+        "1e-3",
+        ".",
+        " ",
+        "\n",
+        "# c\n",
+        "é",
+        "\u{1F600}",
+        "@",
+        "\t",
+        "1e999",
     ]);
     prop::collection::vec(token, 0..40).prop_map(|tokens| tokens.concat())
 }
@@ -702,4 +877,20 @@ proptest! {
             assert_diag_spans_ok(&text, &diags);
         }
     }
+}
+
+
+#[test]
+fn zz_scratch_time() {
+    for n in [10_000, 100_000] { for input in [
+        format!("loss {}x{}", "(".repeat(n), ")".repeat(n)),
+        format!("loss {}x", "-".repeat(n)),
+        format!("loss x{}", "^x".repeat(n)),
+        format!("loss x{}", " + x".repeat(n)),
+        SEED.repeat(n / 50),
+    ] {
+        let t = std::time::Instant::now();
+        let r = syntax::parse(&input).map_err(|d| d[0].message.clone()).err();
+        eprintln!("SCRATCH {n} {:?} {:?} {:?}", &input[..12], t.elapsed(), r);
+    }}
 }

@@ -14,13 +14,34 @@ use rules::Builder;
 
 /// Add `grad.<param>` outputs (∂loss/∂param) for every parameter.
 pub fn grad(graph: &mut Graph) {
+    let leaves: Vec<Option<NodeId>> = (0..graph.params.len())
+        .map(|index| graph.nodes.iter().position(|node| node.op == Op::Param(index as u32)).map(|i| NodeId(i as u32)))
+        .collect();
+    let wanted: Vec<NodeId> = leaves.iter().flatten().copied().collect();
+    let adjoints = adjoints(graph, &wanted);
+    let mut found = adjoints.into_iter();
+    for (param, leaf) in graph.params.clone().iter().zip(leaves) {
+        let gradient = match leaf.and_then(|_| found.next().flatten()) {
+            Some(g) => g,
+            // Unused parameter: its gradient is zero.
+            None => graph
+                .add_declared(Op::Const(0.0), &[], param.shape, Default::default())
+                .expect("a zero of the parameter's shape"),
+        };
+        graph.set_output(&format!("grad.{}", param.name), gradient);
+    }
+}
+
+/// The adjoint ∂loss/∂v of each wanted node `v`, built into the graph
+/// (`None` where the loss does not depend on `v`).
+pub fn adjoints(graph: &mut Graph, wanted: &[NodeId]) -> Vec<Option<NodeId>> {
     let loss = graph.output("loss").expect("a checked graph has a loss");
     let n = graph.nodes.len();
-    // Which nodes depend on a parameter (so their adjoint matters).
+    // Which nodes depend on a wanted node (so their adjoint matters).
     let mut needs = vec![false; n];
     for i in 0..n {
         let node = &graph.nodes[i];
-        needs[i] = matches!(node.op, Op::Param(_)) || node.args.iter().any(|a| needs[a.index()]);
+        needs[i] = wanted.contains(&NodeId(i as u32)) || node.args.iter().any(|a| needs[a.index()]);
     }
     let mut adjoint: Vec<Option<NodeId>> = vec![None; n];
     let origin = graph.node(loss).origin.clone();
@@ -46,15 +67,5 @@ pub fn grad(graph: &mut Graph) {
             });
         }
     }
-    for (index, param) in graph.params.clone().iter().enumerate() {
-        let leaf = graph.nodes.iter().position(|node| node.op == Op::Param(index as u32));
-        let gradient = match leaf.and_then(|i| adjoint[i]) {
-            Some(g) => g,
-            // Unused parameter: its gradient is zero.
-            None => graph
-                .add_declared(Op::Const(0.0), &[], param.shape, Default::default())
-                .expect("a zero of the parameter's shape"),
-        };
-        graph.set_output(&format!("grad.{}", param.name), gradient);
-    }
+    wanted.iter().map(|w| adjoint[w.index()]).collect()
 }

@@ -70,7 +70,9 @@ fn as_constant(poly: &Poly) -> Option<f64> {
 }
 
 fn mul(a: Poly, b: Poly) -> Poly {
-    if a.len() * b.len() > MAX_TERMS {
+    // Distribute only monomials and constants: (1/3)·(3x²) becomes x², while
+    // s·(1 − s) stays factored, as a person would write it.
+    if (a.len() > 1 && b.len() > 1) || a.len() * b.len() > MAX_TERMS {
         return mul(atom(group(&a)), atom(group(&b)));
     }
     let mut out = Vec::new();
@@ -157,7 +159,9 @@ fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool
         Op::LogSoftmax => atom(format!("log_softmax({})", text(0))),
         Op::SliceCols { start } => {
             let end = start + node.shape.width().unwrap_or(0);
-            atom(format!("{}[:, {start}:{end}]", grouped(0)))
+            let inner = text(0);
+            let inner = if top_level_space(&inner) { format!("({inner})") } else { inner };
+            atom(format!("{inner}[:, {start}:{end}]"))
         }
         Op::PadCols { start } => {
             let width = node.shape.width().unwrap_or(0);
@@ -189,10 +193,23 @@ fn factor_text(name: &str, exp: f64) -> String {
     if exp == 1.0 {
         return name.to_string();
     }
-    // A factor with a power must be a single token or bracketed.
-    let simple = name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-    let base = if simple || name.starts_with('(') { name.to_string() } else { format!("({name})") };
+    // A factor with a power must be one token, a call or bracketed.
+    let base = if top_level_space(name) { format!("({name})") } else { name.to_string() };
     format!("{base}^{}", number(exp))
+}
+
+/// Whether `text` has a space outside all brackets (so `^` would bind wrongly).
+fn top_level_space(text: &str) -> bool {
+    let mut depth = 0i32;
+    for c in text.chars() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ' ' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn print_term(term: &Term) -> (bool, String) {
@@ -230,10 +247,66 @@ fn print_poly(poly: &Poly) -> String {
     if poly.is_empty() {
         return "0".into();
     }
-    // Highest degree first, constants last: x^2 - 1.
+    if let Some((common, rest)) = common_factor(poly) {
+        // c·f·(a + b) rather than c·f·a + c·f·b.
+        let mut outer = common;
+        outer.factors.insert(format!("({})", print_sum(&rest)), 1.0);
+        return print_sum(&[outer]);
+    }
+    print_sum(poly)
+}
+
+/// The largest monomial dividing every term of a sum of two or more terms
+/// (shared factors, and the coefficient when all have the same magnitude).
+fn common_factor(poly: &Poly) -> Option<(Term, Poly)> {
+    if poly.len() < 2 {
+        return None;
+    }
+    // Only factors with the same power in every term: x^3/3 - x stays a
+    // polynomial in x, while 2y_hat/B - 2y/B becomes 2(y_hat - y)/B.
+    let mut factors: BTreeMap<String, f64> = poly[0].factors.clone();
+    for term in &poly[1..] {
+        factors.retain(|f, e| term.factors.get(f) == Some(e));
+    }
+    let magnitude = poly[0].coeff.abs();
+    let coeff = if poly.iter().all(|t| t.coeff.abs() == magnitude) { magnitude } else { 1.0 };
+    if factors.is_empty() && coeff == 1.0 {
+        return None;
+    }
+    let rest = poly
+        .iter()
+        .map(|t| {
+            let mut rest = t.factors.clone();
+            for (f, e) in &factors {
+                let left = rest[f] - e;
+                if left == 0.0 {
+                    rest.remove(f);
+                } else {
+                    rest.insert(f.clone(), left);
+                }
+            }
+            Term { coeff: t.coeff / coeff, factors: rest }
+        })
+        .collect();
+    Some((Term { coeff, factors }, rest))
+}
+
+/// Longer (more structured) terms first among equals: `x · w + b`.
+fn key_length(term: &Term) -> usize {
+    term.factors.keys().map(String::len).sum()
+}
+
+fn print_sum(poly: &[Term]) -> String {
+    // Positive terms first, then by falling degree: x^2 - 1, y_hat - y, 1 - h^2.
     let mut terms: Vec<&Term> = poly.iter().collect();
     let degree = |t: &Term| t.factors.values().filter(|e| **e > 0.0).sum::<f64>();
-    terms.sort_by(|a, b| degree(b).total_cmp(&degree(a)).then_with(|| a.factors.keys().cmp(b.factors.keys())));
+    terms.sort_by(|a, b| {
+        (a.coeff < 0.0)
+            .cmp(&(b.coeff < 0.0))
+            .then_with(|| degree(b).total_cmp(&degree(a)))
+            .then_with(|| key_length(b).cmp(&key_length(a)))
+            .then_with(|| a.factors.keys().cmp(b.factors.keys()))
+    });
     let mut out = String::new();
     for (i, term) in terms.iter().enumerate() {
         let (negative, text) = print_term(term);

@@ -6,4 +6,4 @@
 
 mod simplify;
 
-pub use simplify::{compact, simplify};
+pub use simplify::{compact, simplify, simplify_mapped};

@@ -12,6 +12,11 @@ use crate::ir::{Binary, Graph, Node, NodeId, Op, Origin, Shape, Unary};
 
 /// Simplify a graph; outputs keep their names.
 pub fn simplify(graph: &Graph) -> Graph {
+    simplify_mapped(graph).0
+}
+
+/// Simplify, and say where each old node went (`None`: it was dropped).
+pub fn simplify_mapped(graph: &Graph) -> (Graph, Vec<Option<NodeId>>) {
     let mut out = graph.empty_like();
     let mut map: Vec<NodeId> = Vec::with_capacity(graph.nodes.len());
     for node in &graph.nodes {
@@ -22,11 +27,17 @@ pub fn simplify(graph: &Graph) -> Graph {
     for (name, id) in &graph.outputs {
         out.set_output(name, map[id.index()]);
     }
-    compact(&out)
+    let (compacted, second) = compact_mapped(&out);
+    let composed = map.iter().map(|id| second[id.index()]).collect();
+    (compacted, composed)
 }
 
 /// A copy of the graph with only the nodes that reach an output.
 pub fn compact(graph: &Graph) -> Graph {
+    compact_mapped(graph).0
+}
+
+fn compact_mapped(graph: &Graph) -> (Graph, Vec<Option<NodeId>>) {
     let live = graph.live();
     let mut out = graph.empty_like();
     let mut map: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
@@ -40,7 +51,7 @@ pub fn compact(graph: &Graph) -> Graph {
     for (name, id) in &graph.outputs {
         out.set_output(name, map[id.index()].expect("outputs are live"));
     }
-    out
+    (out, map)
 }
 
 struct Ctx<'a> {
@@ -106,6 +117,20 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
             }
         }
         Op::Binary(b) => {
+            // Binary ops broadcast by themselves: drop explicit broadcasts.
+            let unwrapped: Vec<NodeId> = args
+                .iter()
+                .map(|&a| {
+                    let arg = ctx.graph.node(a);
+                    if arg.op == Op::Broadcast { arg.args[0] } else { a }
+                })
+                .collect();
+            if unwrapped != args {
+                let shapes = (ctx.graph.shape(unwrapped[0]), ctx.graph.shape(unwrapped[1]));
+                if Shape::broadcast(shapes.0, shapes.1) == Some(node.shape) {
+                    return rewrite_new(&mut ctx, node.op.clone(), &unwrapped);
+                }
+            }
             if let (Some(x), Some(y)) = (consts[0], consts[1]) {
                 return ctx.constant(b.eval(x, y));
             }
@@ -122,6 +147,24 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
             }
         }
         Op::Sum { .. } => {
+            // Scalars and signs move out of sums: Σ(c·x) = c·Σx, Σ(−x) = −Σx.
+            let inner = ctx.graph.node(args[0]).clone();
+            let scalar = |ctx: &Ctx, id: NodeId| ctx.graph.shape(id).is_scalar();
+            match inner.op {
+                Op::Unary(Unary::Neg) => {
+                    let sum = ctx.make(node.op.clone(), &[inner.args[0]]);
+                    return rewrite_new(&mut ctx, Op::Unary(Unary::Neg), &[sum]);
+                }
+                Op::Binary(b @ (Binary::Mul | Binary::Div)) if scalar(&ctx, inner.args[1]) => {
+                    let sum = ctx.make(node.op.clone(), &[inner.args[0]]);
+                    return rewrite_new(&mut ctx, Op::Binary(b), &[sum, inner.args[1]]);
+                }
+                Op::Binary(Binary::Mul) if scalar(&ctx, inner.args[0]) => {
+                    let sum = ctx.make(node.op.clone(), &[inner.args[1]]);
+                    return rewrite_new(&mut ctx, Op::Binary(Binary::Mul), &[inner.args[0], sum]);
+                }
+                _ => {}
+            }
             // Σ of a constant without batch dimensions is the constant times the count.
             let from = ctx.graph.shape(args[0]);
             if let Some(c) = consts[0]
@@ -137,6 +180,14 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
     ctx.graph.add_declared(node.op.clone(), args, node.shape, node.origin.clone()).expect("same shapes")
 }
 
+/// Build a node through the rewrite rules (for nodes that rules create).
+fn rewrite_new(ctx: &mut Ctx, op: Op, args: &[NodeId]) -> NodeId {
+    let shapes: Vec<Shape> = args.iter().map(|&a| ctx.graph.shape(a)).collect();
+    let shape = crate::ir::infer_shape(&op, &shapes, None).expect("rewrites keep shapes");
+    let node = Node { op, args: args.to_vec(), shape, origin: ctx.origin.clone() };
+    rewrite(ctx.graph, &node, args)
+}
+
 /// Identities and canonical forms for `x ⊕ y`; `None` keeps the node.
 fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: Option<f64>) -> Option<NodeId> {
     // Constant factors first in products, so that they meet and merge.
@@ -147,6 +198,9 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
     let arg = |ctx: &Ctx, id: NodeId, i: usize| ctx.graph.node(id).args[i];
     match b {
         Binary::Add => {
+            if let Some(id) = pads_to_concat(ctx, x, y) {
+                return Some(id);
+            }
             if cx == Some(0.0) {
                 return Some(ctx.fit(y));
             }
@@ -251,4 +305,43 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
         }
     }
     None
+}
+
+/// `pad(a, 0) + pad(b, wa)` covering all columns exactly is `[a | b]`: the
+/// gradient of a per-neuron activation list, without the zero fill.
+fn pads_to_concat(ctx: &mut Ctx, x: NodeId, y: NodeId) -> Option<NodeId> {
+    let width = ctx.shape.width()?;
+    let mut parts: Vec<(u32, u32, NodeId)> = Vec::new();
+    let mut stack = vec![x, y];
+    while let Some(id) = stack.pop() {
+        let node = ctx.graph.node(id);
+        match node.op {
+            Op::PadCols { start } if node.shape == ctx.shape => {
+                let inner = node.args[0];
+                parts.push((start, ctx.graph.shape(inner).width()?, inner));
+            }
+            Op::ConcatCols if node.shape == ctx.shape => {
+                let mut start = 0;
+                for &a in &node.args {
+                    let w = ctx.graph.shape(a).width()?;
+                    parts.push((start, w, a));
+                    start += w;
+                }
+            }
+            _ => return None,
+        }
+    }
+    parts.sort_by_key(|p| p.0);
+    let mut next = 0;
+    for (start, w, _) in &parts {
+        if *start != next {
+            return None;
+        }
+        next += w;
+    }
+    if next != width {
+        return None;
+    }
+    let args: Vec<NodeId> = parts.iter().map(|p| p.2).collect();
+    Some(ctx.make(Op::ConcatCols, &args))
 }

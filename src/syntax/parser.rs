@@ -3,13 +3,13 @@
 //! Parsing runs in three steps:
 //! 1. [`scan_brackets`] counts bracket nesting (outside comments) and rejects
 //!    anything deeper than [`MAX_DEPTH`]: brackets are the grammar's only
-//!    recursion, so this bounds the stack pest and [`Builder`] use, whatever the
+//!    recursion, so this bounds the stack pest uses, whatever the
 //!    input. It also remembers unclosed brackets for the "never closed" label.
 //! 2. pest runs `grammar/nn.pest` under a call limit ([`CALL_LIMIT`]).
-//! 3. [`Builder`] folds the flat operator sequences into the AST, computing
-//!    spans from the children, and rejects expressions more than [`MAX_DEPTH`]
-//!    nodes deep (`a + b + … ` with hundreds of terms, `- - - … x`), so that no
-//!    later stage recurses without bound either.
+//! 3. [`build`] folds pest's token stream into the AST without recursion,
+//!    computing spans from the children, and rejects expressions more than
+//!    [`MAX_DEPTH`] nodes deep (`a + b + …` with hundreds of terms,
+//!    `- - - … x`), so that no later stage recurses without bound either.
 
 use crate::diag::Diagnostic;
 use crate::span::Span;
@@ -18,8 +18,9 @@ use crate::syntax::ast::{
     LossDecl, ModelBlock, ParamDecl, Setting, TrainBlock,
 };
 use pest::Parser as _;
+use pest::Token;
 use pest::error::{Error as PestError, ErrorVariant, InputLocation};
-use pest::iterators::Pair;
+use pest::iterators::Pairs;
 use std::num::NonZeroUsize;
 use std::sync::Once;
 
@@ -30,9 +31,10 @@ struct NnParser;
 /// The deepest bracket nesting, and the deepest expression tree, accepted.
 pub const MAX_DEPTH: usize = 200;
 
-/// pest's budget of rule calls per parse: far above what any real model file
-/// needs (about 30 calls per byte), low enough to stop a pathological input
-/// within a second. pest's setting is process-wide; every caller sets the same.
+/// pest's budget of rule calls per parse. Model files take about 11 calls per
+/// byte (deeply bracketed text up to 75), so this admits megabyte files yet
+/// stops a pathological input quickly. pest's setting is process-wide; every
+/// parse sets the same value.
 const CALL_LIMIT: usize = 20_000_000;
 
 pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
@@ -40,21 +42,9 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
     SET_LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
 
     let unclosed = scan_brackets(source).map_err(|diag| vec![diag])?;
-    let mut pairs = match NnParser::parse(Rule::file, source) {
-        Ok(pairs) => pairs,
-        Err(error) => return Err(vec![syntax_error(source, &error, &unclosed)]),
-    };
-    let Some(file) = pairs.next() else {
-        return Ok(File { items: Vec::new() });
-    };
-    let mut builder = Builder { diags: Vec::new() };
-    match builder.file(file) {
-        Ok(file) if builder.diags.is_empty() => Ok(file),
-        Ok(_) => Err(builder.diags),
-        Err(fatal) => {
-            builder.diags.push(fatal);
-            Err(builder.diags)
-        }
+    match NnParser::parse(Rule::file, source) {
+        Ok(pairs) => build(source, pairs),
+        Err(error) => Err(vec![syntax_error(source, &error, &unclosed)]),
     }
 }
 
@@ -62,8 +52,7 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
 // Diagnostics
 
 fn number_out_of_range(span: Span) -> Diagnostic {
-    Diagnostic::new("E0002", "number out of range")
-        .with_label(span, "too large for a 64-bit float")
+    Diagnostic::new("E0002", "number out of range").with_label(span, "too large for a 64-bit float")
 }
 
 fn nested_too_deeply(span: Span) -> Diagnostic {
@@ -134,7 +123,12 @@ fn words(rule: Rule) -> Vec<(u8, &'static str)> {
         | Rule::arg
         | Rule::paren
         | Rule::list => (0, "an expression"),
-        Rule::name | Rule::ident | Rule::ident_start | Rule::ident_char | Rule::binding | Rule::setting => (1, "a name"),
+        Rule::name
+        | Rule::ident
+        | Rule::ident_start
+        | Rule::ident_char
+        | Rule::binding
+        | Rule::setting => (1, "a name"),
         Rule::number => (2, "a number"),
         Rule::plus | Rule::minus | Rule::star | Rule::slash | Rule::caret => (3, "an operator"),
         Rule::eq => (4, "`=`"),
@@ -168,9 +162,11 @@ fn token_at(source: &str, pos: usize) -> (Span, String) {
         return (Span::new(pos, pos), "end of file".to_string());
     };
     let len = if first.is_ascii_alphabetic() || first == '_' {
-        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())
     } else if first.is_ascii_digit() {
-        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(rest.len())
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+            .unwrap_or(rest.len())
     } else {
         first.len_utf8()
     };
@@ -219,7 +215,16 @@ fn scan_brackets(source: &str) -> Result<Vec<(usize, char)>, Diagnostic> {
 }
 
 // ---------------------------------------------------------------------------
-// Pairs → AST
+// Tokens → AST
+//
+// pest's pairs form a tree, but walking it recursively costs kilobytes of
+// stack per bracket level in a debug build (about 16 KiB for each `(`).
+// Instead, [`build`] reads the flat `Start`/`End` token stream: `Start` opens
+// a frame, `End` reduces the frame's children to one [`Child`] of its parent.
+// Nothing recurses.
+//
+// Spans come from the children, never from a compound rule's own pest span,
+// which can include whitespace after an optional or repeated tail.
 
 /// An expression and the depth of its tree (a leaf is 1).
 struct Node {
@@ -227,39 +232,121 @@ struct Node {
     depth: usize,
 }
 
-/// Builds the AST. Recoverable problems (a number out of range) go to
-/// `diags`; a fatal one (nesting too deep) is returned as `Err`.
-struct Builder {
-    diags: Vec<Diagnostic>,
+/// What a finished rule leaves for its parent.
+enum Child {
+    /// Keywords, punctuation, operators: only their kind and place matter.
+    Token(Rule, Span),
+    Ident(Ident),
+    Expr(Node),
+    /// `- - primary` after a `^`: its minus signs and its primary.
+    Exponent(Vec<Span>, Node),
+    Arg(Arg, usize),
+    Decl(DataDecl),
+    /// A binding or a setting: `name = value`.
+    Assign(Ident, Expr, Span),
+    Item(Item),
+    Items(Vec<Item>),
 }
 
-type Fatal = Diagnostic;
-
-fn span_of(pair: &Pair<'_, Rule>) -> Span {
-    let span = pair.as_span();
-    Span::new(span.start(), span.end())
+impl Child {
+    fn span(&self) -> Span {
+        match self {
+            Child::Token(_, span) | Child::Assign(_, _, span) => *span,
+            Child::Ident(ident) => ident.span,
+            Child::Expr(node) | Child::Exponent(_, node) => node.expr.span,
+            Child::Arg(arg, _) => arg.span(),
+            Child::Decl(decl) => decl.span,
+            Child::Item(item) => item.span(),
+            Child::Items(_) => Span::default(),
+        }
+    }
 }
 
-fn ident(pair: Pair<'_, Rule>) -> Ident {
-    Ident { name: pair.as_str().to_string(), span: span_of(&pair) }
+struct Frame {
+    rule: Rule,
+    start: usize,
+    children: Vec<Child>,
 }
 
-fn node(kind: ExprKind, span: Span, depth: usize) -> Result<Node, Fatal> {
+/// Builds the AST from pest's token stream. Numbers out of range are
+/// collected; nesting too deep stops the build.
+fn build(source: &str, pairs: Pairs<'_, Rule>) -> Result<File, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut items = Vec::new();
+    for token in pairs.tokens() {
+        match token {
+            Token::Start { rule, pos } => {
+                stack.push(Frame {
+                    rule,
+                    start: pos.pos(),
+                    children: Vec::new(),
+                });
+            }
+            Token::End { pos, .. } => {
+                let Some(frame) = stack.pop() else { break };
+                let span = Span::new(frame.start, pos.pos());
+                let text = source.get(span.range()).unwrap_or_default();
+                let reduced = reduce(frame.rule, span, text, frame.children, &mut diags);
+                match (reduced.map_err(|fatal| vec![fatal])?, stack.last_mut()) {
+                    (Some(Child::Items(file)), _) => items = file,
+                    (Some(child), Some(parent)) => parent.children.push(child),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if diags.is_empty() {
+        Ok(File { items })
+    } else {
+        Err(diags)
+    }
+}
+
+/// A parse tree that the grammar cannot produce: a bug, reported rather than
+/// panicked on.
+fn malformed(span: Span) -> Diagnostic {
+    Diagnostic::new("E0001", "internal error: unexpected parse tree")
+        .with_label(span, "while reading this")
+}
+
+fn outer_span(children: &[Child], fallback: Span) -> Span {
+    match (children.first(), children.last()) {
+        (Some(first), Some(last)) => first.span().to(last.span()),
+        _ => fallback,
+    }
+}
+
+fn leaf(kind: ExprKind, span: Span) -> Node {
+    Node {
+        expr: Expr { kind, span },
+        depth: 1,
+    }
+}
+
+fn node(kind: ExprKind, span: Span, depth: usize) -> Result<Node, Diagnostic> {
     if depth > MAX_DEPTH {
         return Err(nested_too_deeply(span));
     }
-    Ok(Node { expr: Expr { kind, span }, depth })
+    Ok(Node {
+        expr: Expr { kind, span },
+        depth,
+    })
 }
 
-fn binary(op: BinOp, lhs: Node, rhs: Node) -> Result<Node, Fatal> {
+fn binary(op: BinOp, lhs: Node, rhs: Node) -> Result<Node, Diagnostic> {
     let span = lhs.expr.span.to(rhs.expr.span);
     let depth = 1 + lhs.depth.max(rhs.depth);
-    let kind = ExprKind::Binary { op, lhs: Box::new(lhs.expr), rhs: Box::new(rhs.expr) };
+    let kind = ExprKind::Binary {
+        op,
+        lhs: Box::new(lhs.expr),
+        rhs: Box::new(rhs.expr),
+    };
     node(kind, span, depth)
 }
 
 /// Wraps `operand` in one `Neg` per minus sign, the last sign innermost.
-fn negate(minus_spans: &[Span], mut operand: Node) -> Result<Node, Fatal> {
+fn negate(minus_spans: &[Span], mut operand: Node) -> Result<Node, Diagnostic> {
     for &minus in minus_spans.iter().rev() {
         let span = minus.to(operand.expr.span);
         let depth = operand.depth + 1;
@@ -268,258 +355,269 @@ fn negate(minus_spans: &[Span], mut operand: Node) -> Result<Node, Fatal> {
     Ok(operand)
 }
 
-fn bin_op(rule: Rule) -> BinOp {
-    match rule {
-        Rule::plus => BinOp::Add,
-        Rule::minus => BinOp::Sub,
-        Rule::star => BinOp::Mul,
-        Rule::slash => BinOp::Div,
-        _ => BinOp::Pow,
-    }
-}
-
-impl Builder {
-    fn file(&mut self, pair: Pair<'_, Rule>) -> Result<File, Fatal> {
-        let mut items = Vec::new();
-        for item in pair.into_inner().filter(|p| p.as_rule() == Rule::item) {
-            if let Some(inner) = item.into_inner().next() {
-                items.push(self.item(inner)?);
+/// Reduces one finished rule, spanning `span` with text `text`, to what its
+/// parent needs.
+fn reduce(
+    rule: Rule,
+    span: Span,
+    text: &str,
+    children: Vec<Child>,
+    diags: &mut Vec<Diagnostic>,
+) -> Result<Option<Child>, Diagnostic> {
+    let outer = outer_span(&children, span);
+    let child = match rule {
+        Rule::number => {
+            let value = text.parse::<f64>().unwrap_or(f64::INFINITY);
+            if !value.is_finite() {
+                diags.push(number_out_of_range(span));
             }
+            Child::Expr(leaf(ExprKind::Number(value), span))
         }
-        Ok(File { items })
-    }
-
-    fn item(&mut self, pair: Pair<'_, Rule>) -> Result<Item, Fatal> {
-        let rule = pair.as_rule();
-        let start = span_of(&pair);
-        let mut parts = pair.into_inner();
-        parts.next(); // the keyword
-        Ok(match rule {
-            Rule::data_block => {
-                let decls = parts
-                    .filter(|p| p.as_rule() == Rule::data_decl)
-                    .map(|p| self.data_decl(p))
-                    .collect::<Result<_, _>>()?;
-                Item::Data(DataBlock { decls, span: start })
-            }
-            Rule::model_block => {
-                let layers = parts
-                    .filter(|p| p.as_rule() == Rule::binding)
-                    .map(|p| {
-                        let (name, value, span) = self.assignment(p)?;
-                        Ok(Binding { name, value, span })
-                    })
-                    .collect::<Result<_, _>>()?;
-                Item::Model(ModelBlock { layers, span: start })
-            }
-            Rule::train_block => {
-                let settings = parts
-                    .filter(|p| p.as_rule() == Rule::setting)
-                    .map(|p| {
-                        let (name, value, span) = self.assignment(p)?;
-                        Ok(Setting { name, value, span })
-                    })
-                    .collect::<Result<_, _>>()?;
-                Item::Train(TrainBlock { settings, span: start })
-            }
-            Rule::param_decl => {
-                let (name, init, span) = self.name_eq_expr(start, parts)?;
-                Item::Param(ParamDecl { name, init, span })
-            }
-            _ => {
-                let expr = self.expr_in(parts)?;
-                let span = Span { start: start.start, end: expr.span.end };
-                Item::Loss(LossDecl { expr, span })
-            }
-        })
-    }
-
-    /// `name = expr` (a binding or a setting).
-    fn assignment(&mut self, pair: Pair<'_, Rule>) -> Result<(Ident, Expr, Span), Fatal> {
-        let start = span_of(&pair);
-        self.name_eq_expr(start, pair.into_inner())
-    }
-
-    /// `name = expr` from the remaining parts; the span runs from `start` to
-    /// the end of the expression.
-    fn name_eq_expr<'i>(
-        &mut self,
-        start: Span,
-        mut parts: impl Iterator<Item = Pair<'i, Rule>>,
-    ) -> Result<(Ident, Expr, Span), Fatal> {
-        let name = parts.next().map(ident).unwrap_or(Ident { name: String::new(), span: start });
-        let value = self.expr_in(parts)?;
-        let span = Span { start: start.start, end: value.span.end };
-        Ok((name, value, span))
-    }
-
-    fn data_decl(&mut self, pair: Pair<'_, Rule>) -> Result<DataDecl, Fatal> {
-        let mut span = span_of(&pair);
-        span.end = span.start;
-        let mut kind = DataKind::Input;
-        let mut name = Ident { name: String::new(), span };
-        let mut width = None;
-        let mut source = None;
-        let mut modifiers = Vec::new();
-        let mut after = Rule::data_decl;
-        for part in pair.into_inner() {
-            let rule = part.as_rule();
-            // An `expr` pair may end in whitespace; the built expression does not.
-            let end = match rule {
-                Rule::expr => {
-                    let value = self.expr(part)?.expr;
-                    let end = value.span.end;
-                    match after {
-                        Rule::lbracket => width = Some(value),
-                        _ => source = Some(value),
-                    }
-                    end
-                }
-                _ => {
-                    let end = span_of(&part).end;
-                    match rule {
-                        Rule::kw_input => kind = DataKind::Input,
-                        Rule::kw_target => kind = DataKind::Target,
-                        Rule::ident => name = ident(part),
-                        Rule::modifier => modifiers.push(ident(part)),
-                        _ => {}
-                    }
-                    end
-                }
+        Rule::ident | Rule::modifier => Child::Ident(Ident {
+            name: text.to_string(),
+            span,
+        }),
+        Rule::name => Child::Expr(leaf(ExprKind::Name(text.to_string()), span)),
+        Rule::primary | Rule::item => return Ok(children.into_iter().next()),
+        Rule::paren => {
+            let inner = children.into_iter().find_map(|child| match child {
+                Child::Expr(node) => Some(node),
+                _ => None,
+            });
+            let Some(mut inner) = inner else {
+                return Err(malformed(span));
             };
-            span.end = span.end.max(end);
-            after = rule;
+            inner.expr.span = outer;
+            Child::Expr(inner)
         }
-        Ok(DataDecl { kind, name, width, source, modifiers, span })
-    }
-
-    /// The first `expr` among `parts`.
-    fn expr_in<'i>(
-        &mut self,
-        mut parts: impl Iterator<Item = Pair<'i, Rule>>,
-    ) -> Result<Expr, Fatal> {
-        match parts.find(|p| p.as_rule() == Rule::expr) {
-            Some(pair) => Ok(self.expr(pair)?.expr),
-            // Unreachable for a successful parse; an empty name keeps it total.
-            None => Ok(Expr { kind: ExprKind::Name(String::new()), span: Span::default() }),
-        }
-    }
-
-    /// `expr` and `product`: operands separated by left-associative operators.
-    fn expr(&mut self, pair: Pair<'_, Rule>) -> Result<Node, Fatal> {
-        let mut parts = pair.into_inner();
-        let Some(first) = parts.next() else { return Err(too_complex(Span::default())) };
-        let mut acc = self.operand(first)?;
-        while let (Some(op), Some(rhs)) = (parts.next(), parts.next()) {
-            let rhs = self.operand(rhs)?;
-            acc = binary(bin_op(op.as_rule()), acc, rhs)?;
-        }
-        Ok(acc)
-    }
-
-    fn operand(&mut self, pair: Pair<'_, Rule>) -> Result<Node, Fatal> {
-        match pair.as_rule() {
-            Rule::product => self.expr(pair),
-            _ => self.unary(pair),
-        }
-    }
-
-    /// `unary` (`- - power`) and `exponent` (`- - primary`).
-    fn unary(&mut self, pair: Pair<'_, Rule>) -> Result<Node, Fatal> {
-        let mut minus_spans = Vec::new();
-        let mut operand = None;
-        for part in pair.into_inner() {
-            match part.as_rule() {
-                Rule::minus => minus_spans.push(span_of(&part)),
-                Rule::power => operand = Some(self.power(part)?),
-                _ => operand = Some(self.primary(part)?),
-            }
-        }
-        let Some(operand) = operand else { return Err(too_complex(Span::default())) };
-        negate(&minus_spans, operand)
-    }
-
-    /// `primary (^ exponent)*`, folded from the right: in `a ^ -b ^ c` the
-    /// minus belongs to `b ^ c`.
-    fn power(&mut self, pair: Pair<'_, Rule>) -> Result<Node, Fatal> {
-        let mut base = None;
-        // Each exponent: its minus signs and its primary.
-        let mut exponents: Vec<(Vec<Span>, Node)> = Vec::new();
-        for part in pair.into_inner() {
-            match part.as_rule() {
-                Rule::primary => base = Some(self.primary(part)?),
-                Rule::exponent => {
-                    let mut minus_spans = Vec::new();
-                    for piece in part.into_inner() {
-                        match piece.as_rule() {
-                            Rule::minus => minus_spans.push(span_of(&piece)),
-                            _ => exponents.push((minus_spans.clone(), self.primary(piece)?)),
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(base) = base else { return Err(too_complex(Span::default())) };
-        let Some((minus_spans, last)) = exponents.pop() else { return Ok(base) };
-        let mut acc = negate(&minus_spans, last)?;
-        while let Some((minus_spans, primary)) = exponents.pop() {
-            acc = negate(&minus_spans, binary(BinOp::Pow, primary, acc)?)?;
-        }
-        binary(BinOp::Pow, base, acc)
-    }
-
-    fn primary(&mut self, pair: Pair<'_, Rule>) -> Result<Node, Fatal> {
-        let outer = span_of(&pair);
-        let Some(pair) = pair.into_inner().next() else { return Err(too_complex(outer)) };
-        let span = span_of(&pair);
-        match pair.as_rule() {
-            Rule::number => {
-                let value = pair.as_str().parse::<f64>().unwrap_or(f64::INFINITY);
-                if !value.is_finite() {
-                    self.diags.push(number_out_of_range(span));
-                }
-                node(ExprKind::Number(value), span, 1)
-            }
-            Rule::name => node(ExprKind::Name(pair.as_str().to_string()), span, 1),
-            Rule::paren => {
-                let inner = pair.into_inner().find(|p| p.as_rule() == Rule::expr);
-                let Some(inner) = inner else { return Err(too_complex(span)) };
-                let mut inner = self.expr(inner)?;
-                inner.expr.span = span;
-                Ok(inner)
-            }
-            Rule::list => {
-                let mut items = Vec::new();
-                let mut depth = 0;
-                for part in pair.into_inner().filter(|p| p.as_rule() == Rule::expr) {
-                    let item = self.expr(part)?;
+        Rule::list => {
+            let mut items = Vec::new();
+            let mut depth = 0;
+            for child in children {
+                if let Child::Expr(item) = child {
                     depth = depth.max(item.depth);
                     items.push(item.expr);
                 }
-                node(ExprKind::List(items), span, depth + 1)
             }
-            _ => {
-                let mut parts = pair.into_inner();
-                let callee = parts.next().map(ident).unwrap_or(Ident { name: String::new(), span });
-                let mut args = Vec::new();
-                let mut depth = 0;
-                for arg in parts.filter(|p| p.as_rule() == Rule::arg) {
-                    let mut name = None;
-                    let mut value = None;
-                    for part in arg.into_inner() {
-                        match part.as_rule() {
-                            Rule::ident => name = Some(ident(part)),
-                            Rule::expr => value = Some(self.expr(part)?),
-                            _ => {}
-                        }
+            Child::Expr(node(ExprKind::List(items), outer, depth + 1)?)
+        }
+        Rule::call => {
+            let mut callee = None;
+            let mut args = Vec::new();
+            let mut depth = 0;
+            for child in children {
+                match child {
+                    Child::Ident(ident) => callee = Some(ident),
+                    Child::Arg(arg, arg_depth) => {
+                        depth = depth.max(arg_depth);
+                        args.push(arg);
                     }
-                    let Some(value) = value else { return Err(too_complex(span)) };
-                    depth = depth.max(value.depth);
-                    args.push(Arg { name, value: value.expr });
+                    _ => {}
                 }
-                node(ExprKind::Call { callee, args }, span, depth + 1)
+            }
+            let Some(callee) = callee else {
+                return Err(malformed(span));
+            };
+            Child::Expr(node(ExprKind::Call { callee, args }, outer, depth + 1)?)
+        }
+        Rule::arg => {
+            let mut name = None;
+            let mut value = None;
+            for child in children {
+                match child {
+                    Child::Ident(ident) => name = Some(ident),
+                    Child::Expr(node) => value = Some(node),
+                    _ => {}
+                }
+            }
+            let Some(value) = value else {
+                return Err(malformed(span));
+            };
+            Child::Arg(
+                Arg {
+                    name,
+                    value: value.expr,
+                },
+                value.depth,
+            )
+        }
+        Rule::exponent | Rule::unary => {
+            let mut minus_spans = Vec::new();
+            let mut operand = None;
+            for child in children {
+                match child {
+                    Child::Token(_, minus) => minus_spans.push(minus),
+                    Child::Expr(node) => operand = Some(node),
+                    _ => {}
+                }
+            }
+            let Some(operand) = operand else {
+                return Err(malformed(span));
+            };
+            match rule {
+                Rule::exponent => Child::Exponent(minus_spans, operand),
+                _ => Child::Expr(negate(&minus_spans, operand)?),
             }
         }
+        Rule::power => Child::Expr(power(children, span)?),
+        Rule::expr | Rule::product => {
+            let mut operands = children.into_iter();
+            let Some(Child::Expr(mut acc)) = operands.next() else {
+                return Err(malformed(span));
+            };
+            while let (Some(Child::Token(op, _)), Some(Child::Expr(rhs))) =
+                (operands.next(), operands.next())
+            {
+                let op = match op {
+                    Rule::plus => BinOp::Add,
+                    Rule::minus => BinOp::Sub,
+                    Rule::star => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                acc = binary(op, acc, rhs)?;
+            }
+            Child::Expr(acc)
+        }
+        Rule::data_decl => Child::Decl(data_decl(children, outer)),
+        Rule::binding | Rule::setting | Rule::param_decl => {
+            let mut name = None;
+            let mut value = None;
+            for child in children {
+                match child {
+                    Child::Ident(ident) => name = Some(ident),
+                    Child::Expr(node) => value = Some(node.expr),
+                    _ => {}
+                }
+            }
+            let (Some(name), Some(value)) = (name, value) else {
+                return Err(malformed(span));
+            };
+            match rule {
+                Rule::param_decl => Child::Item(Item::Param(ParamDecl {
+                    name,
+                    init: value,
+                    span: outer,
+                })),
+                _ => Child::Assign(name, value, outer),
+            }
+        }
+        Rule::loss_decl => {
+            let expr = children.into_iter().find_map(|child| match child {
+                Child::Expr(node) => Some(node.expr),
+                _ => None,
+            });
+            let Some(expr) = expr else {
+                return Err(malformed(span));
+            };
+            Child::Item(Item::Loss(LossDecl { expr, span: outer }))
+        }
+        Rule::data_block => {
+            let decls = children
+                .into_iter()
+                .filter_map(|child| match child {
+                    Child::Decl(decl) => Some(decl),
+                    _ => None,
+                })
+                .collect();
+            Child::Item(Item::Data(DataBlock { decls, span: outer }))
+        }
+        Rule::model_block | Rule::train_block => {
+            let assigns = children.into_iter().filter_map(|child| match child {
+                Child::Assign(name, value, span) => Some((name, value, span)),
+                _ => None,
+            });
+            match rule {
+                Rule::model_block => {
+                    let layers = assigns.map(|(name, value, span)| Binding { name, value, span });
+                    Child::Item(Item::Model(ModelBlock {
+                        layers: layers.collect(),
+                        span: outer,
+                    }))
+                }
+                _ => {
+                    let settings = assigns.map(|(name, value, span)| Setting { name, value, span });
+                    Child::Item(Item::Train(TrainBlock {
+                        settings: settings.collect(),
+                        span: outer,
+                    }))
+                }
+            }
+        }
+        Rule::file => Child::Items(
+            children
+                .into_iter()
+                .filter_map(|child| match child {
+                    Child::Item(item) => Some(item),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Rule::EOI | Rule::WHITESPACE | Rule::COMMENT => return Ok(None),
+        _ => Child::Token(rule, span),
+    };
+    Ok(Some(child))
+}
+
+/// `primary (^ exponent)*`, folded from the right: in `a ^ -b ^ c` the minus
+/// belongs to `b ^ c`.
+fn power(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
+    let mut base = None;
+    let mut exponents = Vec::new();
+    for child in children {
+        match child {
+            Child::Expr(node) => base = Some(node),
+            Child::Exponent(minus_spans, node) => exponents.push((minus_spans, node)),
+            _ => {}
+        }
     }
+    let Some(base) = base else {
+        return Err(malformed(span));
+    };
+    let Some((minus_spans, last)) = exponents.pop() else {
+        return Ok(base);
+    };
+    let mut acc = negate(&minus_spans, last)?;
+    while let Some((minus_spans, primary)) = exponents.pop() {
+        acc = negate(&minus_spans, binary(BinOp::Pow, primary, acc)?)?;
+    }
+    binary(BinOp::Pow, base, acc)
+}
+
+/// `input x[3] = source modifier*`: the expression after `[` is the width,
+/// the one after `=` the source.
+fn data_decl(children: Vec<Child>, span: Span) -> DataDecl {
+    let mut decl = DataDecl {
+        kind: DataKind::Input,
+        name: Ident {
+            name: String::new(),
+            span,
+        },
+        width: None,
+        source: None,
+        modifiers: Vec::new(),
+        span,
+    };
+    let mut named = false;
+    let mut after = Rule::data_decl;
+    for child in children {
+        match child {
+            Child::Token(rule, _) => {
+                match rule {
+                    Rule::kw_input => decl.kind = DataKind::Input,
+                    Rule::kw_target => decl.kind = DataKind::Target,
+                    _ => {}
+                }
+                after = rule;
+            }
+            Child::Ident(ident) if named => decl.modifiers.push(ident),
+            Child::Ident(ident) => {
+                decl.name = ident;
+                named = true;
+            }
+            Child::Expr(node) if after == Rule::lbracket => decl.width = Some(node.expr),
+            Child::Expr(node) => decl.source = Some(node.expr),
+            _ => {}
+        }
+    }
+    decl
 }

@@ -89,7 +89,11 @@ fn line(out: &mut String, depth: usize, text: std::fmt::Arguments<'_>) {
 }
 
 fn dump_ident(out: &mut String, depth: usize, role: &str, ident: &Ident) {
-    line(out, depth, format_args!("{role} {} @{}", ident.name, ident.span));
+    line(
+        out,
+        depth,
+        format_args!("{role} {} @{}", ident.name, ident.span),
+    );
 }
 
 fn dump_item(out: &mut String, depth: usize, item: &Item) {
@@ -147,7 +151,11 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
 fn dump_expr(out: &mut String, depth: usize, expr: &Expr) {
     let span = expr.span;
     match &expr.kind {
-        ExprKind::Number(value) => line(out, depth, format_args!("number {} @{span}", number(*value))),
+        ExprKind::Number(value) => line(
+            out,
+            depth,
+            format_args!("number {} @{span}", number(*value)),
+        ),
         ExprKind::Name(name) => line(out, depth, format_args!("name {name} @{span}")),
         ExprKind::Call { callee, args } => {
             line(out, depth, format_args!("call @{span}"));
@@ -206,7 +214,10 @@ fn item_source(item: &Item) -> String {
         }
         Item::Model(block) => block_source(
             "model",
-            block.layers.iter().map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
+            block
+                .layers
+                .iter()
+                .map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
         ),
         Item::Param(param) => format!("param {} = {}\n", param.name.name, expr(&param.init)),
         Item::Loss(loss) => format!("loss {}\n", expr(&loss.expr)),
@@ -237,8 +248,14 @@ fn block_source(keyword: &str, lines: impl Iterator<Item = String>) -> String {
 /// Binding strength: `+ -` 1, `* /` 2, prefix minus 3, `^` 4, atoms 5.
 fn precedence(expr: &Expr) -> u8 {
     match &expr.kind {
-        ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
-        ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
+        ExprKind::Binary {
+            op: BinOp::Add | BinOp::Sub,
+            ..
+        } => 1,
+        ExprKind::Binary {
+            op: BinOp::Mul | BinOp::Div,
+            ..
+        } => 2,
         ExprKind::Neg(_) => 3,
         ExprKind::Number(value) if value.is_sign_negative() => 3,
         ExprKind::Binary { op: BinOp::Pow, .. } => 4,
