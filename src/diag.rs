@@ -83,11 +83,7 @@ impl miette::Diagnostic for Report<'_> {
         let labels = self.diag.labels.iter().enumerate().map(|(i, label)| {
             let span = (label.span.start as usize, label.span.len());
             let text = (!label.message.is_empty()).then(|| label.message.clone());
-            if i == 0 {
-                LabeledSpan::new_primary_with_span(text, span)
-            } else {
-                LabeledSpan::new_with_span(text, span)
-            }
+            if i == 0 { LabeledSpan::new_primary_with_span(text, span) } else { LabeledSpan::new_with_span(text, span) }
         });
         Some(Box::new(labels))
     }

@@ -1,13 +1,13 @@
 //! nnc: a compiler for small neural networks.
-pub mod diag;
-pub mod span;
-pub mod syntax;
-pub mod check;
-pub mod ir;
 pub mod autodiff;
-pub mod optimizer;
-pub mod opt;
-pub mod kernel;
+pub mod check;
 pub mod codegen;
+pub mod diag;
+pub mod ir;
+pub mod kernel;
+pub mod opt;
+pub mod optimizer;
 pub mod pipeline;
 pub mod runtime;
+pub mod span;
+pub mod syntax;

@@ -149,7 +149,8 @@ fn style() -> Style {
 }
 
 fn read_model(path: &Path) -> Result<(String, Frontend), Failure> {
-    let text = std::fs::read(path).map_err(|e| Failure::Input(format!("error: cannot read {}: {e}\n", path.display())))?;
+    let text =
+        std::fs::read(path).map_err(|e| Failure::Input(format!("error: cannot read {}: {e}\n", path.display())))?;
     let text = String::from_utf8(text)
         .map_err(|e| Failure::Input(format!("error: {} is not UTF-8 text: {e}\n", path.display())))?;
     let name = path.display().to_string();
@@ -201,7 +202,15 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
     if !has_data && args.batch.is_some() {
         return Err(Failure::Usage("--batch needs a model with a data block".into()));
     }
-    let mark = |is_default: bool, flag: bool| if flag { " (flag)" } else if is_default { " (default)" } else { "" };
+    let mark = |is_default: bool, flag: bool| {
+        if flag {
+            " (flag)"
+        } else if is_default {
+            " (default)"
+        } else {
+            ""
+        }
+    };
     let epochs = args.epochs.or(args.steps).unwrap_or(train.epochs.value);
     let epochs_mark = mark(train.epochs.is_default, args.epochs.or(args.steps).is_some());
     if epochs == 0 {
@@ -216,10 +225,8 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
         return Err(Failure::Usage("--batch must be at least 1".into()));
     }
     let seed = args.seed.unwrap_or(train.seed.value);
-    let mut lines = vec![(
-        "optimizer",
-        format!("sgd, lr {lr}{}", mark(train.learning_rate.is_default, args.lr.is_some())),
-    )];
+    let mut lines =
+        vec![("optimizer", format!("sgd, lr {lr}{}", mark(train.learning_rate.is_default, args.lr.is_some())))];
     if has_data {
         lines.push(("epochs", format!("{epochs}{epochs_mark}")));
         lines.push(("batch", format!("{batch}{}", mark(train.batch.is_default, args.batch.is_some()))));
@@ -357,7 +364,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn internal(message: String) -> Failure {
-    Failure::Input(format!("error: internal compiler error: {message}\n  (this is a bug in nnc; please report it with the model file)\n"))
+    Failure::Input(format!(
+        "error: internal compiler error: {message}\n  (this is a bug in nnc; please report it with the model file)\n"
+    ))
 }
 
 fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -> Result<(), Failure> {
@@ -382,7 +391,11 @@ fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -> Re
                         let options = Options { disassemble: stage == Stage::Asm, ..Options::default() };
                         let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
                         let compiled = nnc::codegen::compile(kernel, &shapes, options).map_err(internal)?;
-                        if stage == Stage::Clif { compiled.clif.clone() } else { compiled.asm.clone().unwrap_or_default() }
+                        if stage == Stage::Clif {
+                            compiled.clif.clone()
+                        } else {
+                            compiled.asm.clone().unwrap_or_default()
+                        }
                     }
                 }
             }

@@ -22,7 +22,8 @@ fn stderr(output: &Output) -> String {
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{}", stdout(output)))
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{}", stdout(output)))
 }
 
 #[test]
@@ -105,7 +106,15 @@ fn same_seed_same_result() {
     let run = || json(&nnc(&["run", "examples/seed.nn", "examples/seed.csv", "--epochs", "5", "--json", "--quiet"]));
     assert_eq!(run()["final_loss"], run()["final_loss"]);
     let other = json(&nnc(&[
-        "run", "examples/seed.nn", "examples/seed.csv", "--epochs", "5", "--seed", "7", "--json", "--quiet",
+        "run",
+        "examples/seed.nn",
+        "examples/seed.csv",
+        "--epochs",
+        "5",
+        "--seed",
+        "7",
+        "--json",
+        "--quiet",
     ]));
     assert_ne!(run()["final_loss"], other["final_loss"], "the seed changes the initial weights");
 }

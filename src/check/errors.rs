@@ -51,7 +51,8 @@ pub fn arity(name: &str, expected: &str, got: usize, span: Span) -> Diagnostic {
 }
 
 pub fn unknown_argument(func: &str, name: &str, span: Span, known: &[&str]) -> Diagnostic {
-    let diag = Diagnostic::new("E0106", format!("`{func}` has no argument `{name}`")).with_label(span, "unknown argument");
+    let diag =
+        Diagnostic::new("E0106", format!("`{func}` has no argument `{name}`")).with_label(span, "unknown argument");
     if known.is_empty() {
         diag.with_help(format!("`{func}` takes no named arguments"))
     } else {

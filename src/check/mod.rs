@@ -26,7 +26,18 @@ pub const MAX_PARAMETERS: u64 = 1 << 26;
 pub const ACTIVATIONS: &[&str] = &["identity", "sigmoid", "tanh", "relu", "softmax"];
 /// Functions usable in expressions.
 pub const FUNCTIONS: &[&str] = &[
-    "exp", "log", "tanh", "sigmoid", "relu", "abs", "identity", "softmax", "sum", "mean", "mse", "cross_entropy",
+    "exp",
+    "log",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "abs",
+    "identity",
+    "softmax",
+    "sum",
+    "mean",
+    "mse",
+    "cross_entropy",
     "dense",
 ];
 
@@ -34,11 +45,7 @@ pub const FUNCTIONS: &[&str] = &[
 pub fn check(file: &ast::File) -> Result<Program, Vec<Diagnostic>> {
     let mut checker = Checker::default();
     checker.file(file);
-    if checker.diags.is_empty() {
-        Ok(checker.finish())
-    } else {
-        Err(checker.diags)
-    }
+    if checker.diags.is_empty() { Ok(checker.finish()) } else { Err(checker.diags) }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +178,12 @@ impl Checker {
         let mut targets = Vec::new();
         for decl in &block.decls {
             for modifier in &decl.modifiers {
-                self.diags.push(errors::unknown_function("data modifier", &modifier.name, modifier.span, [].into_iter()));
+                self.diags.push(errors::unknown_function(
+                    "data modifier",
+                    &modifier.name,
+                    modifier.span,
+                    [].into_iter(),
+                ));
             }
             let Some(encoding) = self.data_encoding(decl) else { continue };
             let (list, kind) = match decl.kind {
@@ -214,13 +226,20 @@ impl Checker {
                 self.diags.push(
                     Diagnostic::new("E0205", format!("`{}` needs a width", decl.name.name))
                         .with_label(decl.name.span, "how many columns?")
-                        .with_help(format!("write `{}[n]` for n columns, or `= one_hot(k)` for a class column", decl.name.name)),
+                        .with_help(format!(
+                            "write `{}[n]` for n columns, or `= one_hot(k)` for a class column",
+                            decl.name.name
+                        )),
                 );
                 None
             }
             (Some(source), width) => {
                 let ExprKind::Call { callee, args } = &source.kind else {
-                    self.diags.push(errors::expected("a data source such as `one_hot(3)`", source.span, "not a data source"));
+                    self.diags.push(errors::expected(
+                        "a data source such as `one_hot(3)`",
+                        source.span,
+                        "not a data source",
+                    ));
                     return None;
                 };
                 if callee.name != "one_hot" {
@@ -228,11 +247,20 @@ impl Checker {
                     return None;
                 }
                 if decl.kind == ast::DataKind::Input {
-                    self.diags.push(errors::misplaced("`one_hot`", source.span, "one-hot encoding applies to a `target`"));
+                    self.diags.push(errors::misplaced(
+                        "`one_hot`",
+                        source.span,
+                        "one-hot encoding applies to a `target`",
+                    ));
                     return None;
                 }
                 let [arg] = args.as_slice() else {
-                    self.diags.push(errors::arity("one_hot", "1 argument (the number of classes)", args.len(), source.span));
+                    self.diags.push(errors::arity(
+                        "one_hot",
+                        "1 argument (the number of classes)",
+                        args.len(),
+                        source.span,
+                    ));
                     return None;
                 };
                 if let Some(name) = &arg.name {
@@ -292,12 +320,24 @@ impl Checker {
             return;
         };
         if !init.is_finite() {
-            self.diags.push(errors::bad_value(format!("initial value {init} is not finite"), decl.init.span, "use a finite number"));
+            self.diags.push(errors::bad_value(
+                format!("initial value {init} is not finite"),
+                decl.init.span,
+                "use a finite number",
+            ));
             return;
         }
         let index = self.graph.params.len() as u32;
-        self.graph.params.push(ParamInfo { name: decl.name.name.clone(), shape: Shape::SCALAR, init: Init::Value(init), layer: None });
-        let node = self.graph.add_declared(Op::Param(index), &[], Shape::SCALAR, self.origin(decl.name.span)).expect("a param leaf");
+        self.graph.params.push(ParamInfo {
+            name: decl.name.name.clone(),
+            shape: Shape::SCALAR,
+            init: Init::Value(init),
+            layer: None,
+        });
+        let node = self
+            .graph
+            .add_declared(Op::Param(index), &[], Shape::SCALAR, self.origin(decl.name.span))
+            .expect("a param leaf");
         self.declare(&decl.name, NameKind::Param, node);
     }
 
@@ -329,7 +369,12 @@ impl Checker {
             }
         }
         if !(2..=3).contains(&positional.len()) {
-            self.diags.push(errors::arity("dense", "2 or 3 arguments (input, units, activation)", positional.len(), call_span));
+            self.diags.push(errors::arity(
+                "dense",
+                "2 or 3 arguments (input, units, activation)",
+                positional.len(),
+                call_span,
+            ));
             return None;
         }
         let source = self.expr(positional[0]);
@@ -364,7 +409,8 @@ impl Checker {
             ));
             return None;
         }
-        let total = self.graph.params.iter().map(|p| p.shape.len(1) as u64).sum::<u64>() + (inputs as u64 + 1) * units as u64;
+        let total =
+            self.graph.params.iter().map(|p| p.shape.len(1) as u64).sum::<u64>() + (inputs as u64 + 1) * units as u64;
         if total > MAX_PARAMETERS {
             self.diags.push(errors::too_large("the number of trainable parameters", call_span, MAX_PARAMETERS));
             return None;
@@ -415,11 +461,20 @@ impl Checker {
             match &item.kind {
                 ExprKind::Name(name) if ACTIVATIONS.contains(&name.as_str()) => names.push((name.clone(), item.span)),
                 ExprKind::Name(name) => {
-                    self.diags.push(errors::unknown_function("activation", name, item.span, ACTIVATIONS.iter().copied()));
+                    self.diags.push(errors::unknown_function(
+                        "activation",
+                        name,
+                        item.span,
+                        ACTIVATIONS.iter().copied(),
+                    ));
                     ok = false;
                 }
                 _ => {
-                    self.diags.push(errors::expected("an activation name such as `tanh`", item.span, "not an activation"));
+                    self.diags.push(errors::expected(
+                        "an activation name such as `tanh`",
+                        item.span,
+                        "not an activation",
+                    ));
                     ok = false;
                 }
             }
@@ -442,10 +497,8 @@ impl Checker {
                 end += 1;
             }
             let shape = Shape::batch((end - start) as u32);
-            let slice = self
-                .graph
-                .add_declared(Op::SliceCols { start: start as u32 }, &[z], shape, self.origin(span))
-                .ok()?;
+            let slice =
+                self.graph.add_declared(Op::SliceCols { start: start as u32 }, &[z], shape, self.origin(span)).ok()?;
             parts.push(self.apply_activation(name, slice, activations[start].1)?);
             start = end;
         }
@@ -544,7 +597,11 @@ impl Checker {
             }
             ExprKind::Call { callee, args } => self.call(callee, args, span),
             ExprKind::List(_) => {
-                self.diags.push(errors::misplaced("a list", span, "lists give per-neuron activations: `dense(x, 2, [tanh, relu])`"));
+                self.diags.push(errors::misplaced(
+                    "a list",
+                    span,
+                    "lists give per-neuron activations: `dense(x, 2, [tanh, relu])`",
+                ));
                 None
             }
         }

@@ -54,9 +54,7 @@ pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic
             _ => unreachable!("checked against SETTINGS"),
         }
     }
-    if let (Some(a), Some(b)) =
-        (seen.iter().find(|(n, _)| *n == "epochs"), seen.iter().find(|(n, _)| *n == "steps"))
-    {
+    if let (Some(a), Some(b)) = (seen.iter().find(|(n, _)| *n == "epochs"), seen.iter().find(|(n, _)| *n == "steps")) {
         diags.push(errors::conflicting_settings("epochs", "steps", b.1, a.1));
     }
     config

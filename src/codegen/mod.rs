@@ -14,8 +14,8 @@
 mod math;
 
 use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, Stmt, UnaryOp};
-use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -143,9 +143,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let mut ctx = module.make_context();
     ctx.set_disasm(options.disassemble);
     ctx.func.signature.params.push(AbiParam::new(pointer));
-    let func_id = module
-        .declare_function("kernel", Linkage::Export, &ctx.func.signature)
-        .map_err(|e| e.to_string())?;
+    let func_id = module.declare_function("kernel", Linkage::Export, &ctx.func.signature).map_err(|e| e.to_string())?;
     ctx.func.name = UserFuncName::user(0, func_id.as_u32());
 
     let mut math_sig = module.make_signature();

@@ -235,9 +235,15 @@ pub enum Op {
     Unary(Unary),
     Binary(Binary),
     /// `a · b`, optionally transposing either side first.
-    MatMul { trans_a: bool, trans_b: bool },
+    MatMul {
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// Sum over rows and/or columns, keeping the reduced dimension as 1.
-    Sum { rows: bool, cols: bool },
+    Sum {
+        rows: bool,
+        cols: bool,
+    },
     /// Repeat a size-1 dimension to the node's shape.
     Broadcast,
     /// Softmax along each row.
@@ -245,9 +251,13 @@ pub enum Op {
     /// `log(softmax(x))` along each row, computed stably.
     LogSoftmax,
     /// Columns `start..start+width` of the argument (width from the node's shape).
-    SliceCols { start: u32 },
+    SliceCols {
+        start: u32,
+    },
     /// The argument placed at column `start` of a zero matrix of the node's shape.
-    PadCols { start: u32 },
+    PadCols {
+        start: u32,
+    },
     /// The arguments side by side.
     ConcatCols,
 }
@@ -487,8 +497,7 @@ pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result
             Err(ShapeError(format!("`{}` takes {n} argument(s), got {}", op.name(), shapes.len())))
         }
     };
-    let need_declared =
-        || declared.ok_or_else(|| ShapeError(format!("`{}` needs a declared shape", op.name())));
+    let need_declared = || declared.ok_or_else(|| ShapeError(format!("`{}` needs a declared shape", op.name())));
     match op {
         Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Const(_) => {
             arity(0)?;
@@ -504,22 +513,13 @@ pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result
         }
         Op::Binary(b) => {
             arity(2)?;
-            Shape::broadcast(shapes[0], shapes[1]).ok_or_else(|| {
-                ShapeError(format!("cannot {} shapes {} and {}", b.name(), shapes[0], shapes[1]))
-            })
+            Shape::broadcast(shapes[0], shapes[1])
+                .ok_or_else(|| ShapeError(format!("cannot {} shapes {} and {}", b.name(), shapes[0], shapes[1])))
         }
         Op::MatMul { trans_a, trans_b } => {
             arity(2)?;
-            let (ar, ac) = if *trans_a {
-                (shapes[0].cols, shapes[0].rows)
-            } else {
-                (shapes[0].rows, shapes[0].cols)
-            };
-            let (br, bc) = if *trans_b {
-                (shapes[1].cols, shapes[1].rows)
-            } else {
-                (shapes[1].rows, shapes[1].cols)
-            };
+            let (ar, ac) = if *trans_a { (shapes[0].cols, shapes[0].rows) } else { (shapes[0].rows, shapes[0].cols) };
+            let (br, bc) = if *trans_b { (shapes[1].cols, shapes[1].rows) } else { (shapes[1].rows, shapes[1].cols) };
             if ac != br {
                 return Err(ShapeError(format!(
                     "matmul of {} and {}: inner sizes {ac} and {br} differ",
@@ -531,10 +531,7 @@ pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result
         Op::Sum { rows, cols } => {
             arity(1)?;
             let s = shapes[0];
-            Ok(Shape::new(
-                if *rows { Dim::Fixed(1) } else { s.rows },
-                if *cols { Dim::Fixed(1) } else { s.cols },
-            ))
+            Ok(Shape::new(if *rows { Dim::Fixed(1) } else { s.rows }, if *cols { Dim::Fixed(1) } else { s.cols }))
         }
         Op::Broadcast => {
             arity(1)?;

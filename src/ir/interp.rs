@@ -110,11 +110,8 @@ pub fn eval(graph: &Graph, env: &Env) -> Vec<Tensor> {
                     let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let sum: f64 = row.iter().map(|&x| (x - max).exp()).sum();
                     for c in 0..a.cols {
-                        out.data[r * a.cols + c] = if node.op == Op::Softmax {
-                            (row[c] - max).exp() / sum
-                        } else {
-                            row[c] - max - sum.ln()
-                        };
+                        out.data[r * a.cols + c] =
+                            if node.op == Op::Softmax { (row[c] - max).exp() / sum } else { row[c] - max - sum.ln() };
                     }
                 }
                 out

@@ -237,7 +237,8 @@ fn print_term(term: &Term) -> (bool, String) {
     }
     let mut text = numerator.join(" * ");
     if !denominator.is_empty() {
-        let den = if denominator.len() == 1 { denominator[0].clone() } else { format!("({})", denominator.join(" * ")) };
+        let den =
+            if denominator.len() == 1 { denominator[0].clone() } else { format!("({})", denominator.join(" * ")) };
         text = format!("{text} / {den}");
     }
     (negative, text)

@@ -25,13 +25,13 @@
 //! every output id exists.
 
 mod graph;
-pub mod program;
 pub mod interp;
 pub mod math;
 pub mod print;
+pub mod program;
 pub mod verify;
 
 pub use graph::{
-    DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError, Unary,
-    Binary, infer_shape, pow,
+    Binary, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError, Unary,
+    infer_shape, pow,
 };

@@ -27,11 +27,8 @@ pub fn op_text(graph: &Graph, node: &Node) -> String {
         Op::Const(c) => format!("const {c}"),
         Op::Unary(Unary::Pow(c)) => format!("pow[{c}]"),
         Op::MatMul { trans_a, trans_b } => {
-            let flags: Vec<&str> = [(*trans_a, "trans_a"), (*trans_b, "trans_b")]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, n)| *n)
-                .collect();
+            let flags: Vec<&str> =
+                [(*trans_a, "trans_a"), (*trans_b, "trans_b")].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
             if flags.is_empty() { "matmul".to_string() } else { format!("matmul[{}]", flags.join(",")) }
         }
         Op::Sum { rows, cols } => match (rows, cols) {

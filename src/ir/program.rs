@@ -78,7 +78,9 @@ pub enum Task {
     /// No data: minimise a function of `param`s.
     Minimize,
     Regression,
-    Classification { classes: u32 },
+    Classification {
+        classes: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

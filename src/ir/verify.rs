@@ -9,9 +9,7 @@ use super::{Graph, Op, infer_shape, print};
 /// Check topological order, shapes and outputs.
 pub fn verify(graph: &Graph) -> Result<(), String> {
     for (i, node) in graph.nodes.iter().enumerate() {
-        let fail = |msg: String| {
-            Err(format!("{}\n; ^~~~ error at %{i}: {msg}", print::graph(graph)))
-        };
+        let fail = |msg: String| Err(format!("{}\n; ^~~~ error at %{i}: {msg}", print::graph(graph)));
         if let Some(bad) = node.args.iter().find(|a| a.index() >= i) {
             return fail(format!("argument {bad} does not precede its use"));
         }

@@ -10,8 +10,8 @@
 //!    when no later statement reads the old value;
 //! 4. prove every index in bounds ([`check_bounds`]).
 
-use super::{Buffer, BufferId, BufferKind, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, UnaryOp};
 use super::BinaryOp;
+use super::{Buffer, BufferId, BufferKind, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, UnaryOp};
 use crate::ir::{Binary, Dim, Graph, Hyper, NodeId, Op, Shape, Unary};
 use std::collections::HashMap;
 
@@ -91,7 +91,12 @@ enum Op2 {
 }
 
 impl<'g> Lowerer<'g> {
-    fn new(graph: &'g Graph, outputs: &[(String, NodeId)], _kind: KernelKind, max_batch: usize) -> Result<Self, String> {
+    fn new(
+        graph: &'g Graph,
+        outputs: &[(String, NodeId)],
+        _kind: KernelKind,
+        max_batch: usize,
+    ) -> Result<Self, String> {
         let mut live = vec![false; graph.nodes.len()];
         for (_, id) in outputs {
             live[id.index()] = true;
@@ -414,7 +419,11 @@ impl<'g> Lowerer<'g> {
                                 value: add(Expr::Local(sum), Expr::Unary(UnaryOp::Exp, Box::new(shifted(x2)))),
                             }],
                         },
-                        Stmt::Loop { var: j3, extent: width, body: vec![Stmt::Store { buffer, index: store_index, value: out }] },
+                        Stmt::Loop {
+                            var: j3,
+                            extent: width,
+                            body: vec![Stmt::Store { buffer, index: store_index, value: out }],
+                        },
                     ]
                 })
             }

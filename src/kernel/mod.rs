@@ -105,9 +105,20 @@ pub enum Expr {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
-    Loop { var: LoopVar, extent: Extent, body: Vec<Stmt> },
-    Assign { local: Local, value: Expr },
-    Store { buffer: BufferId, index: Index, value: Expr },
+    Loop {
+        var: LoopVar,
+        extent: Extent,
+        body: Vec<Stmt>,
+    },
+    Assign {
+        local: Local,
+        value: Expr,
+    },
+    Store {
+        buffer: BufferId,
+        index: Index,
+        value: Expr,
+    },
     /// Record the batch's loss (a scalar) in the per-batch loss array.
     StoreLoss(Expr),
 }

@@ -22,10 +22,7 @@ pub fn print(kernel: &Kernel) -> String {
         KernelKind::Train => "train",
         KernelKind::Eval => "eval",
     };
-    let mut out = format!(
-        "kernel {kind}(max_batch = {}, scratch = {} f32) {{\n",
-        kernel.max_batch, kernel.scratch_len
-    );
+    let mut out = format!("kernel {kind}(max_batch = {}, scratch = {} f32) {{\n", kernel.max_batch, kernel.scratch_len);
     for (i, buffer) in kernel.buffers.iter().enumerate() {
         let kind = match &buffer.kind {
             BufferKind::Param(_) => format!("param {}", buffer.name),

@@ -90,7 +90,12 @@ pub fn parse(file: &str, bytes: &[u8], program: &Program) -> Result<Dataset, Dat
         records.push((line, record));
     }
     if records.is_empty() {
-        return Err(error(None, None, "the data file is empty".into(), Some("expected a header line and rows of numbers".into())));
+        return Err(error(
+            None,
+            None,
+            "the data file is empty".into(),
+            Some("expected a header line and rows of numbers".into()),
+        ));
     }
     let is_number = |s: &str| s.trim().parse::<f64>().is_ok();
     let has_header = !records[0].1.iter().all(is_number);

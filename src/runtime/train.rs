@@ -143,7 +143,8 @@ pub fn train(
     let n_batches = rows.div_ceil(batch);
     let mut losses = vec![0.0f32; n_batches];
     let no_pointer: Vec<*const f32> = Vec::new();
-    let input_ptrs: Vec<*const f32> = data.map_or(no_pointer.clone(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
+    let input_ptrs: Vec<*const f32> =
+        data.map_or(no_pointer.clone(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
     let target_ptrs: Vec<*const f32> = data.map_or(no_pointer, |d| d.targets.iter().map(|v| v.as_ptr()).collect());
     let mut history = Vec::new();
     let start = Instant::now();
@@ -184,11 +185,8 @@ pub fn train(
         match data {
             Some(_) => {
                 // Mean over rows: each batch loss is a mean over its rows.
-                let total: f64 = losses
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| l as f64 * (batch.min(rows - i * batch)) as f64)
-                    .sum();
+                let total: f64 =
+                    losses.iter().enumerate().map(|(i, &l)| l as f64 * (batch.min(rows - i * batch)) as f64).sum();
                 let loss = total / rows as f64;
                 history.push(loss);
                 on_epoch(epoch, loss);
@@ -203,19 +201,17 @@ pub fn train(
     }
     let train_seconds = start.elapsed().as_secs_f64();
     let (final_loss, accuracy) = evaluate(program, eval_kernel, data, &params);
-    Ok(Outcome {
-        history,
-        final_loss,
-        accuracy,
-        params,
-        train_seconds,
-        samples: rows as u64 * epochs,
-    })
+    Ok(Outcome { history, final_loss, accuracy, params, train_seconds, samples: rows as u64 * epochs })
 }
 
 /// Loss over the whole data set (or the function value, without data) and,
 /// for classification, the accuracy.
-pub fn evaluate(program: &Program, eval_kernel: &Compiled, data: Option<&Dataset>, params: &Params) -> (f64, Option<f64>) {
+pub fn evaluate(
+    program: &Program,
+    eval_kernel: &Compiled,
+    data: Option<&Dataset>,
+    params: &Params,
+) -> (f64, Option<f64>) {
     let rows = data.map_or(1, |d| d.rows);
     let mut params = params.clone();
     let mut scratch = vec![0.0f32; eval_kernel.kernel.scratch_len.max(1)];

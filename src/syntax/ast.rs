@@ -132,11 +132,7 @@ pub enum ExprKind {
     /// `-a`
     Neg(Box<Expr>),
     /// `a + b`, `a ^ b`, ...
-    Binary {
-        op: BinOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
-    },
+    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
     /// `[tanh, sigmoid]`
     List(Vec<Expr>),
 }

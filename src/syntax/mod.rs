@@ -1,7 +1,7 @@
 //! Syntax: `.nn` text → AST.
 //!
 //! The grammar lives in `grammar/nn.pest`; [`parse`] runs it and builds the
-//! [`ast`] with byte spans, [`print`] turns an AST back into text (a tree dump
+//! [`ast`] with byte spans, [`print`](mod@print) turns an AST back into text (a tree dump
 //! for `nnc ir --stage ast`, and `.nn` source). The language, in brief:
 //!
 //! ```text

@@ -1,10 +1,11 @@
 //! The parser: pest pairs → AST, and pest errors → [`Diagnostic`]s.
 //!
 //! Parsing runs in three steps:
-//! 1. [`scan_brackets`] counts bracket nesting (outside comments) and rejects
+//! 1. [`scan`] counts bracket nesting (outside comments) and rejects
 //!    anything deeper than [`MAX_DEPTH`]: brackets are the grammar's only
 //!    recursion, so this bounds the stack pest uses, whatever the
-//!    input. It also remembers unclosed brackets for the "never closed" label.
+//!    input. It also notes unclosed brackets, for a "never closed" label, and
+//!    where the last token ends, to point at an unexpected end of file.
 //! 2. pest runs `grammar/nn.pest` under a call limit ([`CALL_LIMIT`]).
 //! 3. [`build`] folds pest's token stream into the AST without recursion,
 //!    computing spans from the children, and rejects expressions more than
@@ -14,8 +15,8 @@
 use crate::diag::Diagnostic;
 use crate::span::Span;
 use crate::syntax::ast::{
-    Arg, BinOp, Binding, DataBlock, DataDecl, DataKind, Expr, ExprKind, File, Ident, Item,
-    LossDecl, ModelBlock, ParamDecl, Setting, TrainBlock,
+    Arg, BinOp, Binding, DataBlock, DataDecl, DataKind, Expr, ExprKind, File, Ident, Item, LossDecl, ModelBlock,
+    ParamDecl, Setting, TrainBlock,
 };
 use pest::Parser as _;
 use pest::Token;
@@ -41,10 +42,10 @@ pub fn parse(source: &str) -> Result<File, Vec<Diagnostic>> {
     static SET_LIMIT: Once = Once::new();
     SET_LIMIT.call_once(|| pest::set_call_limit(NonZeroUsize::new(CALL_LIMIT)));
 
-    let unclosed = scan_brackets(source).map_err(|diag| vec![diag])?;
+    let scan = scan(source).map_err(|diag| vec![diag])?;
     match NnParser::parse(Rule::file, source) {
         Ok(pairs) => build(source, pairs),
-        Err(error) => Err(vec![syntax_error(source, &error, &unclosed)]),
+        Err(error) => Err(vec![syntax_error(source, &error, &scan)]),
     }
 }
 
@@ -62,32 +63,32 @@ fn nested_too_deeply(span: Span) -> Diagnostic {
 }
 
 fn too_complex(span: Span) -> Diagnostic {
-    Diagnostic::new("E0003", "file too large or complex to parse")
-        .with_label(span, "the parser gave up here")
+    Diagnostic::new("E0003", "file too large or complex to parse").with_label(span, "the parser gave up here")
 }
 
 /// A pest error as one `E0001` diagnostic: what was expected, in words, and
 /// what was found, labelled at the offending token.
-fn syntax_error(source: &str, error: &PestError<Rule>, unclosed: &[(usize, char)]) -> Diagnostic {
+fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnostic {
     let pos = match error.location {
         InputLocation::Pos(pos) => pos,
         InputLocation::Span((start, _)) => start,
     };
     let pos = floor_char_boundary(source, pos);
-    let (span, found) = token_at(source, pos);
+    let (span, found) = if pos == source.len() {
+        (end_of_file(source, scan.last_token_end), "end of file".to_string())
+    } else {
+        token_at(source, pos)
+    };
     let positives = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => positives,
         ErrorVariant::CustomError { .. } => return too_complex(span),
     };
-    let mut diag = Diagnostic::new("E0001", expected_message(positives))
-        .with_label(span, format!("unexpected {found}"));
+    let mut diag =
+        Diagnostic::new("E0001", expected_message(positives)).with_label(span, format!("unexpected {found}"));
     if pos == source.len()
-        && let Some(&(open, bracket)) = unclosed.last()
+        && let Some(&(open, bracket)) = scan.unclosed.last()
     {
-        diag = diag.with_label(
-            Span::new(open, open + bracket.len_utf8()),
-            format!("this `{bracket}` is never closed"),
-        );
+        diag = diag.with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is never closed"));
     }
     diag
 }
@@ -98,7 +99,7 @@ fn expected_message(positives: &[Rule]) -> String {
     // `(` after a name is always possible (it would make a call) but rarely
     // what the user meant; mention it only when nothing else fits.
     if words.iter().any(|&(_, word)| word != "`(`") {
-        words.retain(|&(_, word)| word != "`(`" || positives.contains(&Rule::paren));
+        words.retain(|&(_, word)| word != "`(`");
     }
     words.sort();
     words.dedup();
@@ -123,12 +124,9 @@ fn words(rule: Rule) -> Vec<(u8, &'static str)> {
         | Rule::arg
         | Rule::paren
         | Rule::list => (0, "an expression"),
-        Rule::name
-        | Rule::ident
-        | Rule::ident_start
-        | Rule::ident_char
-        | Rule::binding
-        | Rule::setting => (1, "a name"),
+        Rule::name | Rule::ident | Rule::ident_start | Rule::ident_char | Rule::binding | Rule::setting => {
+            (1, "a name")
+        }
         Rule::number => (2, "a number"),
         Rule::plus | Rule::minus | Rule::star | Rule::slash | Rule::caret => (3, "an operator"),
         Rule::eq => (4, "`=`"),
@@ -155,18 +153,28 @@ fn words(rule: Rule) -> Vec<(u8, &'static str)> {
     vec![word]
 }
 
+/// Where to point when the file ends too soon: just after the last token.
+/// (Not at the very end: a label there is not drawn. If the last token ends
+/// the file, the label covers its last char instead.)
+fn end_of_file(source: &str, last_token_end: usize) -> Span {
+    let end = floor_char_boundary(source, last_token_end);
+    if end < source.len() {
+        return Span::new(end, end);
+    }
+    let start = source[..end].char_indices().next_back().map_or(end, |(start, _)| start);
+    Span::new(start, end)
+}
+
 /// The token starting at `pos` (a char boundary): its span and a description.
 fn token_at(source: &str, pos: usize) -> (Span, String) {
-    let rest = &source[pos..];
+    let rest = source.get(pos..).unwrap_or_default();
     let Some(first) = rest.chars().next() else {
         return (Span::new(pos, pos), "end of file".to_string());
     };
     let len = if first.is_ascii_alphabetic() || first == '_' {
-        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len())
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())
     } else if first.is_ascii_digit() {
-        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
-            .unwrap_or(rest.len())
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.')).unwrap_or(rest.len())
     } else {
         first.len_utf8()
     };
@@ -189,29 +197,40 @@ fn floor_char_boundary(source: &str, mut pos: usize) -> usize {
     pos
 }
 
-/// Checks that brackets nest at most [`MAX_DEPTH`] deep, and returns those
-/// left unclosed at the end of the file (position and bracket), innermost last.
-fn scan_brackets(source: &str) -> Result<Vec<(usize, char)>, Diagnostic> {
-    let mut open: Vec<(usize, char)> = Vec::new();
+/// What a quick pass over the text finds before pest runs.
+struct Scan {
+    /// Brackets left open at the end of the file (offset and bracket),
+    /// innermost last.
+    unclosed: Vec<(usize, char)>,
+    /// The end of the last char that is neither whitespace nor comment.
+    last_token_end: usize,
+}
+
+/// Checks that brackets nest at most [`MAX_DEPTH`] deep.
+fn scan(source: &str) -> Result<Scan, Diagnostic> {
+    let mut scan = Scan { unclosed: Vec::new(), last_token_end: 0 };
     let mut in_comment = false;
     for (pos, c) in source.char_indices() {
         match c {
             '\n' => in_comment = false,
-            _ if in_comment => {}
+            _ if in_comment => continue,
             '#' => in_comment = true,
             '(' | '[' | '{' => {
-                open.push((pos, c));
-                if open.len() > MAX_DEPTH {
+                scan.unclosed.push((pos, c));
+                if scan.unclosed.len() > MAX_DEPTH {
                     return Err(nested_too_deeply(Span::new(pos, pos + 1)));
                 }
             }
             ')' | ']' | '}' => {
-                open.pop();
+                scan.unclosed.pop();
             }
             _ => {}
         }
+        if !(in_comment || c.is_whitespace()) {
+            scan.last_token_end = pos + c.len_utf8();
+        }
     }
-    Ok(open)
+    Ok(scan)
 }
 
 // ---------------------------------------------------------------------------
@@ -277,11 +296,7 @@ fn build(source: &str, pairs: Pairs<'_, Rule>) -> Result<File, Vec<Diagnostic>> 
     for token in pairs.tokens() {
         match token {
             Token::Start { rule, pos } => {
-                stack.push(Frame {
-                    rule,
-                    start: pos.pos(),
-                    children: Vec::new(),
-                });
+                stack.push(Frame { rule, start: pos.pos(), children: Vec::new() });
             }
             Token::End { pos, .. } => {
                 let Some(frame) = stack.pop() else { break };
@@ -296,18 +311,13 @@ fn build(source: &str, pairs: Pairs<'_, Rule>) -> Result<File, Vec<Diagnostic>> 
             }
         }
     }
-    if diags.is_empty() {
-        Ok(File { items })
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(File { items }) } else { Err(diags) }
 }
 
 /// A parse tree that the grammar cannot produce: a bug, reported rather than
 /// panicked on.
 fn malformed(span: Span) -> Diagnostic {
-    Diagnostic::new("E0001", "internal error: unexpected parse tree")
-        .with_label(span, "while reading this")
+    Diagnostic::new("E0001", "internal error: unexpected parse tree").with_label(span, "while reading this")
 }
 
 fn outer_span(children: &[Child], fallback: Span) -> Span {
@@ -318,31 +328,23 @@ fn outer_span(children: &[Child], fallback: Span) -> Span {
 }
 
 fn leaf(kind: ExprKind, span: Span) -> Node {
-    Node {
-        expr: Expr { kind, span },
-        depth: 1,
-    }
+    Node { expr: Expr { kind, span }, depth: 1 }
 }
 
-fn node(kind: ExprKind, span: Span, depth: usize) -> Result<Node, Diagnostic> {
+/// A node of `depth`, unless that is too deep: then an error labelled `at`
+/// (the operator or bracket that went one level too far).
+fn node(kind: ExprKind, span: Span, depth: usize, at: Span) -> Result<Node, Diagnostic> {
     if depth > MAX_DEPTH {
-        return Err(nested_too_deeply(span));
+        return Err(nested_too_deeply(at));
     }
-    Ok(Node {
-        expr: Expr { kind, span },
-        depth,
-    })
+    Ok(Node { expr: Expr { kind, span }, depth })
 }
 
-fn binary(op: BinOp, lhs: Node, rhs: Node) -> Result<Node, Diagnostic> {
+fn binary(op: BinOp, op_span: Span, lhs: Node, rhs: Node) -> Result<Node, Diagnostic> {
     let span = lhs.expr.span.to(rhs.expr.span);
     let depth = 1 + lhs.depth.max(rhs.depth);
-    let kind = ExprKind::Binary {
-        op,
-        lhs: Box::new(lhs.expr),
-        rhs: Box::new(rhs.expr),
-    };
-    node(kind, span, depth)
+    let kind = ExprKind::Binary { op, lhs: Box::new(lhs.expr), rhs: Box::new(rhs.expr) };
+    node(kind, span, depth, op_span)
 }
 
 /// Wraps `operand` in one `Neg` per minus sign, the last sign innermost.
@@ -350,7 +352,7 @@ fn negate(minus_spans: &[Span], mut operand: Node) -> Result<Node, Diagnostic> {
     for &minus in minus_spans.iter().rev() {
         let span = minus.to(operand.expr.span);
         let depth = operand.depth + 1;
-        operand = node(ExprKind::Neg(Box::new(operand.expr)), span, depth)?;
+        operand = node(ExprKind::Neg(Box::new(operand.expr)), span, depth, minus)?;
     }
     Ok(operand)
 }
@@ -373,10 +375,7 @@ fn reduce(
             }
             Child::Expr(leaf(ExprKind::Number(value), span))
         }
-        Rule::ident | Rule::modifier => Child::Ident(Ident {
-            name: text.to_string(),
-            span,
-        }),
+        Rule::ident | Rule::modifier => Child::Ident(Ident { name: text.to_string(), span }),
         Rule::name => Child::Expr(leaf(ExprKind::Name(text.to_string()), span)),
         Rule::primary | Rule::item => return Ok(children.into_iter().next()),
         Rule::paren => {
@@ -399,7 +398,8 @@ fn reduce(
                     items.push(item.expr);
                 }
             }
-            Child::Expr(node(ExprKind::List(items), outer, depth + 1)?)
+            let open = Span { end: outer.start + 1, ..outer };
+            Child::Expr(node(ExprKind::List(items), outer, depth + 1, open)?)
         }
         Rule::call => {
             let mut callee = None;
@@ -418,7 +418,8 @@ fn reduce(
             let Some(callee) = callee else {
                 return Err(malformed(span));
             };
-            Child::Expr(node(ExprKind::Call { callee, args }, outer, depth + 1)?)
+            let at = callee.span;
+            Child::Expr(node(ExprKind::Call { callee, args }, outer, depth + 1, at)?)
         }
         Rule::arg => {
             let mut name = None;
@@ -433,13 +434,7 @@ fn reduce(
             let Some(value) = value else {
                 return Err(malformed(span));
             };
-            Child::Arg(
-                Arg {
-                    name,
-                    value: value.expr,
-                },
-                value.depth,
-            )
+            Child::Arg(Arg { name, value: value.expr }, value.depth)
         }
         Rule::exponent | Rule::unary => {
             let mut minus_spans = Vec::new();
@@ -465,16 +460,14 @@ fn reduce(
             let Some(Child::Expr(mut acc)) = operands.next() else {
                 return Err(malformed(span));
             };
-            while let (Some(Child::Token(op, _)), Some(Child::Expr(rhs))) =
-                (operands.next(), operands.next())
-            {
+            while let (Some(Child::Token(op, op_span)), Some(Child::Expr(rhs))) = (operands.next(), operands.next()) {
                 let op = match op {
                     Rule::plus => BinOp::Add,
                     Rule::minus => BinOp::Sub,
                     Rule::star => BinOp::Mul,
                     _ => BinOp::Div,
                 };
-                acc = binary(op, acc, rhs)?;
+                acc = binary(op, op_span, acc, rhs)?;
             }
             Child::Expr(acc)
         }
@@ -493,11 +486,7 @@ fn reduce(
                 return Err(malformed(span));
             };
             match rule {
-                Rule::param_decl => Child::Item(Item::Param(ParamDecl {
-                    name,
-                    init: value,
-                    span: outer,
-                })),
+                Rule::param_decl => Child::Item(Item::Param(ParamDecl { name, init: value, span: outer })),
                 _ => Child::Assign(name, value, outer),
             }
         }
@@ -529,17 +518,11 @@ fn reduce(
             match rule {
                 Rule::model_block => {
                     let layers = assigns.map(|(name, value, span)| Binding { name, value, span });
-                    Child::Item(Item::Model(ModelBlock {
-                        layers: layers.collect(),
-                        span: outer,
-                    }))
+                    Child::Item(Item::Model(ModelBlock { layers: layers.collect(), span: outer }))
                 }
                 _ => {
                     let settings = assigns.map(|(name, value, span)| Setting { name, value, span });
-                    Child::Item(Item::Train(TrainBlock {
-                        settings: settings.collect(),
-                        span: outer,
-                    }))
+                    Child::Item(Item::Train(TrainBlock { settings: settings.collect(), span: outer }))
                 }
             }
         }
@@ -562,10 +545,12 @@ fn reduce(
 /// belongs to `b ^ c`.
 fn power(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
     let mut base = None;
+    let mut carets = Vec::new();
     let mut exponents = Vec::new();
     for child in children {
         match child {
             Child::Expr(node) => base = Some(node),
+            Child::Token(_, caret) => carets.push(caret),
             Child::Exponent(minus_spans, node) => exponents.push((minus_spans, node)),
             _ => {}
         }
@@ -573,14 +558,15 @@ fn power(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
     let Some(base) = base else {
         return Err(malformed(span));
     };
-    let Some((minus_spans, last)) = exponents.pop() else {
+    let (Some((minus_spans, last)), Some(mut caret)) = (exponents.pop(), carets.pop()) else {
         return Ok(base);
     };
     let mut acc = negate(&minus_spans, last)?;
-    while let Some((minus_spans, primary)) = exponents.pop() {
-        acc = negate(&minus_spans, binary(BinOp::Pow, primary, acc)?)?;
+    while let (Some((minus_spans, primary)), Some(previous)) = (exponents.pop(), carets.pop()) {
+        acc = negate(&minus_spans, binary(BinOp::Pow, caret, primary, acc)?)?;
+        caret = previous;
     }
-    binary(BinOp::Pow, base, acc)
+    binary(BinOp::Pow, caret, base, acc)
 }
 
 /// `input x[3] = source modifier*`: the expression after `[` is the width,
@@ -588,10 +574,7 @@ fn power(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
 fn data_decl(children: Vec<Child>, span: Span) -> DataDecl {
     let mut decl = DataDecl {
         kind: DataKind::Input,
-        name: Ident {
-            name: String::new(),
-            span,
-        },
+        name: Ident { name: String::new(), span },
         width: None,
         source: None,
         modifiers: Vec::new(),

@@ -5,36 +5,53 @@
 //! of every node is there; absent optional parts (a data declaration without a
 //! width, say) are simply not printed.
 //!
+//! For the file
+//!
+//! ```text
+//! data { input x[3] standardize }
+//! param w = 0
+//! loss -w^2 + f(x, 2, [a])
+//! train { optimizer = sgd(lr = 0.1) }
+//! ```
+//!
+//! the dump is
+//!
 //! ```text
 //! file
-//!   data @0..26
-//!     input @7..17
+//!   data @0..31
+//!     input @7..29
 //!       ident x @13..14
 //!       width
 //!         number 3 @15..16
-//!       modifier standardize @… (one line per modifier)
-//!   param @27..38
-//!     ident x @33..34
-//!     number 0 @37..38
-//!   loss @39..55
-//!     binary - @44..55
-//!       binary / @44..51
-//!         binary ^ @44..47
-//!           name x @44..45
-//!           number 3 @46..47
-//!         number 3 @50..51
-//!       name x @54..55
-//!   train @…
-//!     setting @…
-//!       ident optimizer @…
-//!       call @…
-//!         callee sgd @…
-//!         arg lr @…        (a named argument: its name and the name's span)
-//!           number 0.1 @…
+//!       modifier standardize @18..29
+//!   param @32..43
+//!     ident w @38..39
+//!     number 0 @42..43
+//!   loss @44..68
+//!     binary + @49..68
+//!       neg @49..53
+//!         binary ^ @50..53
+//!           name w @50..51
+//!           number 2 @52..53
+//!       call @56..68
+//!         callee f @56..57
+//!         name x @58..59
+//!         number 2 @61..62
+//!         list @64..67
+//!           name a @65..66
+//!   train @69..104
+//!     setting @77..102
+//!       ident optimizer @77..86
+//!       call @89..102
+//!         callee sgd @89..92
+//!         arg lr @93..95
+//!           number 0.1 @98..101
 //! ```
 //!
-//! Positional arguments appear directly under their call; `neg`, `list` and
-//! `binary OP` are the other expression nodes.
+//! Identifiers are `ident` (a declared name), `callee`, `modifier` and
+//! `arg NAME` (a named argument, its value below it); positional arguments sit
+//! directly under their call. Expressions are `number`, `name`, `call`, `neg`,
+//! `binary OP` and `list`. Numbers print as [`number`] does.
 //!
 //! [`source`] prints valid `.nn` text with only the parentheses precedence
 //! needs, so `parse(source(parse(s)))` equals `parse(s)` up to spans. That
@@ -89,11 +106,7 @@ fn line(out: &mut String, depth: usize, text: std::fmt::Arguments<'_>) {
 }
 
 fn dump_ident(out: &mut String, depth: usize, role: &str, ident: &Ident) {
-    line(
-        out,
-        depth,
-        format_args!("{role} {} @{}", ident.name, ident.span),
-    );
+    line(out, depth, format_args!("{role} {} @{}", ident.name, ident.span));
 }
 
 fn dump_item(out: &mut String, depth: usize, item: &Item) {
@@ -151,11 +164,7 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
 fn dump_expr(out: &mut String, depth: usize, expr: &Expr) {
     let span = expr.span;
     match &expr.kind {
-        ExprKind::Number(value) => line(
-            out,
-            depth,
-            format_args!("number {} @{span}", number(*value)),
-        ),
+        ExprKind::Number(value) => line(out, depth, format_args!("number {} @{span}", number(*value))),
         ExprKind::Name(name) => line(out, depth, format_args!("name {name} @{span}")),
         ExprKind::Call { callee, args } => {
             line(out, depth, format_args!("call @{span}"));
@@ -214,19 +223,13 @@ fn item_source(item: &Item) -> String {
         }
         Item::Model(block) => block_source(
             "model",
-            block
-                .layers
-                .iter()
-                .map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
+            block.layers.iter().map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
         ),
         Item::Param(param) => format!("param {} = {}\n", param.name.name, expr(&param.init)),
         Item::Loss(loss) => format!("loss {}\n", expr(&loss.expr)),
         Item::Train(block) => block_source(
             "train",
-            block
-                .settings
-                .iter()
-                .map(|setting| format!("{} = {}", setting.name.name, expr(&setting.value))),
+            block.settings.iter().map(|setting| format!("{} = {}", setting.name.name, expr(&setting.value))),
         ),
     }
 }
@@ -248,14 +251,8 @@ fn block_source(keyword: &str, lines: impl Iterator<Item = String>) -> String {
 /// Binding strength: `+ -` 1, `* /` 2, prefix minus 3, `^` 4, atoms 5.
 fn precedence(expr: &Expr) -> u8 {
     match &expr.kind {
-        ExprKind::Binary {
-            op: BinOp::Add | BinOp::Sub,
-            ..
-        } => 1,
-        ExprKind::Binary {
-            op: BinOp::Mul | BinOp::Div,
-            ..
-        } => 2,
+        ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
+        ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
         ExprKind::Neg(_) => 3,
         ExprKind::Number(value) if value.is_sign_negative() => 3,
         ExprKind::Binary { op: BinOp::Pow, .. } => 4,
