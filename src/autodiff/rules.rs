@@ -95,6 +95,8 @@ pub fn backward(b: &mut Builder, y: NodeId, g: NodeId) -> Vec<Option<NodeId>> {
                 }
                 // Piecewise constant: zero derivative almost everywhere.
                 Unary::Step | Unary::Sign => None,
+                // x^0 = 1: zero derivative (c·x^-1 would be 0·∞ at x = 0).
+                Unary::Pow(0.0) => None,
                 // d a^c = c a^(c-1)
                 Unary::Pow(c) => {
                     let coefficient = b.constant(c);

@@ -178,12 +178,7 @@ impl Checker {
         let mut targets = Vec::new();
         for decl in &block.decls {
             for modifier in &decl.modifiers {
-                self.diags.push(errors::unknown_function(
-                    "data modifier",
-                    &modifier.name,
-                    modifier.span,
-                    [].into_iter(),
-                ));
+                self.diags.push(errors::unknown_function("data modifier", &modifier.name, modifier.span, []));
             }
             let Some(encoding) = self.data_encoding(decl) else { continue };
             let (list, kind) = match decl.kind {

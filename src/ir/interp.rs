@@ -109,9 +109,9 @@ pub fn eval(graph: &Graph, env: &Env) -> Vec<Tensor> {
                     let row = &a.data[r * a.cols..(r + 1) * a.cols];
                     let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                     let sum: f64 = row.iter().map(|&x| (x - max).exp()).sum();
-                    for c in 0..a.cols {
+                    for (c, &x) in row.iter().enumerate() {
                         out.data[r * a.cols + c] =
-                            if node.op == Op::Softmax { (row[c] - max).exp() / sum } else { row[c] - max - sum.ln() };
+                            if node.op == Op::Softmax { (x - max).exp() / sum } else { x - max - sum.ln() };
                     }
                 }
                 out

@@ -189,9 +189,20 @@ impl<'g> Lowerer<'g> {
                 // Shared values are computed once; so are operands that a
                 // consumer reads many times (matmul, softmax) and scalars
                 // broadcast into larger loops.
-                self.uses[id.index()] > 1 || self.read_repeatedly(id) || node.shape.is_scalar()
+                self.uses[id.index()] > 1
+                    || self.read_repeatedly(id)
+                    || (node.shape.is_scalar() && self.read_in_loop(id))
             }
         }
+    }
+
+    /// A scalar used by a larger value would be recomputed for every element.
+    fn read_in_loop(&self, id: NodeId) -> bool {
+        self.graph
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(i, user)| self.live[i] && user.args.contains(&id) && !user.shape.is_scalar())
     }
 
     fn read_repeatedly(&self, id: NodeId) -> bool {
@@ -520,7 +531,8 @@ fn unary(u: Unary, x: Expr) -> Expr {
         Unary::Abs => UnaryOp::Abs,
         Unary::Step => UnaryOp::Step,
         Unary::Sign => UnaryOp::Sign,
-        Unary::Pow(c) if c.fract() == 0.0 && c.abs() <= 64.0 => UnaryOp::Powi(c as i32),
+        // Whole exponents by repeated squaring (exact for negative bases too).
+        Unary::Pow(c) if c.fract() == 0.0 && c.abs() <= i32::MAX as f64 => UnaryOp::Powi(c as i32),
         Unary::Pow(c) => {
             // x^c = exp(c · log x), as in libm for positive x.
             let log = Expr::Unary(UnaryOp::Log, Box::new(x));

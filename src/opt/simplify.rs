@@ -188,6 +188,12 @@ fn rewrite_new(ctx: &mut Ctx, op: Op, args: &[NodeId]) -> NodeId {
     rewrite(ctx.graph, &node, args)
 }
 
+/// A node built through the rewrite rules, at the current node's shape.
+fn remake(ctx: &mut Ctx, op: Op, args: &[NodeId]) -> NodeId {
+    let id = rewrite_new(ctx, op, args);
+    ctx.fit(id)
+}
+
 /// Identities and canonical forms for `x ⊕ y`; `None` keeps the node.
 fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: Option<f64>) -> Option<NodeId> {
     // Constant factors first in products, so that they meet and merge.
@@ -210,26 +216,26 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
             // x + (-y) = x - y
             if op_of(ctx, y) == Op::Unary(Unary::Neg) {
                 let inner = arg(ctx, y, 0);
-                return Some(ctx.make(Op::Binary(Binary::Sub), &[x, inner]));
+                return Some(remake(ctx, Op::Binary(Binary::Sub), &[x, inner]));
             }
             if op_of(ctx, x) == Op::Unary(Unary::Neg) {
                 let inner = arg(ctx, x, 0);
-                return Some(ctx.make(Op::Binary(Binary::Sub), &[y, inner]));
+                return Some(remake(ctx, Op::Binary(Binary::Sub), &[y, inner]));
             }
             // Constants last in sums, negative ones as subtraction: x^2 - 1.
             if let Some(c) = cx {
                 return Some(if c < 0.0 {
                     let positive = ctx.scalar(-c);
-                    ctx.make(Op::Binary(Binary::Sub), &[y, positive])
+                    remake(ctx, Op::Binary(Binary::Sub), &[y, positive])
                 } else {
-                    ctx.make(Op::Binary(Binary::Add), &[y, x])
+                    remake(ctx, Op::Binary(Binary::Add), &[y, x])
                 });
             }
             if let Some(c) = cy
                 && c < 0.0
             {
                 let positive = ctx.scalar(-c);
-                return Some(ctx.make(Op::Binary(Binary::Sub), &[x, positive]));
+                return Some(remake(ctx, Op::Binary(Binary::Sub), &[x, positive]));
             }
         }
         Binary::Sub => {
@@ -237,14 +243,14 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
                 return Some(ctx.fit(x));
             }
             if cx == Some(0.0) {
-                return Some(ctx.make(Op::Unary(Unary::Neg), &[y]));
+                return Some(remake(ctx, Op::Unary(Unary::Neg), &[y]));
             }
             if x == y {
                 return Some(ctx.constant(0.0));
             }
             if op_of(ctx, y) == Op::Unary(Unary::Neg) {
                 let inner = arg(ctx, y, 0);
-                return Some(ctx.make(Op::Binary(Binary::Add), &[x, inner]));
+                return Some(remake(ctx, Op::Binary(Binary::Add), &[x, inner]));
             }
         }
         Binary::Mul => {
@@ -258,10 +264,10 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
                 return Some(ctx.fit(x));
             }
             if cx == Some(-1.0) {
-                return Some(ctx.make(Op::Unary(Unary::Neg), &[y]));
+                return Some(remake(ctx, Op::Unary(Unary::Neg), &[y]));
             }
             if cy == Some(-1.0) {
-                return Some(ctx.make(Op::Unary(Unary::Neg), &[x]));
+                return Some(remake(ctx, Op::Unary(Unary::Neg), &[x]));
             }
             // Constant factors merged: c1 · (c2 · z) = (c1 c2) · z.
             if let Some(c1) = cx
@@ -271,17 +277,17 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
             {
                 let z = arg(ctx, y, 1);
                 let product = ctx.scalar(c1 * c2);
-                return Some(ctx.make(Op::Binary(Binary::Mul), &[product, z]));
+                return Some(remake(ctx, Op::Binary(Binary::Mul), &[product, z]));
             }
             // (−a) · (−b) = a · b; a pulled-out minus sign otherwise.
             let (nx, ny) = (op_of(ctx, x) == Op::Unary(Unary::Neg), op_of(ctx, y) == Op::Unary(Unary::Neg));
             if nx && ny {
                 let (a, c) = (arg(ctx, x, 0), arg(ctx, y, 0));
-                return Some(ctx.make(Op::Binary(Binary::Mul), &[a, c]));
+                return Some(remake(ctx, Op::Binary(Binary::Mul), &[a, c]));
             }
             // z · z = z^2
             if x == y {
-                return Some(ctx.make(Op::Unary(Unary::Pow(2.0)), &[x]));
+                return Some(remake(ctx, Op::Unary(Unary::Pow(2.0)), &[x]));
             }
         }
         Binary::Div => {
@@ -343,5 +349,5 @@ fn pads_to_concat(ctx: &mut Ctx, x: NodeId, y: NodeId) -> Option<NodeId> {
         return None;
     }
     let args: Vec<NodeId> = parts.iter().map(|p| p.2).collect();
-    Some(ctx.make(Op::ConcatCols, &args))
+    Some(remake(ctx, Op::ConcatCols, &args))
 }
