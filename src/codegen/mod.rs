@@ -149,10 +149,11 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let mut math_sig = module.make_signature();
     math_sig.params.push(AbiParam::new(types::F32));
     math_sig.returns.push(AbiParam::new(types::F32));
-    let mut math_ids = HashMap::new();
+    // In SYMBOLS order, so the printed IR is the same on every run.
+    let mut math_ids = Vec::new();
     for (name, _) in math::SYMBOLS {
         let id = module.declare_function(name, Linkage::Import, &math_sig).map_err(|e| e.to_string())?;
-        math_ids.insert(*name, id);
+        math_ids.push((*name, id));
     }
 
     let mut fctx = FunctionBuilderContext::new();
