@@ -45,7 +45,7 @@ fn training(c: &mut Criterion) {
     let front = pipeline::frontend(&text).expect("iris checks");
     let program = &front.program;
     let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/iris.csv");
-    let dataset = data::load(&csv, program).expect("iris.csv binds");
+    let dataset = data::load(&csv, program).unwrap_or_else(|e| panic!("iris.csv binds: {e:?}"));
     let graphs = pipeline::graphs(program);
     let mut group = c.benchmark_group("train_epoch");
     group.throughput(Throughput::Elements(dataset.rows as u64));
@@ -53,11 +53,11 @@ fn training(c: &mut Criterion) {
         let kernels = pipeline::kernels(&graphs, batch, dataset.rows).expect("lowers");
         let native =
             pipeline::compile(program, &kernels, Options { verify: false, disassemble: false }).expect("compiles");
-        let config = train::RunConfig { epochs: 1, batch, learning_rate: 0.05, seed: 0 };
+        let config = train::RunConfig { epochs: 1, batch, learning_rate: 0.05, seed: 0, shuffle: false };
         group.bench_function(BenchmarkId::new("iris", format!("b{batch}")), |b| {
             b.iter(|| {
                 let params = train::Params::init(program, 0);
-                train::train(program, &native.train, &native.eval, Some(&dataset), &config, params, |_, _| {})
+                train::train(program, &native.train, Some(&dataset), &config, params, |_, _, _| {})
                     .expect("iris trains")
             })
         });

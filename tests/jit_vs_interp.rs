@@ -237,10 +237,12 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         batch: model.batch,
         learning_rate: model.program.train.learning_rate.value as f32,
         seed: model.program.train.seed.value,
+        shuffle: false,
     };
-    let outcome =
-        train::train(&model.program, &model.native.train, &model.native.eval, data, &config, init.clone(), |_, _| {})
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let outcome = train::train(&model.program, &model.native.train, data, &config, init.clone(), |_, _, _| {})
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let final_eval = train::evaluate(&model.program, &model.native.eval, data, &outcome.params, None).metrics;
+    let final_loss = final_eval.loss.expect("the data has targets");
     assert_all_close(
         &format!("{name}: runtime::train parameters"),
         &flat_params(&outcome.params),
@@ -266,9 +268,8 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
     assert_all_close(&format!("{name}: runtime::train history"), &outcome.history, &expected_history, RTOL, ATOL);
     let (loss, predict) = interp_eval(model, data, reference);
     assert!(
-        close(outcome.final_loss, loss, RTOL, ATOL),
-        "{name}: runtime::train final loss {:.9e}, interpreter {loss:.9e}",
-        outcome.final_loss
+        close(final_loss, loss, RTOL, ATOL),
+        "{name}: runtime::evaluate final loss {final_loss:.9e}, interpreter {loss:.9e}"
     );
     if let (Task::Classification { classes }, Some(d)) = (model.program.task, data) {
         let k = classes as usize;
@@ -280,7 +281,7 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         let accuracy = correct as f64 / d.rows as f64;
         // One row may flip when two classes are within f32 round-off.
         let slack = 1.0 / d.rows as f64 + 1e-12;
-        let got = outcome.accuracy.expect("classification reports accuracy");
+        let got = final_eval.accuracy.expect("classification reports accuracy");
         assert!((got - accuracy).abs() <= slack, "{name}: accuracy {got}, interpreter {accuracy}");
     }
 }
@@ -288,7 +289,7 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
 // ---- data ---------------------------------------------------------------------------
 
 fn load_csv(program: &Program, file: &str) -> Dataset {
-    data::load(&common::example_path(file), program).unwrap_or_else(|e| panic!("{e}"))
+    data::load(&common::example_path(file), program).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 fn first_rows(data: &Dataset, rows: usize) -> Dataset {
@@ -317,7 +318,7 @@ fn synthetic(program: &Program, rows: usize, seed: u64) -> Dataset {
             targets[binding.index as usize] = one_hot;
         }
     }
-    Dataset { rows, inputs, targets, columns: vec![], has_header: false }
+    Dataset { rows, inputs, targets, has_targets: true }
 }
 
 /// Compile and check a model with data, at its file's batch size unless
@@ -461,8 +462,7 @@ fn seed_forward_pass_is_the_articles_formula() {
         rows: x.len(),
         inputs: vec![x.iter().flatten().map(|&v| v as f32).collect()],
         targets: vec![y.iter().map(|&v| v as f32).collect()],
-        columns: vec![],
-        has_header: false,
+        has_targets: true,
     };
     // The f32 inputs and weights as the kernels and the interpreter see them.
     let exact: Vec<f64> = x
@@ -506,20 +506,14 @@ fn minimize_ends_at_one() {
         batch: 1,
         learning_rate: program.train.learning_rate.value as f32,
         seed: program.train.seed.value,
+        shuffle: false,
     };
-    let outcome = train::train(
-        &program,
-        &model.native.train,
-        &model.native.eval,
-        None,
-        &config,
-        Params::init(&program, 0),
-        |_, _| {},
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = train::train(&program, &model.native.train, None, &config, Params::init(&program, 0), |_, _, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
     let x = outcome.params.get(0)[0] as f64;
     assert!((x - 1.0).abs() < 1e-3, "minimize.nn ends at x = {x}");
-    assert!(close(outcome.final_loss, -2.0 / 3.0, 1e-4, 1e-5), "f(1) = -2/3, got {}", outcome.final_loss);
+    let final_loss = train::evaluate(&program, &model.native.eval, None, &outcome.params, None).metrics.loss.unwrap();
+    assert!(close(final_loss, -2.0 / 3.0, 1e-4, 1e-5), "f(1) = -2/3, got {final_loss}");
 }
 
 // ---- more of the language -----------------------------------------------------------
@@ -629,7 +623,7 @@ fn large_integer_power_of_a_negative_number() {
 /// parameters `a [1,3]`, `c [1,1]`: `loss = Σ(out ⊙ t)/B + 0.1·Σa² + c²`,
 /// `predict = out ⊙ t`.
 fn random_program(seed: u64) -> (Program, String) {
-    use nnc::ir::program::{Binding, Setting, TrainConfig};
+    use nnc::ir::program::{Binding, Columns, Setting, TrainConfig};
     use nnc::ir::{Binary, DataVar, Graph, Init, Op, Origin, ParamInfo, Shape, Unary};
     let mut rng = Rng::new(seed);
     let mut g = Graph::default();
@@ -660,15 +654,17 @@ fn random_program(seed: u64) -> (Program, String) {
     let loss = g.add(Op::Binary(Binary::Add), &[loss, c2], o()).unwrap();
     g.set_output("loss", loss);
     g.set_output("predict", weighted);
-    let binding = |name: &str, is_target, index, first_column, width| Binding {
+    let binding = |name: &str, is_target, index, width| Binding {
         name: name.into(),
         is_target,
         index,
-        first_column,
+        columns: Columns::Positional,
         encoding: Encoding::Raw { width },
+        scale: 1.0,
+        standardize: false,
         span: Default::default(),
     };
-    let data = vec![binding("x", false, 0, 0, 3), binding("w", false, 1, 3, 1), binding("t", true, 0, 4, 3)];
+    let data = vec![binding("x", false, 0, 3), binding("w", false, 1, 1), binding("t", true, 0, 3)];
     let train = TrainConfig {
         learning_rate: Setting::set(0.02),
         batch: Setting::set(4),

@@ -7,11 +7,12 @@
 //! stable `log_softmax`. Errors are collected, not fatal: one run reports
 //! every independent mistake, each pointing into the file.
 
+mod data;
 mod errors;
 mod settings;
 
 use crate::diag::Diagnostic;
-use crate::ir::program::{Binding, Encoding, Layer, Program, Task};
+use crate::ir::program::{Binding, Layer, Program, Task};
 use crate::ir::{Binary, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
@@ -173,36 +174,27 @@ impl Checker {
     // ---- data ---------------------------------------------------------------
 
     fn data_block(&mut self, block: &ast::DataBlock) {
-        // Inputs take the first columns in declaration order, targets the last.
-        let mut inputs = Vec::new();
-        let mut targets = Vec::new();
         for decl in &block.decls {
-            for modifier in &decl.modifiers {
-                self.diags.push(errors::unknown_function("data modifier", &modifier.name, modifier.span, []));
-            }
-            let Some(encoding) = self.data_encoding(decl) else { continue };
-            let (list, kind) = match decl.kind {
-                ast::DataKind::Input => (&mut inputs, NameKind::Input),
-                ast::DataKind::Target => (&mut targets, NameKind::Target),
-            };
-            list.push((decl, encoding, kind));
-        }
-        let mut column = 0usize;
-        for (decl, encoding, kind) in inputs.into_iter().chain(targets) {
-            let is_target = kind == NameKind::Target;
+            let mut diags = Vec::new();
+            let spec = data::spec(decl, &mut diags);
+            self.diags.extend(diags);
+            let Some(spec) = spec else { continue };
+            let is_target = decl.kind == ast::DataKind::Target;
             let vars = if is_target { &mut self.graph.targets } else { &mut self.graph.inputs };
             let index = vars.len() as u32;
             let binding = Binding {
                 name: decl.name.name.clone(),
                 is_target,
                 index,
-                first_column: column,
-                encoding,
+                columns: spec.columns,
+                encoding: spec.encoding,
+                scale: spec.scale,
+                standardize: spec.standardize,
                 span: decl.span,
             };
             vars.push(DataVar { name: decl.name.name.clone(), width: binding.width() });
-            column += binding.columns();
-            let op = if is_target { Op::Target(index) } else { Op::Input(index) };
+            let (op, kind) =
+                if is_target { (Op::Target(index), NameKind::Target) } else { (Op::Input(index), NameKind::Input) };
             let shape = Shape::batch(binding.width());
             let node = self.graph.add_declared(op, &[], shape, self.origin(decl.name.span)).expect("a data leaf");
             self.declare(&decl.name, kind, node);
@@ -210,101 +202,8 @@ impl Checker {
         }
     }
 
-    fn data_encoding(&mut self, decl: &ast::DataDecl) -> Option<Encoding> {
-        let width = match &decl.width {
-            Some(expr) => Some((self.count(expr, "a width")?, expr.span)),
-            None => None,
-        };
-        match (&decl.source, width) {
-            (None, Some((width, _))) => Some(Encoding::Raw { width }),
-            (None, None) => {
-                self.diags.push(
-                    Diagnostic::new("E0205", format!("`{}` needs a width", decl.name.name))
-                        .with_label(decl.name.span, "how many columns?")
-                        .with_help(format!(
-                            "write `{}[n]` for n columns, or `= one_hot(k)` for a class column",
-                            decl.name.name
-                        )),
-                );
-                None
-            }
-            (Some(source), width) => {
-                let ExprKind::Call { callee, args } = &source.kind else {
-                    self.diags.push(errors::expected(
-                        "a data source such as `one_hot(3)`",
-                        source.span,
-                        "not a data source",
-                    ));
-                    return None;
-                };
-                if callee.name != "one_hot" {
-                    self.diags.push(errors::unknown_function("data source", &callee.name, callee.span, ["one_hot"]));
-                    return None;
-                }
-                if decl.kind == ast::DataKind::Input {
-                    self.diags.push(errors::misplaced(
-                        "`one_hot`",
-                        source.span,
-                        "one-hot encoding applies to a `target`",
-                    ));
-                    return None;
-                }
-                let [arg] = args.as_slice() else {
-                    self.diags.push(errors::arity(
-                        "one_hot",
-                        "1 argument (the number of classes)",
-                        args.len(),
-                        source.span,
-                    ));
-                    return None;
-                };
-                if let Some(name) = &arg.name {
-                    self.diags.push(errors::unknown_argument("one_hot", &name.name, name.span, &[]));
-                    return None;
-                }
-                let classes = self.count(&arg.value, "a number of classes")?;
-                if classes < 2 {
-                    self.diags.push(errors::bad_value(
-                        format!("`one_hot` needs at least 2 classes, got {classes}"),
-                        arg.value.span,
-                        "the number of classes is the width of the one-hot row",
-                    ));
-                    return None;
-                }
-                if let Some((width, span)) = width
-                    && width != classes
-                {
-                    self.diags.push(errors::bad_value(
-                        format!("width {width} does not match `one_hot({classes})`"),
-                        span,
-                        "leave the width out: `one_hot(k)` gives k columns",
-                    ));
-                    return None;
-                }
-                Some(Encoding::OneHot { classes })
-            }
-        }
-    }
-
-    /// A positive whole number written in the file (a width or a count).
     fn count(&mut self, expr: &Expr, what: &str) -> Option<u32> {
-        let Some(value) = const_value(expr) else {
-            self.diags.push(errors::expected(&format!("{what} (a whole number)"), expr.span, "not a constant number"));
-            return None;
-        };
-        if value < 1.0 || value.fract() != 0.0 {
-            self.diags.push(errors::bad_value(
-                format!("{what} must be a whole number of at least 1, got {value}"),
-                expr.span,
-                "write a positive integer",
-            ));
-            return None;
-        }
-        if value > MAX_WIDTH as f64 {
-            self.diags.push(errors::too_large(what, expr.span, MAX_WIDTH));
-            return None;
-        }
-        Some(value as u32)
+        count(expr, what, &mut self.diags)
     }
 
     // ---- params and layers -------------------------------------------------------
@@ -763,4 +662,25 @@ pub fn const_value(expr: &Expr) -> Option<f64> {
         }
         _ => None,
     }
+}
+
+/// A positive whole number written in the file (a width or a count).
+fn count(expr: &Expr, what: &str, diags: &mut Vec<Diagnostic>) -> Option<u32> {
+    let Some(value) = const_value(expr) else {
+        diags.push(errors::expected(&format!("{what} (a whole number)"), expr.span, "not a constant number"));
+        return None;
+    };
+    if value < 1.0 || value.fract() != 0.0 {
+        diags.push(errors::bad_value(
+            format!("{what} must be a whole number of at least 1, got {value}"),
+            expr.span,
+            "write a positive integer",
+        ));
+        return None;
+    }
+    if value > MAX_WIDTH as f64 {
+        diags.push(errors::too_large(what, expr.span, MAX_WIDTH));
+        return None;
+    }
+    Some(value as u32)
 }

@@ -7,7 +7,7 @@ use crate::ir::program::{Optimizer, Setting, TrainConfig};
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind};
 
-pub const SETTINGS: &[&str] = &["optimizer", "epochs", "steps", "batch", "seed"];
+pub const SETTINGS: &[&str] = &["optimizer", "epochs", "steps", "batch", "seed", "shuffle", "validation"];
 pub const OPTIMIZERS: &[&str] = &["sgd"];
 
 /// Read the settings; `has_data` decides whether `epochs` or `steps` applies.
@@ -46,6 +46,25 @@ pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic
                     config.batch = Setting::set(n);
                 }
             }
+            "shuffle" => match &setting.value.kind {
+                _ if !has_data => {
+                    diags.push(errors::wrong_setting(name, setting.name.span, "`shuffle` needs a `data` block"))
+                }
+                ExprKind::Name(v) if v == "true" || v == "false" => config.shuffle = Setting::set(v == "true"),
+                _ => diags.push(errors::expected("`true` or `false`", setting.value.span, "not a boolean")),
+            },
+            "validation" => match const_value(&setting.value) {
+                _ if !has_data => {
+                    diags.push(errors::wrong_setting(name, setting.name.span, "`validation` needs a `data` block"))
+                }
+                Some(v) if (0.0..1.0).contains(&v) => config.validation = Setting::set(v),
+                Some(v) => diags.push(errors::bad_value(
+                    format!("`validation` is the fraction of rows held out, from 0 to below 1; got {v}"),
+                    setting.value.span,
+                    "e.g. `validation = 0.2` holds out the last 20% of the rows",
+                )),
+                None => diags.push(errors::expected("a fraction such as 0.2", setting.value.span, "not a number")),
+            },
             "seed" => {
                 if let Some(n) = whole(&setting.value, name, 0, diags) {
                     config.seed = Setting::set(n);

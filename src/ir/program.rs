@@ -26,28 +26,33 @@ impl Program {
         !self.data.is_empty()
     }
 
-    /// CSV columns the data block binds, in file order.
-    pub fn csv_columns(&self) -> usize {
-        self.data.iter().map(|b| b.columns()).sum()
+    /// The binding of `graph.inputs[i]` or `graph.targets[i]`.
+    pub fn binding(&self, is_target: bool, index: u32) -> Option<&Binding> {
+        self.data.iter().find(|b| b.is_target == is_target && b.index == index)
     }
 }
 
-/// One `input` or `target`, bound to consecutive CSV columns by position.
+/// One `input` or `target`: which CSV columns it reads and how they become
+/// the values the model sees.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Binding {
     pub name: String,
     pub is_target: bool,
     /// Index into `graph.inputs` or `graph.targets`.
     pub index: u32,
-    /// First CSV column (0-based).
-    pub first_column: usize,
+    pub columns: Columns,
     pub encoding: Encoding,
+    /// Values are multiplied by this after reading (`/ 16` gives 0.0625).
+    pub scale: f64,
+    /// Subtract the mean and divide by the population standard deviation,
+    /// both measured on the training rows.
+    pub standardize: bool,
     pub span: Span,
 }
 
 impl Binding {
     /// Number of CSV columns read.
-    pub fn columns(&self) -> usize {
+    pub fn column_count(&self) -> usize {
         match self.encoding {
             Encoding::Raw { width } => width as usize,
             Encoding::OneHot { .. } => 1,
@@ -59,6 +64,33 @@ impl Binding {
         match self.encoding {
             Encoding::Raw { width } => width,
             Encoding::OneHot { classes } => classes,
+        }
+    }
+}
+
+/// Which CSV columns a binding reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Columns {
+    /// By position: inputs take the first columns in declaration order,
+    /// targets the last ones.
+    Positional,
+    /// Named (by header) or numbered (1-based) columns, in this order.
+    List(Vec<ColumnRef>),
+    /// Every column no other binding reads, in file order.
+    Rest,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ColumnRef {
+    Name(String, Span),
+    /// 0-based here; written 1-based in the file, as an editor counts.
+    Index(usize, Span),
+}
+
+impl ColumnRef {
+    pub fn span(&self) -> Span {
+        match self {
+            ColumnRef::Name(_, span) | ColumnRef::Index(_, span) => *span,
         }
     }
 }
@@ -117,7 +149,7 @@ pub enum Optimizer {
 }
 
 /// Training settings. Defaults: sgd, lr 0.01, 100 epochs (or 100 steps for
-/// models without data), batch 32, seed 0.
+/// models without data), batch 32, seed 0, no shuffling, no validation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
     pub optimizer: Setting<Optimizer>,
@@ -126,6 +158,10 @@ pub struct TrainConfig {
     pub epochs: Setting<u64>,
     pub batch: Setting<u64>,
     pub seed: Setting<u64>,
+    /// Visit the rows in a new random order (from the seed) every epoch.
+    pub shuffle: Setting<bool>,
+    /// Fraction of rows, taken from the end of the file, held out for validation.
+    pub validation: Setting<f64>,
 }
 
 pub const DEFAULT_LEARNING_RATE: f64 = 0.01;
@@ -141,6 +177,8 @@ impl Default for TrainConfig {
             epochs: Setting::default(DEFAULT_EPOCHS),
             batch: Setting::default(DEFAULT_BATCH),
             seed: Setting::default(DEFAULT_SEED),
+            shuffle: Setting::default(false),
+            validation: Setting::default(0.0),
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum KernelKind {
     Train,
     /// Loss and predictions for one batch (the whole set), parameters unchanged.
     Eval,
+    /// Predictions only: reads no targets (for data without labels).
+    Predict,
 }
 
 /// A position along one dimension: a loop variable plus a constant, or a
@@ -48,6 +50,7 @@ pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel
         .filter(|(name, _)| match kind {
             KernelKind::Train => name == "loss" || name.starts_with("update."),
             KernelKind::Eval => name == "loss" || name == "predict",
+            KernelKind::Predict => name == "predict",
         })
         .cloned()
         .collect();

@@ -21,6 +21,7 @@ pub fn print(kernel: &Kernel) -> String {
     let kind = match kernel.kind {
         KernelKind::Train => "train",
         KernelKind::Eval => "eval",
+        KernelKind::Predict => "predict",
     };
     let mut out = format!("kernel {kind}(max_batch = {}, scratch = {} f32) {{\n", kernel.max_batch, kernel.scratch_len);
     for (i, buffer) in kernel.buffers.iter().enumerate() {

@@ -3,6 +3,8 @@
 //! [`data`] reads and binds the CSV once into contiguous matrices;
 //! [`train`] owns the parameters and calls the compiled training kernel
 //! once per epoch, watching for divergence, then evaluates the final model.
+//! [`weights`] saves and loads the parameters as safetensors files.
 
 pub mod data;
 pub mod train;
+pub mod weights;

@@ -7,7 +7,7 @@
 //! accuracy come from the evaluation kernel run over the whole set with the
 //! final weights.
 
-use super::data::Dataset;
+use super::data::{Dataset, Transform};
 use crate::codegen::{Compiled, KernelArgs, param_len, param_offsets};
 use crate::ir::program::{Program, Task};
 use crate::ir::{Init, Shape};
@@ -24,6 +24,8 @@ pub struct RunConfig {
     pub batch: usize,
     pub learning_rate: f32,
     pub seed: u64,
+    /// Visit the rows in a new order every epoch, drawn from the seed.
+    pub shuffle: bool,
 }
 
 /// The packed parameters of a model.
@@ -82,11 +84,8 @@ impl Params {
 pub struct Outcome {
     /// Mean training loss of each epoch (each step, without data).
     pub history: Vec<f64>,
-    /// Loss over the whole training set with the final weights.
-    pub final_loss: f64,
-    /// Fraction of rows classified correctly, for classification.
-    pub accuracy: Option<f64>,
     pub params: Params,
+    /// Time spent inside the training kernel.
     pub train_seconds: f64,
     /// Rows (steps) processed in training.
     pub samples: u64,
@@ -123,15 +122,16 @@ impl fmt::Display for Diverged {
     }
 }
 
-/// Train with the compiled kernels; `on_epoch(epoch, loss)` sees each epoch.
+/// Train with the compiled training kernel, one call per epoch (one call
+/// for all steps, without data). `on_epoch(epoch, loss, params)` sees every
+/// epoch (step) after it ran.
 pub fn train(
     program: &Program,
     train_kernel: &Compiled,
-    eval_kernel: &Compiled,
     data: Option<&Dataset>,
     config: &RunConfig,
     initial: Params,
-    mut on_epoch: impl FnMut(u64, f64),
+    mut on_epoch: impl FnMut(u64, f64, &Params),
 ) -> Result<Outcome, Box<Diverged>> {
     let mut params = initial;
     let mut scratch = vec![0.0f32; train_kernel.kernel.scratch_len.max(1)];
@@ -142,13 +142,23 @@ pub fn train(
     };
     let n_batches = rows.div_ceil(batch);
     let mut losses = vec![0.0f32; n_batches];
-    let no_pointer: Vec<*const f32> = Vec::new();
-    let input_ptrs: Vec<*const f32> =
-        data.map_or(no_pointer.clone(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
-    let target_ptrs: Vec<*const f32> = data.map_or(no_pointer, |d| d.targets.iter().map(|v| v.as_ptr()).collect());
+    // With shuffling, each epoch trains on a permuted copy of the rows.
+    let mut shuffled = data.filter(|_| config.shuffle).cloned();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0053_4855_4646_4c45);
+    let mut order: Vec<usize> = (0..rows).collect();
     let mut history = Vec::new();
-    let start = Instant::now();
+    // Only time spent in the kernel counts: callbacks may evaluate or print.
+    let mut kernel_time = std::time::Duration::ZERO;
     for epoch in 1..=epochs {
+        if let (Some(source), Some(copy)) = (data, shuffled.as_mut()) {
+            shuffle(&mut order, &mut rng);
+            permute(source, copy, &order);
+        }
+        let epoch_data = shuffled.as_ref().or(data);
+        let input_ptrs: Vec<*const f32> =
+            epoch_data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
+        let target_ptrs: Vec<*const f32> =
+            epoch_data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
         let last_good = params.clone();
         let args = KernelArgs {
             params: params.values.as_mut_ptr(),
@@ -164,7 +174,9 @@ pub fn train(
         // SAFETY: the buffers above have the sizes the kernels were lowered
         // for: the packed parameters, the scratch area, one loss per batch,
         // and `rows × width` data matrices checked when the CSV was bound.
+        let start = Instant::now();
         unsafe { train_kernel.call(&args) };
+        kernel_time += start.elapsed();
         let bad_batch = losses.iter().position(|l| !l.is_finite());
         let bad_param = params.first_non_finite();
         if bad_batch.is_some() || bad_param.is_some() {
@@ -178,7 +190,7 @@ pub fn train(
                 batch,
                 param: info.map(|p| p.name.clone()),
                 layer: info.and_then(|p| p.layer.clone()),
-                last_good: if data.is_some() { last_good } else { params.clone() },
+                last_good,
                 learning_rate: config.learning_rate,
             }));
         }
@@ -189,33 +201,74 @@ pub fn train(
                     losses.iter().enumerate().map(|(i, &l)| l as f64 * (batch.min(rows - i * batch)) as f64).sum();
                 let loss = total / rows as f64;
                 history.push(loss);
-                on_epoch(epoch, loss);
+                on_epoch(epoch, loss, &params);
             }
             None => {
                 for (step, &loss) in losses.iter().enumerate() {
                     history.push(loss as f64);
-                    on_epoch(step as u64 + 1, loss as f64);
+                    on_epoch(step as u64 + 1, loss as f64, &params);
                 }
             }
         }
     }
-    let train_seconds = start.elapsed().as_secs_f64();
-    let (final_loss, accuracy) = evaluate(program, eval_kernel, data, &params);
-    Ok(Outcome { history, final_loss, accuracy, params, train_seconds, samples: rows as u64 * epochs })
+    let train_seconds = kernel_time.as_secs_f64();
+    Ok(Outcome { history, params, train_seconds, samples: rows as u64 * epochs })
 }
 
-/// Loss over the whole data set (or the function value, without data) and,
-/// for classification, the accuracy.
+/// Fisher–Yates with the run's generator: the same seed, the same orders.
+fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+}
+
+/// Copy `source`'s rows into `target` in `order`.
+fn permute(source: &Dataset, target: &mut Dataset, order: &[usize]) {
+    let pairs =
+        source.inputs.iter().zip(target.inputs.iter_mut()).chain(source.targets.iter().zip(target.targets.iter_mut()));
+    for (from, to) in pairs {
+        let width = from.len() / source.rows.max(1);
+        for (row, &r) in order.iter().enumerate() {
+            to[row * width..(row + 1) * width].copy_from_slice(&from[r * width..(r + 1) * width]);
+        }
+    }
+}
+
+/// How well a model fits a data set. Regression metrics are in the first
+/// target's file units (after undoing its scale and standardisation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    /// The model's loss (absent when the data has no targets).
+    pub loss: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub mse: Option<f64>,
+    pub mae: Option<f64>,
+    pub r2: Option<f64>,
+}
+
+/// Predictions and metrics of a model on a data set.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    pub metrics: Metrics,
+    /// `rows × width` model outputs, row-major, in model units.
+    pub predictions: Vec<f32>,
+    pub width: usize,
+}
+
+/// Run the evaluation kernel over all rows of `data` (or once, without
+/// data). `transforms` undo the target's preprocessing for the metrics.
 pub fn evaluate(
     program: &Program,
     eval_kernel: &Compiled,
     data: Option<&Dataset>,
     params: &Params,
-) -> (f64, Option<f64>) {
+    transforms: Option<&[Transform]>,
+) -> Evaluation {
     let rows = data.map_or(1, |d| d.rows);
     let mut params = params.clone();
     let mut scratch = vec![0.0f32; eval_kernel.kernel.scratch_len.max(1)];
-    let mut loss = [0.0f32];
+    let mut loss = [f32::NAN];
     let width = program.graph.output("predict").map_or(0, |id| program.graph.shape(id).width().unwrap_or(0) as usize);
     let mut predict = vec![0.0f32; (rows * width).max(1)];
     let input_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
@@ -231,23 +284,74 @@ pub fn evaluate(
         batch: rows as i64,
         learning_rate: 0.0,
     };
+    assert!(
+        data.is_none_or(|d| d.has_targets) || eval_kernel.kernel.kind == crate::kernel::KernelKind::Predict,
+        "data without targets needs a prediction kernel"
+    );
     // SAFETY: as in `train`; the evaluation kernel was lowered for batches
-    // of all `rows` rows and `predict` holds `rows × width` values.
+    // of all `rows` rows, `predict` holds `rows × width` values, and target
+    // pointers are only read by kernels that compute the loss.
     unsafe { eval_kernel.call(&args) };
-    let accuracy = match (program.task, data) {
-        (Task::Classification { classes }, Some(d)) => {
-            let k = classes as usize;
-            let Some(target) = d.targets.iter().find(|t| t.len() == rows * k) else {
-                return (loss[0] as f64, None);
-            };
-            let correct = (0..rows)
-                .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
-                .count();
-            Some(correct as f64 / rows as f64)
+    let has_targets = data.is_none_or(|d| d.has_targets);
+    let mut metrics = Metrics { loss: has_targets.then_some(loss[0] as f64), ..Metrics::default() };
+    if let (Some(d), true) = (data, has_targets) {
+        match program.task {
+            Task::Classification { classes } => {
+                let k = classes as usize;
+                if let Some(target) = d.targets.iter().find(|t| t.len() == rows * k) {
+                    let correct = (0..rows)
+                        .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
+                        .count();
+                    metrics.accuracy = Some(correct as f64 / rows as f64);
+                }
+            }
+            Task::Regression => regression_metrics(program, d, &predict, width, transforms, &mut metrics),
+            Task::Minimize => {}
         }
-        _ => None,
-    };
-    (loss[0] as f64, accuracy)
+    }
+    Evaluation { metrics, predictions: predict, width }
+}
+
+/// MSE, MAE and R² of the predictions against the first target of the
+/// same width, in the file's units.
+fn regression_metrics(
+    program: &Program,
+    data: &Dataset,
+    predict: &[f32],
+    width: usize,
+    transforms: Option<&[Transform]>,
+    metrics: &mut Metrics,
+) {
+    let rows = data.rows;
+    let Some(index) = data.targets.iter().position(|t| t.len() == rows * width && width > 0) else { return };
+    let target = &data.targets[index];
+    let transform = transforms.and_then(|ts| {
+        let i = program.data.iter().position(|b| b.is_target && b.index == index as u32)?;
+        ts.get(i)
+    });
+    let unit = |c: usize, v: f32| transform.map_or(v as f64, |t| t.invert(c, v as f64));
+    let n = (rows * width) as f64;
+    let (mut se, mut ae, mut sum) = (0.0, 0.0, 0.0);
+    for r in 0..rows {
+        for c in 0..width {
+            let y = unit(c, target[r * width + c]);
+            let p = unit(c, predict[r * width + c]);
+            se += (p - y) * (p - y);
+            ae += (p - y).abs();
+            sum += y;
+        }
+    }
+    let mean = sum / n;
+    let mut ss_tot = 0.0;
+    for r in 0..rows {
+        for c in 0..width {
+            let y = unit(c, target[r * width + c]);
+            ss_tot += (y - mean) * (y - mean);
+        }
+    }
+    metrics.mse = Some(se / n);
+    metrics.mae = Some(ae / n);
+    metrics.r2 = (ss_tot > 0.0).then(|| 1.0 - se / ss_tot);
 }
 
 fn argmax(row: &[f32]) -> usize {

@@ -1,0 +1,80 @@
+//! `nnc ir`, `nnc grad` and `nnc check`: look at a model without training it.
+
+use super::{Failure, bind_error, internal, read_model};
+use crate::{KernelChoice, Stage};
+use nnc::codegen::Options;
+use nnc::ir::program::Task;
+use nnc::pipeline;
+use nnc::runtime::data;
+use std::path::Path;
+
+pub fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -> Result<(), Failure> {
+    let model = read_model(model)?;
+    let front = &model.front;
+    let program = &front.program;
+    let text = match stage {
+        Stage::Ast => nnc::syntax::print::ast(&front.ast),
+        Stage::Graph => nnc::ir::print::graph(&program.graph),
+        Stage::Grad | Stage::Opt | Stage::Kernel | Stage::Clif | Stage::Asm => {
+            let graphs = pipeline::graphs(program);
+            let batch = if program.has_data() { batch.unwrap_or(program.train.batch.value).max(1) as usize } else { 1 };
+            match stage {
+                Stage::Grad => nnc::ir::print::graph(&graphs.grad),
+                Stage::Opt => nnc::ir::print::graph(&graphs.train),
+                _ => {
+                    // Without a data file the evaluation is sized like a batch.
+                    let kernels = pipeline::kernels(&graphs, batch, batch).map_err(internal)?;
+                    let kernel = if which == KernelChoice::Train { &kernels.0 } else { &kernels.1 };
+                    if stage == Stage::Kernel {
+                        nnc::kernel::print(kernel)
+                    } else {
+                        let options = Options { disassemble: stage == Stage::Asm, ..Options::default() };
+                        let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
+                        let compiled = nnc::codegen::compile(kernel, &shapes, options).map_err(internal)?;
+                        if stage == Stage::Clif {
+                            compiled.clif.clone()
+                        } else {
+                            compiled.asm.clone().unwrap_or_default()
+                        }
+                    }
+                }
+            }
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+pub fn grad(model: &Path) -> Result<(), Failure> {
+    let model = read_model(model)?;
+    print!("{}", pipeline::derivatives(&model.front.program));
+    Ok(())
+}
+
+pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
+    let model = read_model(path)?;
+    let program = &model.front.program;
+    let n_params: usize = program.graph.params.iter().map(|p| p.shape.len(1)).sum();
+    let task = match program.task {
+        Task::Minimize => "minimisation (no data)".to_string(),
+        Task::Regression => "regression".to_string(),
+        Task::Classification { classes } => format!("classification into {classes} classes"),
+    };
+    println!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
+    match (data_path, program.has_data()) {
+        (Some(file), true) => {
+            let bound = data::load_training(program, file, 0.0, None).map_err(|e| bind_error(e, &model))?;
+            let summary = data::binding_summary(program, &bound.layout, None);
+            println!("{}: ok — {} rows; {summary}", file.display(), bound.train.rows);
+        }
+        (Some(file), false) => {
+            return Err(Failure::Usage(format!(
+                "{} has no data block, so {} cannot be bound",
+                model.path,
+                file.display()
+            )));
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! The subcommands, and what they share: reading the model, rendering
+//! errors, writing files atomically.
+
+pub mod inspect;
+pub mod predict;
+pub mod run;
+
+use nnc::diag::{self, Diagnostic, Style};
+use nnc::pipeline::{self, Frontend};
+use nnc::runtime::data::BindError;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Why a command failed; each maps to an exit code.
+pub enum Failure {
+    /// The input is wrong (exit 1); the text is already rendered.
+    Input(String),
+    /// Flags are wrong (exit 2).
+    Usage(String),
+    /// Training diverged (exit 3).
+    Diverged(String),
+}
+
+impl Failure {
+    pub fn report(self) -> ExitCode {
+        let (text, code) = match self {
+            Failure::Input(text) => (text, 1),
+            Failure::Usage(text) => (format!("error: {text}\n"), 2),
+            Failure::Diverged(text) => (format!("error: {text}\n"), 3),
+        };
+        eprint!("{text}");
+        if !text.ends_with('\n') {
+            eprintln!();
+        }
+        ExitCode::from(code)
+    }
+
+    /// A plain message about the input.
+    pub fn input(message: impl std::fmt::Display) -> Failure {
+        Failure::Input(format!("error: {message}\n"))
+    }
+}
+
+/// Colour for a terminal, plain otherwise (and with `NO_COLOR`).
+pub fn style() -> Style {
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() { Style::Color } else { Style::Plain }
+}
+
+/// A model file read, parsed and checked.
+pub struct Model {
+    pub path: String,
+    pub text: String,
+    pub front: Frontend,
+}
+
+pub fn read_model(path: &Path) -> Result<Model, Failure> {
+    let name = path.display().to_string();
+    if path.is_dir() {
+        return Err(Failure::input(format!("{name} is a directory, not a model file")));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Failure::input(format!("cannot read {name}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| Failure::input(format!("{name} is not UTF-8 text: {e}")))?;
+    match pipeline::frontend(&text) {
+        Ok(front) => Ok(Model { path: name, text, front }),
+        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    }
+}
+
+pub fn model_errors(diags: &[Diagnostic], name: &str, text: &str) -> Failure {
+    let mut out = diag::render(diags, name, text, style());
+    let n = diags.len();
+    out.push_str(&format!("{n} error{} in {name}\n", if n == 1 { "" } else { "s" }));
+    Failure::Input(out)
+}
+
+/// A data-binding failure, rendered against the model or the data file.
+pub fn bind_error(error: BindError, model: &Model) -> Failure {
+    match error {
+        BindError::Data(e) => Failure::input(e),
+        BindError::Model(diags) => model_errors(&diags, &model.path, &model.text),
+    }
+}
+
+/// Write to a temporary file beside `path` and rename it into place, so no
+/// half-written file is ever visible under the final name.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| Failure::input(format!("cannot write {}: {e}", path.display()));
+    if path.is_dir() {
+        return Err(Failure::input(format!("cannot write {}: it is a directory", path.display())));
+    }
+    let file_name = path.file_name().ok_or_else(|| fail(std::io::Error::other("not a file name")))?;
+    let tmp = path.with_file_name(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(fail)
+}
+
+/// An internal error: a bug, not the user's fault.
+pub fn internal(message: String) -> Failure {
+    Failure::input(format!(
+        "internal compiler error: {message}\n  (this is a bug in nnc; please report it with the model file)"
+    ))
+}

@@ -1,0 +1,433 @@
+//! `nnc run`: train a model, report progress, metrics and the result.
+
+use super::{Failure, Model, bind_error, internal, read_model, write_atomically};
+use indicatif::{ProgressBar, ProgressStyle};
+use nnc::codegen::Options;
+use nnc::ir::program::{Program, Task};
+use nnc::pipeline;
+use nnc::runtime::data::{self, Bound};
+use nnc::runtime::train::{self, Metrics, Params, RunConfig};
+use nnc::runtime::weights;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The model file
+    model: PathBuf,
+    /// The CSV data file (for models with a `data` block)
+    data: Option<PathBuf>,
+    /// Passes over the data (overrides the file)
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Steps, for models without data (overrides the file)
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Learning rate (overrides the file)
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Rows per batch (overrides the file)
+    #[arg(long)]
+    batch: Option<u64>,
+    /// Seed for the initial weights and the shuffling (overrides the file)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Visit the rows in a new random order every epoch
+    #[arg(long, overrides_with = "no_shuffle")]
+    shuffle: bool,
+    /// Visit the rows in file order (the default)
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Hold out this fraction of the rows (from the end of the file) for validation
+    #[arg(long, value_name = "FRACTION", conflicts_with = "validation_data")]
+    validation: Option<f64>,
+    /// Validate on this CSV file instead
+    #[arg(long, value_name = "FILE")]
+    validation_data: Option<PathBuf>,
+    /// Start from these weights (safetensors) instead of random ones
+    #[arg(long, value_name = "FILE")]
+    init_weights: Option<PathBuf>,
+    /// Save the trained weights (safetensors), with the preprocessing statistics
+    #[arg(long, value_name = "FILE")]
+    save_weights: Option<PathBuf>,
+    /// Write the loss and metrics of every epoch (step) to this CSV file
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Print one JSON object with the results on stdout
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on stderr
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The file's settings with flags on top, and how to describe each.
+struct Settings {
+    config: RunConfig,
+    validation: f64,
+    lines: Vec<(&'static str, String)>,
+}
+
+fn mark(is_default: bool, from_flag: bool) -> &'static str {
+    if from_flag {
+        " (flag)"
+    } else if is_default {
+        " (default)"
+    } else {
+        ""
+    }
+}
+
+fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
+    let train = &program.train;
+    let has_data = program.has_data();
+    if has_data && args.steps.is_some() {
+        return Err(Failure::Usage("--steps is for models without data; use --epochs".into()));
+    }
+    if !has_data {
+        for (given, flag) in [
+            (args.epochs.is_some(), "--epochs"),
+            (args.batch.is_some(), "--batch"),
+            (args.shuffle || args.no_shuffle, "--shuffle"),
+            (args.validation.is_some() || args.validation_data.is_some(), "--validation"),
+        ] {
+            if given {
+                let hint = if flag == "--epochs" { "; use --steps" } else { "" };
+                return Err(Failure::Usage(format!("{flag} needs a model with a data block{hint}")));
+            }
+        }
+    }
+    let epochs_flag = args.epochs.or(args.steps);
+    let epochs = epochs_flag.unwrap_or(train.epochs.value);
+    if epochs == 0 {
+        return Err(Failure::Usage("the number of epochs (steps) must be at least 1".into()));
+    }
+    let lr = args.lr.unwrap_or(train.learning_rate.value);
+    if !(lr > 0.0 && lr.is_finite()) {
+        return Err(Failure::Usage(format!("--lr must be a positive number, got {lr}")));
+    }
+    let batch = args.batch.unwrap_or(train.batch.value);
+    if batch == 0 {
+        return Err(Failure::Usage("--batch must be at least 1".into()));
+    }
+    let seed = args.seed.unwrap_or(train.seed.value);
+    let shuffle_flag = args.shuffle || args.no_shuffle;
+    let shuffle = if shuffle_flag { args.shuffle } else { train.shuffle.value };
+    let validation = args.validation.unwrap_or(train.validation.value);
+    if !(0.0..1.0).contains(&validation) {
+        return Err(Failure::Usage(format!("--validation is a fraction from 0 to below 1, got {validation}")));
+    }
+    let mut lines =
+        vec![("optimizer", format!("sgd, lr {lr}{}", mark(train.learning_rate.is_default, args.lr.is_some())))];
+    if has_data {
+        lines.push(("epochs", format!("{epochs}{}", mark(train.epochs.is_default, epochs_flag.is_some()))));
+        lines.push(("batch", format!("{batch}{}", mark(train.batch.is_default, args.batch.is_some()))));
+        let order = if shuffle { "shuffled each epoch" } else { "file order" };
+        lines.push(("rows", format!("{order}{}", mark(train.shuffle.is_default, shuffle_flag))));
+        let held = match (&args.validation_data, validation) {
+            (Some(file), _) => format!("{}", file.display()),
+            (None, v) if v > 0.0 => format!("last {}% of the rows", v * 100.0),
+            _ => "none".to_string(),
+        };
+        let held_flag = args.validation.is_some() || args.validation_data.is_some();
+        lines.push(("validation", format!("{held}{}", mark(train.validation.is_default, held_flag))));
+    } else {
+        lines.push(("steps", format!("{epochs}{}", mark(train.epochs.is_default, epochs_flag.is_some()))));
+    }
+    lines.push(("seed", format!("{seed}{}", mark(train.seed.is_default, args.seed.is_some()))));
+    let config = RunConfig { epochs, batch: batch.min(1 << 24) as usize, learning_rate: lr as f32, seed, shuffle };
+    Ok(Settings { config, validation, lines })
+}
+
+/// Preprocessing statistics as weights-file metadata.
+pub fn preprocessing_json(program: &Program, bound: &Bound) -> String {
+    let list: Vec<serde_json::Value> = program
+        .data
+        .iter()
+        .zip(&bound.transforms)
+        .map(|(b, t)| serde_json::json!({ "name": b.name, "scale": t.scale, "mean": t.mean, "std": t.std }))
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> Result<(), Failure> {
+    let program = &model.front.program;
+    let mut metadata = BTreeMap::new();
+    metadata.insert("nnc.model".to_string(), model.path.clone());
+    metadata.insert("nnc.source_hash".to_string(), weights::source_hash(&model.text));
+    if let Some(bound) = bound {
+        metadata.insert("nnc.preprocessing".to_string(), preprocessing_json(program, bound));
+    }
+    weights::save(path, program, params, &metadata).map_err(Failure::input)
+}
+
+fn metric_columns(program: &Program) -> &'static [&'static str] {
+    match program.task {
+        Task::Classification { .. } => &["accuracy"],
+        Task::Regression => &["mse", "mae", "r2"],
+        Task::Minimize => &[],
+    }
+}
+
+fn metric_values(program: &Program, m: &Metrics) -> Vec<Option<f64>> {
+    match program.task {
+        Task::Classification { .. } => vec![m.accuracy],
+        Task::Regression => vec![m.mse, m.mae, m.r2],
+        Task::Minimize => vec![],
+    }
+}
+
+fn short_metrics(program: &Program, m: &Metrics, prefix: &str) -> String {
+    let mut out = String::new();
+    if let Some(loss) = m.loss {
+        out.push_str(&format!("  {prefix}loss {loss:.6}"));
+    }
+    for (name, value) in metric_columns(program).iter().zip(metric_values(program, m)) {
+        if let Some(v) = value {
+            out.push_str(&format!("  {prefix}{name} {v:.4}"));
+        }
+    }
+    out
+}
+
+fn json_metrics(program: &Program, m: &Metrics) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    map.insert("loss".into(), finite_or_null(m.loss));
+    for (name, value) in metric_columns(program).iter().zip(metric_values(program, m)) {
+        map.insert((*name).into(), finite_or_null(value));
+    }
+    serde_json::Value::Object(map)
+}
+
+fn finite_or_null(x: Option<f64>) -> serde_json::Value {
+    match x {
+        Some(v) if v.is_finite() => serde_json::json!(v),
+        _ => serde_json::Value::Null,
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let total = Instant::now();
+    let model = read_model(&args.model)?;
+    let program = &model.front.program;
+    let settings = settings(program, args)?;
+    let config = settings.config;
+    let bound = match (program.has_data(), &args.data) {
+        (true, Some(path)) => Some(
+            data::load_training(program, path, settings.validation, args.validation_data.as_deref())
+                .map_err(|e| bind_error(e, &model))?,
+        ),
+        (true, None) => {
+            return Err(Failure::Usage(format!(
+                "{0} has a data block: give a CSV file, e.g. `nnc run {0} data.csv`",
+                model.path
+            )));
+        }
+        (false, Some(path)) => {
+            return Err(Failure::Usage(format!(
+                "{} has no data block, so the data file {} would be ignored",
+                model.path,
+                path.display()
+            )));
+        }
+        (false, None) => None,
+    };
+    let train_data = bound.as_ref().map(|b| &b.train);
+    let validation = bound.as_ref().and_then(|b| b.validation.as_ref());
+    let initial = match &args.init_weights {
+        Some(path) => weights::load(path, program).map_err(Failure::input)?.0,
+        None => Params::init(program, config.seed),
+    };
+    let graphs = pipeline::graphs(program);
+    let rows = train_data.map_or(1, |d| d.rows);
+    let eval_rows = rows.max(validation.map_or(0, |v| v.rows));
+    let batch = if train_data.is_some() { config.batch.min(rows) } else { 1 };
+    let kernels = pipeline::kernels(&graphs, batch, eval_rows).map_err(internal)?;
+    let native = pipeline::compile(program, &kernels, Options::default()).map_err(internal)?;
+
+    let verbose = !args.quiet;
+    if verbose {
+        let mut lines = vec![("model", model.path.clone())];
+        if let (Some(b), Some(path)) = (&bound, &args.data) {
+            let held = b.validation.as_ref().map_or(String::new(), |v| format!(", {} for validation", v.rows));
+            lines.push(("data", format!("{} ({} rows for training{held})", path.display(), b.train.rows)));
+            lines.push(("columns", data::binding_summary(program, &b.layout, None)));
+        }
+        lines.extend(settings.lines.iter().map(|(k, v)| (*k, v.clone())));
+        let init = match &args.init_weights {
+            Some(path) => format!("{}", path.display()),
+            None => format!("Xavier-uniform from seed {}", config.seed),
+        };
+        lines.push(("weights", init));
+        lines.push(("compiled", format!("{:.2} ms (training and evaluation kernels)", native.compile_ms)));
+        for (key, value) in lines {
+            eprintln!("  {key:<10} {value}");
+        }
+    }
+
+    let epochs = config.epochs;
+    let every = epochs.div_ceil(20).max(1);
+    let unit = if train_data.is_some() { "epoch" } else { "step" };
+    let width = epochs.to_string().len();
+    let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(epochs);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(unit);
+        bar
+    });
+    let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
+    let mut log = args.log.as_ref().map(|_| {
+        let mut header = format!("{unit},loss");
+        for name in metric_columns(program) {
+            header.push_str(&format!(",{name}"));
+        }
+        if validation.is_some() {
+            header.push_str(",val_loss");
+            for name in metric_columns(program) {
+                header.push_str(&format!(",val_{name}"));
+            }
+        }
+        header.push('\n');
+        header
+    });
+    let with_data_metrics = train_data.is_some();
+    let outcome = train::train(program, &native.train, train_data, &config, initial, |epoch, loss, params| {
+        let report = epoch % every == 0 || epoch == 1 || epoch == epochs;
+        let need_metrics = with_data_metrics && (log.is_some() || (report && verbose));
+        let (train_metrics, val_metrics) = if need_metrics {
+            let t = train::evaluate(program, &native.eval, train_data, params, transforms).metrics;
+            let v = validation.map(|v| train::evaluate(program, &native.eval, Some(v), params, transforms).metrics);
+            (Some(t), v)
+        } else {
+            (None, None)
+        };
+        let mut message = format!("loss {loss:.6}");
+        if let Some(m) = &train_metrics {
+            let without_loss = Metrics { loss: None, ..m.clone() };
+            message.push_str(&short_metrics(program, &without_loss, ""));
+        }
+        if let Some(v) = &val_metrics {
+            message.push_str(&short_metrics(program, v, "val_"));
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(epoch);
+            bar.set_message(message);
+        } else if verbose && report {
+            eprintln!("{unit} {epoch:>width$}/{epochs}  {message}");
+        }
+        if let Some(text) = log.as_mut() {
+            text.push_str(&format!("{epoch},{loss}"));
+            let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+            if let Some(m) = &train_metrics {
+                for value in metric_values(program, m) {
+                    text.push_str(&format!(",{}", cell(value)));
+                }
+            }
+            if let Some(v) = &val_metrics {
+                text.push_str(&format!(",{}", cell(v.loss)));
+                for value in metric_values(program, v) {
+                    text.push_str(&format!(",{}", cell(value)));
+                }
+            }
+            text.push('\n');
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    if let (Some(path), Some(text)) = (&args.log, &log) {
+        write_atomically(path, text.as_bytes())?;
+    }
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(diverged) => {
+            let mut message = format!("{}: {diverged}", model.path);
+            if let Some(path) = &args.save_weights {
+                save(path, &model, bound.as_ref(), &diverged.last_good)?;
+                message.push_str(&format!(
+                    "\n  note: the last good weights (before epoch {}) are saved in {}",
+                    diverged.epoch,
+                    path.display()
+                ));
+            }
+            return Err(Failure::Diverged(message));
+        }
+    };
+    let final_eval = train::evaluate(program, &native.eval, train_data, &outcome.params, transforms);
+    let val_eval = validation.map(|v| train::evaluate(program, &native.eval, Some(v), &outcome.params, transforms));
+    if let Some(path) = &args.save_weights {
+        save(path, &model, bound.as_ref(), &outcome.params)?;
+    }
+    let scalars: Vec<(String, f32)> = program
+        .graph
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.shape.is_scalar() && p.layer.is_none())
+        .map(|(i, p)| (p.name.clone(), outcome.params.get(i)[0]))
+        .collect();
+    let total_ms = pipeline::ms(total);
+    let samples_per_second = outcome.samples as f64 / outcome.train_seconds.max(1e-9);
+    let final_metrics = &final_eval.metrics;
+    if args.json {
+        let params: serde_json::Map<String, serde_json::Value> =
+            scalars.iter().map(|(n, v)| (n.clone(), serde_json::json!(*v as f64))).collect();
+        let json = serde_json::json!({
+            "model": model.path,
+            "data": args.data.as_ref().map(|p| p.display().to_string()),
+            "final_loss": finite_or_null(final_metrics.loss),
+            "accuracy": finite_or_null(final_metrics.accuracy),
+            "metrics": json_metrics(program, final_metrics),
+            "validation": val_eval.as_ref().map(|v| json_metrics(program, &v.metrics)),
+            "params": params,
+            "epochs": train_data.map(|_| epochs),
+            "steps": if train_data.is_some() { None } else { Some(epochs) },
+            "batch": train_data.map(|_| batch),
+            "rows": train_data.map(|d| d.rows),
+            "learning_rate": config.learning_rate as f64,
+            "seed": config.seed,
+            "shuffle": config.shuffle,
+            "samples": outcome.samples,
+            "samples_per_second": samples_per_second,
+            "timings_ms": {
+                "parse": model.front.parse_ms,
+                "check": model.front.check_ms,
+                "grad": graphs.grad_ms,
+                "compile": native.compile_ms,
+                "train": outcome.train_seconds * 1e3,
+                "total": total_ms,
+            },
+        });
+        println!("{json}");
+    } else {
+        let scope = if train_data.is_some() { "whole training set, final weights" } else { "at the final params" };
+        println!("final loss {:.6} ({scope})", final_metrics.loss.unwrap_or(f64::NAN));
+        if let (Some(accuracy), Some(d)) = (final_metrics.accuracy, train_data) {
+            let correct = (accuracy * d.rows as f64).round() as usize;
+            println!("accuracy   {accuracy:.4} ({correct} of {} rows)", d.rows);
+        }
+        if let (Some(mse), Some(mae)) = (final_metrics.mse, final_metrics.mae) {
+            let r2 = final_metrics.r2.map_or("n/a".to_string(), |r| format!("{r:.4}"));
+            println!("mse {mse:.6}  mae {mae:.6}  r2 {r2} (in the target's units)");
+        }
+        if let Some(v) = &val_eval {
+            println!("validation{}", short_metrics(program, &v.metrics, ""));
+        }
+        for (name, value) in &scalars {
+            println!("{name} = {value}");
+        }
+        if verbose {
+            eprintln!(
+                "  trained {epochs} {unit}s in {:.1} ms ({samples_per_second:.0} samples/s); total {total_ms:.1} ms",
+                outcome.train_seconds * 1e3,
+            );
+        }
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
