@@ -13,7 +13,7 @@
 
 mod math;
 
-use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, Stmt, UnaryOp};
+use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, LoopVar, Stmt, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -210,6 +210,12 @@ struct Emitter<'a, 'b> {
     math: HashMap<&'static str, FuncRef>,
     loop_vars: Vec<Variable>,
     locals: Vec<Variable>,
+    /// The same locals as four lanes, inside vector loops.
+    vector_locals: Vec<Variable>,
+    /// Locals assigned (so far) in the current vector loop.
+    vector_locals_defined: std::collections::HashSet<crate::kernel::Local>,
+    /// The loop variable whose iterations are the lanes, inside a vector loop.
+    lanes: Option<LoopVar>,
     /// Per-batch base address of each buffer.
     bases: Vec<Value>,
     batch_rows: Value,
@@ -231,6 +237,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     ) -> Self {
         let loop_vars = (0..kernel.n_loop_vars).map(|_| b.declare_var(types::I64)).collect();
         let locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32)).collect();
+        let vector_locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32X4)).collect();
         let placeholder = Value::from_u32(0);
         Emitter {
             b,
@@ -241,6 +248,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             math,
             loop_vars,
             locals,
+            vector_locals,
+            vector_locals_defined: Default::default(),
+            lanes: None,
             bases: Vec::new(),
             batch_rows: placeholder,
             batch_rows_f32: placeholder,
@@ -323,43 +333,86 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn stmts(&mut self, stmts: &[Stmt]) {
         for stmt in stmts {
             match stmt {
+                Stmt::Loop { var, extent, body } if self.lanes.is_none() && self.kernel.vector_loops.contains(var) => {
+                    self.vector_loop(*var, *extent, body)
+                }
                 Stmt::Loop { var, extent, body } => {
-                    // Every extent is at least 1, so the test goes at the bottom.
-                    let variable = self.loop_vars[var.0 as usize];
-                    let zero = self.b.ins().iconst(types::I64, 0);
-                    self.b.def_var(variable, zero);
-                    let head = self.b.create_block();
-                    let exit = self.b.create_block();
-                    self.b.ins().jump(head, &[]);
-                    self.b.switch_to_block(head);
-                    self.stmts(body);
-                    let value = self.b.use_var(variable);
-                    let next = self.b.ins().iadd_imm_u(value, 1);
-                    self.b.def_var(variable, next);
-                    let limit = match extent {
-                        Extent::Fixed(n) => self.b.ins().iconst(types::I64, *n as i64),
-                        Extent::Batch => self.batch_rows,
-                    };
-                    let again = self.b.ins().icmp(IntCC::SignedLessThan, next, limit);
-                    self.b.ins().brif(again, head, &[] as &[BlockArg], exit, &[]);
-                    self.b.seal_block(head);
-                    self.b.switch_to_block(exit);
-                    self.b.seal_block(exit);
+                    let start = self.b.ins().iconst(types::I64, 0);
+                    let limit = self.limit(*extent);
+                    self.counted_loop(*var, start, limit, 1, |e| e.stmts(body));
                 }
                 Stmt::Assign { local, value } => {
                     let value = self.expr(value);
-                    self.b.def_var(self.locals[local.0 as usize], value);
+                    if self.lanes.is_some() {
+                        let value = self.to_vector(value);
+                        self.vector_locals_defined.insert(*local);
+                        self.b.def_var(self.vector_locals[local.0 as usize], value.value);
+                    } else {
+                        self.b.def_var(self.locals[local.0 as usize], value.value);
+                    }
                 }
                 Stmt::Store { buffer, index, value } => {
                     let value = self.expr(value);
+                    let value = if self.lanes.is_some() { self.to_vector(value) } else { value };
                     let (address, offset) = self.address(buffer.0, index);
-                    self.b.ins().store(MEM, value, address, offset);
+                    self.b.ins().store(MEM, value.value, address, offset);
                 }
                 Stmt::StoreLoss(value) => {
                     let value = self.expr(value);
-                    self.b.ins().store(MEM, value, self.loss_slot, 0);
+                    self.b.ins().store(MEM, value.value, self.loss_slot, 0);
                 }
             }
+        }
+    }
+
+    fn limit(&mut self, extent: Extent) -> Value {
+        match extent {
+            Extent::Fixed(n) => self.b.ins().iconst(types::I64, n as i64),
+            Extent::Batch => self.batch_rows,
+        }
+    }
+
+    /// `for var in start..limit step step { body }`, skipped when empty.
+    fn counted_loop(&mut self, var: LoopVar, start: Value, limit: Value, step: i64, body: impl FnOnce(&mut Self)) {
+        let variable = self.loop_vars[var.0 as usize];
+        self.b.def_var(variable, start);
+        let head = self.b.create_block();
+        let exit = self.b.create_block();
+        // Enter only if at least one iteration fits: start + step <= limit.
+        let first_end = self.b.ins().iadd_imm_s(start, step);
+        let enter = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, first_end, limit);
+        self.b.ins().brif(enter, head, &[] as &[BlockArg], exit, &[]);
+        self.b.switch_to_block(head);
+        body(self);
+        let value = self.b.use_var(variable);
+        let next = self.b.ins().iadd_imm_s(value, step);
+        self.b.def_var(variable, next);
+        let next_end = self.b.ins().iadd_imm_s(next, step);
+        let again = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next_end, limit);
+        self.b.ins().brif(again, head, &[] as &[BlockArg], exit, &[]);
+        self.b.seal_block(head);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+    }
+
+    /// Four lanes at a time, then the remaining iterations one at a time.
+    fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
+        let zero = self.b.ins().iconst(types::I64, 0);
+        let limit = self.limit(extent);
+        self.lanes = Some(var);
+        self.vector_locals_defined.clear();
+        self.counted_loop(var, zero, limit, 4, |e| e.stmts(body));
+        self.lanes = None;
+        let has_tail = match extent {
+            Extent::Fixed(n) => n % 4 != 0,
+            Extent::Batch => true,
+        };
+        if has_tail {
+            // The vector loop left `var` at the first unprocessed index
+            // (or at 0 when it never ran).
+            let variable = self.loop_vars[var.0 as usize];
+            let start = self.b.use_var(variable);
+            self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
         }
     }
 
@@ -374,8 +427,22 @@ impl<'a, 'b> Emitter<'a, 'b> {
         (address, (index.offset * 4) as i32)
     }
 
-    fn f32(&mut self, x: f32) -> Value {
-        self.b.ins().f32const(x)
+    fn scalar(&mut self, x: f32) -> V {
+        V { value: self.b.ins().f32const(x), vector: false }
+    }
+
+    fn to_vector(&mut self, x: V) -> V {
+        if x.vector { x } else { V { value: self.b.ins().splat(types::F32X4, x.value), vector: true } }
+    }
+
+    /// Both operands in the same form: splat a scalar if the other is a vector.
+    fn pair(&mut self, x: V, y: V) -> (Value, Value, bool) {
+        if x.vector || y.vector {
+            let (x, y) = (self.to_vector(x), self.to_vector(y));
+            (x.value, y.value, true)
+        } else {
+            (x.value, y.value, false)
+        }
     }
 
     fn call(&mut self, name: &str, x: Value) -> Value {
@@ -384,87 +451,155 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.inst_results(call)[0]
     }
 
-    fn expr(&mut self, expr: &Expr) -> Value {
-        match expr {
-            Expr::Const(c) => self.f32(*c),
-            Expr::Load(buffer, index) => {
-                let (address, offset) = self.address(buffer.0, index);
-                self.b.ins().load(types::F32, MEM, address, offset)
+    /// A scalar function applied to each of four lanes.
+    fn call_lanes(&mut self, name: &str, x: Value) -> Value {
+        let mut out = x;
+        for lane in 0..4u8 {
+            let element = self.b.ins().extractlane(x, lane);
+            let result = self.call(name, element);
+            out = self.b.ins().insertlane(out, result, lane);
+        }
+        out
+    }
+
+    fn load(&mut self, buffer: u32, index: &Index) -> V {
+        let stride = self.lanes.map_or(0, |lane| vectorize_stride(index, lane));
+        let (address, offset) = self.address(buffer, index);
+        match (self.lanes, stride) {
+            (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, MEM, address, offset), vector: false },
+            (Some(_), 1) => {
+                // Lanes are contiguous but only 4-byte aligned.
+                let flags = MemFlagsData::new().with_notrap();
+                V { value: self.b.ins().load(types::F32X4, flags, address, offset), vector: true }
             }
-            Expr::Local(local) => self.b.use_var(self.locals[local.0 as usize]),
-            Expr::BatchSize => self.batch_rows_f32,
-            Expr::LearningRate => self.learning_rate,
+            (Some(_), stride) => {
+                let first = self.b.ins().load(types::F32, MEM, address, offset);
+                let mut value = self.b.ins().splat(types::F32X4, first);
+                for lane in 1..4u8 {
+                    let lane_offset = offset + (lane as u32 * stride * 4) as i32;
+                    let element = self.b.ins().load(types::F32, MEM, address, lane_offset);
+                    value = self.b.ins().insertlane(value, element, lane);
+                }
+                V { value, vector: true }
+            }
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) -> V {
+        match expr {
+            Expr::Const(c) => self.scalar(*c),
+            Expr::Load(buffer, index) => self.load(buffer.0, index),
+            Expr::Local(local) => {
+                if self.lanes.is_some() && self.vector_locals_defined.contains(local) {
+                    V { value: self.b.use_var(self.vector_locals[local.0 as usize]), vector: true }
+                } else {
+                    V { value: self.b.use_var(self.locals[local.0 as usize]), vector: false }
+                }
+            }
+            Expr::BatchSize => V { value: self.batch_rows_f32, vector: false },
+            Expr::LearningRate => V { value: self.learning_rate, vector: false },
             Expr::Unary(op, x) => {
                 let x = self.expr(x);
                 self.unary(*op, x)
             }
-            Expr::Binary(BinaryOp::Add, x, y) if self.has_fma => {
+            Expr::Binary(BinaryOp::Add, x, y) if self.has_fma && matches!(**y, Expr::Binary(BinaryOp::Mul, ..)) => {
                 // acc + a·b → fma(a, b, acc)
-                if let Expr::Binary(BinaryOp::Mul, a, b) = &**y {
-                    let acc = self.expr(x);
-                    let (a, b) = (self.expr(a), self.expr(b));
-                    return self.b.ins().fma(a, b, acc);
-                }
-                let (x, y) = (self.expr(x), self.expr(y));
-                self.b.ins().fadd(x, y)
+                let Expr::Binary(BinaryOp::Mul, a, b) = &**y else { unreachable!("matched above") };
+                let acc = self.expr(x);
+                let (a, b) = (self.expr(a), self.expr(b));
+                let vector = acc.vector || a.vector || b.vector;
+                let (acc, a, b) = if vector {
+                    (self.to_vector(acc).value, self.to_vector(a).value, self.to_vector(b).value)
+                } else {
+                    (acc.value, a.value, b.value)
+                };
+                V { value: self.b.ins().fma(a, b, acc), vector }
             }
             Expr::Binary(op, x, y) => {
                 let (x, y) = (self.expr(x), self.expr(y));
-                match op {
+                let (x, y, vector) = self.pair(x, y);
+                let value = match op {
                     BinaryOp::Add => self.b.ins().fadd(x, y),
                     BinaryOp::Sub => self.b.ins().fsub(x, y),
                     BinaryOp::Mul => self.b.ins().fmul(x, y),
                     BinaryOp::Div => self.b.ins().fdiv(x, y),
                     BinaryOp::Max => {
                         let greater = self.b.ins().fcmp(FloatCC::GreaterThan, y, x);
-                        self.b.ins().select(greater, y, x)
+                        if vector {
+                            let mask = self.b.ins().bitcast(types::F32X4, LANES, greater);
+                            self.b.ins().bitselect(mask, y, x)
+                        } else {
+                            self.b.ins().select(greater, y, x)
+                        }
                     }
-                }
+                };
+                V { value, vector }
             }
         }
     }
 
-    fn unary(&mut self, op: UnaryOp, x: Value) -> Value {
-        match op {
-            UnaryOp::Neg => self.b.ins().fneg(x),
-            UnaryOp::Abs => self.b.ins().fabs(x),
-            UnaryOp::Exp => self.call("nnc_exp", x),
-            UnaryOp::Log => self.call("nnc_log", x),
-            UnaryOp::Tanh => self.call("nnc_tanh", x),
-            UnaryOp::Sigmoid => self.call("nnc_sigmoid", x),
+    fn constant_like(&mut self, c: f32, vector: bool) -> Value {
+        let value = self.b.ins().f32const(c);
+        if vector { self.b.ins().splat(types::F32X4, value) } else { value }
+    }
+
+    /// `cond ? a : b` for a comparison result of either form.
+    fn choose(&mut self, cond: Value, a: Value, b: Value, vector: bool) -> Value {
+        if vector {
+            let mask = self.b.ins().bitcast(types::F32X4, LANES, cond);
+            self.b.ins().bitselect(mask, a, b)
+        } else {
+            self.b.ins().select(cond, a, b)
+        }
+    }
+
+    fn unary(&mut self, op: UnaryOp, x: V) -> V {
+        let vector = x.vector;
+        let v = x.value;
+        let value = match op {
+            UnaryOp::Neg => self.b.ins().fneg(v),
+            UnaryOp::Abs => self.b.ins().fabs(v),
+            UnaryOp::Exp => math::exp(self.b, v, vector),
+            UnaryOp::Sigmoid => math::sigmoid(self.b, v, vector),
+            UnaryOp::Tanh => math::tanh(self.b, v, vector),
+            UnaryOp::Log if vector => self.call_lanes("nnc_log", v),
+            UnaryOp::Log => self.call("nnc_log", v),
             UnaryOp::Relu => {
-                let zero = self.f32(0.0);
-                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                self.b.ins().select(positive, x, zero)
+                let zero = self.constant_like(0.0, vector);
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, v, zero);
+                self.choose(positive, v, zero, vector)
             }
             UnaryOp::Step => {
-                let (zero, one) = (self.f32(0.0), self.f32(1.0));
-                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                self.b.ins().select(positive, one, zero)
+                let (zero, one) = (self.constant_like(0.0, vector), self.constant_like(1.0, vector));
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, v, zero);
+                self.choose(positive, one, zero, vector)
             }
             UnaryOp::Sign => {
-                let (zero, one, minus_one) = (self.f32(0.0), self.f32(1.0), self.f32(-1.0));
-                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, x, zero);
-                let negative = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
-                let low = self.b.ins().select(negative, minus_one, zero);
-                self.b.ins().select(positive, one, low)
+                let zero = self.constant_like(0.0, vector);
+                let one = self.constant_like(1.0, vector);
+                let minus_one = self.constant_like(-1.0, vector);
+                let positive = self.b.ins().fcmp(FloatCC::GreaterThan, v, zero);
+                let negative = self.b.ins().fcmp(FloatCC::LessThan, v, zero);
+                let low = self.choose(negative, minus_one, zero, vector);
+                self.choose(positive, one, low, vector)
             }
             UnaryOp::Powi(n) => {
-                let magnitude = self.powi(x, n.unsigned_abs());
+                let magnitude = self.powi(v, n.unsigned_abs(), vector);
                 if n < 0 {
-                    let one = self.f32(1.0);
+                    let one = self.constant_like(1.0, vector);
                     self.b.ins().fdiv(one, magnitude)
                 } else {
                     magnitude
                 }
             }
-        }
+        };
+        V { value, vector }
     }
 
     /// `x^n` by repeated squaring.
-    fn powi(&mut self, x: Value, n: u32) -> Value {
+    fn powi(&mut self, x: Value, n: u32, vector: bool) -> Value {
         if n == 0 {
-            return self.f32(1.0);
+            return self.constant_like(1.0, vector);
         }
         let mut result: Option<Value> = None;
         let mut base = x;
@@ -484,4 +619,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
         }
         result.expect("n > 0")
     }
+}
+
+/// A value in the generated code: one f32, or four lanes.
+#[derive(Clone, Copy)]
+struct V {
+    value: Value,
+    vector: bool,
+}
+
+/// Lane order for bitcasts between vector types (x86 is little-endian).
+const LANES: MemFlagsData = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
+
+/// How far apart consecutive lanes are in a load's index.
+fn vectorize_stride(index: &Index, lane: LoopVar) -> u32 {
+    index.terms.iter().filter(|(v, _)| *v == lane).map(|(_, s)| *s).sum()
 }

@@ -64,8 +64,11 @@ pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel
         n_locals: lowerer.n_locals,
         scratch_len: lowerer.scratch_len,
         max_batch: max_batch.max(1),
+        vector_loops: Vec::new(),
     };
     check_bounds(&kernel)?;
+    let mut kernel = kernel;
+    super::vectorize::vectorize(&mut kernel);
     Ok(kernel)
 }
 

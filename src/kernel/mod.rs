@@ -15,6 +15,7 @@
 
 mod lower;
 mod print;
+pub mod vectorize;
 
 pub use lower::{KernelKind, lower};
 pub use print::print;
@@ -135,4 +136,6 @@ pub struct Kernel {
     pub scratch_len: usize,
     /// The largest batch the scratch is sized for.
     pub max_batch: usize,
+    /// Loops that run four lanes at a time (see [`vectorize`]).
+    pub vector_loops: Vec<LoopVar>,
 }

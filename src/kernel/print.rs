@@ -35,12 +35,12 @@ pub fn print(kernel: &Kernel) -> String {
         writeln!(out, "  b{i}: f32{} {kind}", buffer.shape).unwrap();
     }
     out.push_str("  for each batch of B rows {\n");
-    stmts(&mut out, &kernel.body, 2);
+    stmts(&mut out, &kernel.body, 2, &kernel.vector_loops);
     out.push_str("  }\n}\n");
     out
 }
 
-fn stmts(out: &mut String, body: &[super::Stmt], depth: usize) {
+fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, vector: &[super::LoopVar]) {
     let pad = "  ".repeat(depth);
     for stmt in body {
         match stmt {
@@ -49,8 +49,9 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize) {
                     Extent::Fixed(n) => n.to_string(),
                     Extent::Batch => "B".to_string(),
                 };
-                writeln!(out, "{pad}for i{} in 0..{n} {{", var.0).unwrap();
-                stmts(out, body, depth + 1);
+                let lanes = if vector.contains(var) { " step 4 (f32x4)" } else { "" };
+                writeln!(out, "{pad}for i{} in 0..{n}{lanes} {{", var.0).unwrap();
+                stmts(out, body, depth + 1, vector);
                 writeln!(out, "{pad}}}").unwrap();
             }
             Stmt::Assign { local, value } => writeln!(out, "{pad}l{} = {}", local.0, expr(value)).unwrap(),

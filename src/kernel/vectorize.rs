@@ -1,0 +1,159 @@
+//! Choosing loops to run four lanes at a time (f32x4).
+//!
+//! A loop can be vectorised when its iterations are independent lanes:
+//! - every store in it writes contiguously along the loop variable
+//!   (stride 1), so four iterations write four neighbouring floats;
+//! - every buffer it both reads and writes is read exactly where it is
+//!   written (an in-place update), so no lane reads another lane's result;
+//! - every local it assigns is first assigned at the top of its body from
+//!   values that do not include the local itself (a per-lane temporary such
+//!   as a matmul accumulator), never carried from one iteration to the next
+//!   (a reduction such as a row maximum).
+//!
+//! Loads may have any stride: stride 0 becomes one scalar load broadcast to
+//! all lanes, stride 1 a vector load, anything else four scalar loads.
+//! Loops are considered outermost first and the first legal one in a nest
+//! is chosen; a trip count that is not a multiple of four gets a scalar
+//! tail in the generated code.
+
+use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt};
+use std::collections::{HashMap, HashSet};
+
+/// Mark the loops of `kernel` that run as f32x4.
+pub fn vectorize(kernel: &mut Kernel) {
+    let mut chosen = Vec::new();
+    choose(&kernel.body, &mut chosen);
+    kernel.vector_loops = chosen;
+}
+
+fn choose(body: &[Stmt], chosen: &mut Vec<LoopVar>) {
+    for stmt in body {
+        if let Stmt::Loop { var, extent, body } = stmt {
+            let long_enough = match extent {
+                Extent::Fixed(n) => *n >= 4,
+                Extent::Batch => true,
+            };
+            if long_enough && legal(*var, body) {
+                chosen.push(*var);
+            } else {
+                choose(body, chosen);
+            }
+        }
+    }
+}
+
+fn stride(index: &Index, var: LoopVar) -> u32 {
+    index.terms.iter().filter(|(v, _)| *v == var).map(|(_, s)| *s).sum()
+}
+
+/// Whether the loop over `var` with this body can run as independent lanes.
+pub fn legal(var: LoopVar, body: &[Stmt]) -> bool {
+    let mut stores: HashMap<BufferId, Vec<&Index>> = HashMap::new();
+    let mut loads: Vec<(BufferId, &Index)> = Vec::new();
+    let mut ok = true;
+    walk(body, &mut |stmt| match stmt {
+        Stmt::Store { buffer, index, value } => {
+            ok &= stride(index, var) == 1;
+            stores.entry(*buffer).or_default().push(index);
+            loads_of(value, &mut loads);
+        }
+        Stmt::Assign { value, .. } => loads_of(value, &mut loads),
+        Stmt::StoreLoss(_) => ok = false,
+        Stmt::Loop { .. } => {}
+    });
+    if !ok || stores.is_empty() {
+        return false;
+    }
+    for (buffer, index) in &loads {
+        if let Some(written) = stores.get(buffer)
+            && written.iter().any(|w| *w != *index)
+        {
+            return false;
+        }
+    }
+    if stores.values().any(|w| w.windows(2).any(|p| p[0] != p[1])) {
+        return false;
+    }
+    locals_are_lanes(body)
+}
+
+/// Every local assigned anywhere in `body` must first be assigned at the top
+/// level of `body`, from a value that does not read it.
+fn locals_are_lanes(body: &[Stmt]) -> bool {
+    let mut assigned: HashSet<Local> = HashSet::new();
+    walk(body, &mut |stmt| {
+        if let Stmt::Assign { local, .. } = stmt {
+            assigned.insert(*local);
+        }
+    });
+    let mut initialised: HashSet<Local> = HashSet::new();
+    for stmt in body {
+        let mut read = HashSet::new();
+        walk(std::slice::from_ref(stmt), &mut |s| match s {
+            Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => {
+                locals_of(value, &mut read)
+            }
+            Stmt::Loop { .. } => {}
+        });
+        match stmt {
+            Stmt::Assign { local, value } if !initialised.contains(local) => {
+                let mut reads_self = HashSet::new();
+                locals_of(value, &mut reads_self);
+                if reads_self.contains(local) {
+                    return false;
+                }
+                initialised.insert(*local);
+            }
+            _ => {
+                if read.iter().any(|l| assigned.contains(l) && !initialised.contains(l)) {
+                    return false;
+                }
+                let mut inner = HashSet::new();
+                walk(std::slice::from_ref(stmt), &mut |s| {
+                    if let Stmt::Assign { local, .. } = s {
+                        inner.insert(*local);
+                    }
+                });
+                if inner.iter().any(|l| !initialised.contains(l)) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
+    for stmt in body {
+        f(stmt);
+        if let Stmt::Loop { body, .. } = stmt {
+            walk(body, f);
+        }
+    }
+}
+
+fn loads_of<'a>(expr: &'a Expr, out: &mut Vec<(BufferId, &'a Index)>) {
+    match expr {
+        Expr::Load(b, index) => out.push((*b, index)),
+        Expr::Unary(_, x) => loads_of(x, out),
+        Expr::Binary(_, x, y) => {
+            loads_of(x, out);
+            loads_of(y, out);
+        }
+        Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => {}
+    }
+}
+
+fn locals_of(expr: &Expr, out: &mut HashSet<Local>) {
+    match expr {
+        Expr::Local(l) => {
+            out.insert(*l);
+        }
+        Expr::Unary(_, x) => locals_of(x, out),
+        Expr::Binary(_, x, y) => {
+            locals_of(x, out);
+            locals_of(y, out);
+        }
+        Expr::Const(_) | Expr::Load(..) | Expr::BatchSize | Expr::LearningRate => {}
+    }
+}
