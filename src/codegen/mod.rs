@@ -210,14 +210,20 @@ struct Emitter<'a, 'b> {
     math: HashMap<&'static str, FuncRef>,
     loop_vars: Vec<Variable>,
     locals: Vec<Variable>,
-    /// The same locals as four lanes, inside vector loops.
-    vector_locals: Vec<Variable>,
+    /// The same locals as four lanes, one per group of lanes, inside vector loops.
+    vector_locals: Vec<Vec<Variable>>,
+    /// Groups of four lanes processed per iteration of the current vector loop.
+    copies: usize,
+    /// The group being emitted.
+    copy: usize,
+    /// Lane-invariant loads already emitted for the current statement.
+    invariants: HashMap<(u32, Index), V>,
     /// Locals assigned (so far) in the current vector loop.
     vector_locals_defined: std::collections::HashSet<crate::kernel::Local>,
     /// The loop variable whose iterations are the lanes, inside a vector loop.
     lanes: Option<LoopVar>,
     /// Per-batch base address of each buffer.
-    bases: Vec<Value>,
+    bases: Vec<(Value, i32)>,
     batch_rows: Value,
     batch_rows_f32: Value,
     learning_rate: Value,
@@ -225,6 +231,9 @@ struct Emitter<'a, 'b> {
 }
 
 const MEM: MemFlagsData = MemFlagsData::trusted();
+
+/// At most this many groups of four lanes per vector-loop iteration.
+const MAX_GROUPS: usize = 4;
 
 impl<'a, 'b> Emitter<'a, 'b> {
     fn new(
@@ -237,7 +246,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
     ) -> Self {
         let loop_vars = (0..kernel.n_loop_vars).map(|_| b.declare_var(types::I64)).collect();
         let locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32)).collect();
-        let vector_locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32X4)).collect();
+        let vector_locals =
+            (0..kernel.n_locals).map(|_| (0..MAX_GROUPS).map(|_| b.declare_var(types::F32X4)).collect()).collect();
         let placeholder = Value::from_u32(0);
         Emitter {
             b,
@@ -249,6 +259,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             loop_vars,
             locals,
             vector_locals,
+            copies: 1,
+            copy: 0,
+            invariants: HashMap::new(),
             vector_locals_defined: Default::default(),
             lanes: None,
             bases: Vec::new(),
@@ -298,17 +311,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.batch_rows = self.b.ins().select(is_short, left, batch);
         self.batch_rows_f32 = self.b.ins().fcvt_from_sint(types::F32, self.batch_rows);
         self.loss_slot = self.b.use_var(loss_ptr);
-        // Base addresses: data buffers move with the batch's first row.
+        // Base addresses: parameters and scratch share one pointer each, with
+        // the buffer's place folded into every access's immediate offset (few
+        // live registers); data buffers move with the batch's first row.
         for buffer in &self.kernel.buffers {
             let base = match buffer.kind {
-                BufferKind::Param(i) => self.b.ins().iadd_imm_u(params, (self.param_offsets[i as usize] * 4) as i64),
-                BufferKind::Scratch { offset } => self.b.ins().iadd_imm_u(scratch, (offset * 4) as i64),
+                BufferKind::Param(i) => (params, (self.param_offsets[i as usize] * 4) as i32),
+                BufferKind::Scratch { offset } => (scratch, (offset * 4) as i32),
                 BufferKind::Input(i) | BufferKind::Target(i) => {
                     let table = if matches!(buffer.kind, BufferKind::Input(_)) { inputs } else { targets };
                     let column_base = self.b.ins().load(self.pointer, MEM, table, (i * 8) as i32);
-                    self.row_base(column_base, current, buffer.shape)
+                    (self.row_base(column_base, current, buffer.shape), 0)
                 }
-                BufferKind::Predict => self.row_base(predict, current, buffer.shape),
+                BufferKind::Predict => (self.row_base(predict, current, buffer.shape), 0),
             };
             self.bases.push(base);
         }
@@ -342,20 +357,37 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     self.counted_loop(*var, start, limit, 1, |e| e.stmts(body));
                 }
                 Stmt::Assign { local, value } => {
-                    let value = self.expr(value);
                     if self.lanes.is_some() {
-                        let value = self.to_vector(value);
+                        // Evaluate every copy before defining any: a copy may
+                        // read the local's previous value.
+                        self.invariants.clear();
+                        let mut values = Vec::new();
+                        for copy in 0..self.copies {
+                            self.copy = copy;
+                            let v = self.expr(value);
+                            values.push(self.to_vector(v).value);
+                        }
+                        self.copy = 0;
                         self.vector_locals_defined.insert(*local);
-                        self.b.def_var(self.vector_locals[local.0 as usize], value.value);
+                        for (copy, v) in values.into_iter().enumerate() {
+                            self.b.def_var(self.vector_locals[local.0 as usize][copy], v);
+                        }
                     } else {
+                        let value = self.expr(value);
                         self.b.def_var(self.locals[local.0 as usize], value.value);
                     }
                 }
                 Stmt::Store { buffer, index, value } => {
-                    let value = self.expr(value);
-                    let value = if self.lanes.is_some() { self.to_vector(value) } else { value };
-                    let (address, offset) = self.address(buffer.0, index);
-                    self.b.ins().store(MEM, value.value, address, offset);
+                    self.invariants.clear();
+                    for copy in 0..self.copies {
+                        self.copy = copy;
+                        let value = self.expr(value);
+                        let value = if self.lanes.is_some() { self.to_vector(value) } else { value };
+                        let (address, offset) = self.address(buffer.0, index);
+                        let offset = offset + (self.copy as u32 * 16) as i32;
+                        self.b.ins().store(MEM, value.value, address, offset);
+                    }
+                    self.copy = 0;
                 }
                 Stmt::StoreLoss(value) => {
                     let value = self.expr(value);
@@ -395,22 +427,41 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.seal_block(exit);
     }
 
-    /// Four lanes at a time, then the remaining iterations one at a time.
+    /// Four lanes at a time — several groups of four at once when the body
+    /// has an inner loop, so independent accumulators hide the latency of
+    /// `fma` — then the remaining iterations one at a time.
     fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
         let zero = self.b.ins().iconst(types::I64, 0);
         let limit = self.limit(extent);
+        let has_inner_loop = body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
+        let groups = match extent {
+            Extent::Fixed(n) if has_inner_loop => (n / 4).clamp(1, MAX_GROUPS as u32) as usize,
+            Extent::Batch if has_inner_loop => MAX_GROUPS,
+            _ => 1,
+        };
+        let variable = self.loop_vars[var.0 as usize];
         self.lanes = Some(var);
         self.vector_locals_defined.clear();
-        self.counted_loop(var, zero, limit, 4, |e| e.stmts(body));
+        self.copies = groups;
+        self.counted_loop(var, zero, limit, 4 * groups as i64, |e| e.stmts(body));
+        let needs_single_group = match extent {
+            Extent::Fixed(n) => groups > 1 && n % (4 * groups as u32) >= 4,
+            Extent::Batch => groups > 1,
+        };
+        if needs_single_group {
+            self.copies = 1;
+            let start = self.b.use_var(variable);
+            self.counted_loop(var, start, limit, 4, |e| e.stmts(body));
+        }
+        self.copies = 1;
         self.lanes = None;
         let has_tail = match extent {
             Extent::Fixed(n) => n % 4 != 0,
             Extent::Batch => true,
         };
         if has_tail {
-            // The vector loop left `var` at the first unprocessed index
-            // (or at 0 when it never ran).
-            let variable = self.loop_vars[var.0 as usize];
+            // The vector loops left `var` at the first unprocessed index
+            // (or at 0 when they never ran).
             let start = self.b.use_var(variable);
             self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
         }
@@ -418,13 +469,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     /// Base plus variable part, and the constant part as an immediate offset.
     fn address(&mut self, buffer: u32, index: &Index) -> (Value, i32) {
-        let mut address = self.bases[buffer as usize];
+        let (mut address, base_offset) = self.bases[buffer as usize];
         for (var, stride) in &index.terms {
             let value = self.b.use_var(self.loop_vars[var.0 as usize]);
             let scaled = self.b.ins().imul_imm_u(value, *stride as i64 * 4);
             address = self.b.ins().iadd(address, scaled);
         }
-        (address, (index.offset * 4) as i32)
+        (address, base_offset + (index.offset * 4) as i32)
     }
 
     fn scalar(&mut self, x: f32) -> V {
@@ -464,8 +515,16 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     fn load(&mut self, buffer: u32, index: &Index) -> V {
         let stride = self.lanes.map_or(0, |lane| vectorize_stride(index, lane));
+        if self.lanes.is_some() && stride == 0 {
+            // The same for every copy: load it once per statement.
+            if let Some(v) = self.invariants.get(&(buffer, index.clone())) {
+                return *v;
+            }
+        }
         let (address, offset) = self.address(buffer, index);
-        match (self.lanes, stride) {
+        // Copy k of the lanes starts 4k iterations further on.
+        let offset = offset + (self.copy as u32 * 4 * stride * 4) as i32;
+        let v = match (self.lanes, stride) {
             (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, MEM, address, offset), vector: false },
             (Some(_), 1) => {
                 // Lanes are contiguous but only 4-byte aligned.
@@ -482,7 +541,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 }
                 V { value, vector: true }
             }
+        };
+        if self.lanes.is_some() && stride == 0 {
+            self.invariants.insert((buffer, index.clone()), v);
         }
+        v
     }
 
     fn expr(&mut self, expr: &Expr) -> V {
@@ -491,7 +554,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             Expr::Load(buffer, index) => self.load(buffer.0, index),
             Expr::Local(local) => {
                 if self.lanes.is_some() && self.vector_locals_defined.contains(local) {
-                    V { value: self.b.use_var(self.vector_locals[local.0 as usize]), vector: true }
+                    V { value: self.b.use_var(self.vector_locals[local.0 as usize][self.copy]), vector: true }
                 } else {
                     V { value: self.b.use_var(self.locals[local.0 as usize]), vector: false }
                 }

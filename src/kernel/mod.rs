@@ -61,7 +61,7 @@ pub enum Extent {
 }
 
 /// `Σ var·stride + offset`, in elements.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Index {
     pub terms: Vec<(LoopVar, u32)>,
     pub offset: u32,
