@@ -311,12 +311,15 @@ def settings_mismatch(task: Task, result: dict) -> list[str]:
     """Settings nnc reports that differ from the task's."""
     problems = []
     lr = result.get("learning_rate")
-    if lr is not None and abs(float(lr) - task.lr) > 1e-12 * task.lr:
+    # nnc keeps the rate in float32 and reports it widened (0.05 -> 0.0500000007).
+    if lr is not None and abs(float(lr) - task.lr) > 1e-6 * task.lr:
         problems.append(f"nnc used lr {lr}, task has {task.lr}")
     for key, want in (("batch", task.batch), ("epochs", task.epochs)):
         got = result.get(key)
         if got is not None and int(got) != want:
             problems.append(f"nnc used {key} {got}, task has {want}")
+    if result.get("shuffle") is True:
+        problems.append("nnc shuffled the rows; the task visits them in file order")
     return problems
 
 

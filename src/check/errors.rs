@@ -16,6 +16,20 @@ pub fn unknown_name<'a>(name: &str, span: Span, known: impl IntoIterator<Item = 
     }
 }
 
+/// A layer used before (or in) its own definition: layers see only earlier ones.
+pub fn used_before_definition(name: &str, span: Span, definition: Span) -> Diagnostic {
+    if definition.start > span.start {
+        Diagnostic::new("E0101", format!("`{name}` is used before it is defined"))
+            .with_label(span, "used here")
+            .with_label(definition, "defined here, later")
+            .with_help("a layer can use only the data, params and layers defined before it; move this line down")
+    } else {
+        Diagnostic::new("E0101", format!("`{name}` is used in its own definition"))
+            .with_label(span, "used here")
+            .with_help("a layer can use only the data, params and layers defined before it")
+    }
+}
+
 pub fn unknown_function<'a>(
     what: &str,
     name: &str,
@@ -23,12 +37,14 @@ pub fn unknown_function<'a>(
     known: impl IntoIterator<Item = &'a str> + Clone,
 ) -> Diagnostic {
     let diag = Diagnostic::new("E0102", format!("unknown {what} `{name}`")).with_label(span, format!("no such {what}"));
-    match suggest(name, known.clone()) {
-        Some(s) => diag.with_help(format!("did you mean `{s}`?")),
-        None => {
-            let list: Vec<&str> = known.into_iter().collect();
-            diag.with_help(format!("expected one of: {}", list.join(", ")))
+    let list: Vec<&str> = known.clone().into_iter().collect();
+    match (suggest(name, known), list.as_slice()) {
+        (Some(s), [_, _, ..]) if list.len() <= 8 => {
+            diag.with_help(format!("did you mean `{s}`? (expected one of: {})", list.join(", ")))
         }
+        (Some(s), _) => diag.with_help(format!("did you mean `{s}`?")),
+        (None, [only]) => diag.with_help(format!("the only {what} is `{only}`")),
+        (None, _) => diag.with_help(format!("expected one of: {}", list.join(", "))),
     }
 }
 
@@ -64,6 +80,12 @@ pub fn missing_loss(span: Span) -> Diagnostic {
     Diagnostic::new("E0107", "the model has no `loss`")
         .with_label(span, "nothing to minimise")
         .with_help("add a line such as `loss mse(out, y)` or `loss x^2`")
+}
+
+pub fn empty_file() -> Diagnostic {
+    Diagnostic::new("E0107", "the model file is empty (or only comments)")
+        .with_label(Span::new(0, 0), "nothing to minimise")
+        .with_help("a model needs at least a `loss`: the smallest is `param x = 0` and `loss (x - 3)^2`")
 }
 
 pub fn misplaced(what: &str, span: Span, help: &str) -> Diagnostic {

@@ -16,7 +16,7 @@ use crate::ir::program::{Binding, Layer, Program, Task};
 use crate::ir::{Binary, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Widths and unit counts above this are refused before anything is allocated.
 pub const MAX_WIDTH: u64 = 1 << 16;
@@ -69,6 +69,12 @@ struct Checker {
     graph: Graph,
     diags: Vec<Diagnostic>,
     names: HashMap<String, Named>,
+    /// Names whose definition had an error (already reported): uses of them
+    /// are not reported again as unknown.
+    failed: HashSet<String>,
+    /// Every layer of the `model` block, with where it is defined, to explain
+    /// a use before the definition.
+    layer_spans: HashMap<String, Span>,
     /// Declaration order, for suggestions and stable output.
     name_order: Vec<String>,
     layers: Vec<Layer>,
@@ -100,11 +106,15 @@ impl Checker {
         }
         if let Some(model) = items.model {
             for layer in &model.layers {
+                self.layer_spans.entry(layer.name.name.clone()).or_insert(layer.name.span);
+            }
+            for layer in &model.layers {
                 self.layer(layer);
             }
         }
         match items.loss {
             Some(loss) => self.loss(loss),
+            None if file.items.is_empty() => self.diags.push(errors::empty_file()),
             None => {
                 let end = file.items.last().map_or(Span::new(0, 0), |i| i.span());
                 self.diags.push(errors::missing_loss(Span::new(end.end as usize, end.end as usize)));
@@ -178,7 +188,10 @@ impl Checker {
             let mut diags = Vec::new();
             let spec = data::spec(decl, &mut diags);
             self.diags.extend(diags);
-            let Some(spec) = spec else { continue };
+            let Some(spec) = spec else {
+                self.fail(&decl.name);
+                continue;
+            };
             let is_target = decl.kind == ast::DataKind::Target;
             let vars = if is_target { &mut self.graph.targets } else { &mut self.graph.inputs };
             let index = vars.len() as u32;
@@ -211,6 +224,7 @@ impl Checker {
     fn param(&mut self, decl: &ast::ParamDecl) {
         let Some(init) = const_value(&decl.init) else {
             self.diags.push(errors::expected("a constant initial value", decl.init.span, "not a constant number"));
+            self.fail(&decl.name);
             return;
         };
         if !init.is_finite() {
@@ -219,6 +233,7 @@ impl Checker {
                 decl.init.span,
                 "use a finite number",
             ));
+            self.fail(&decl.name);
             return;
         }
         let index = self.graph.params.len() as u32;
@@ -242,9 +257,19 @@ impl Checker {
             _ => self.expr(&binding.value),
         };
         self.current_layer = None;
-        if let Some(node) = node {
-            self.declare(&binding.name, NameKind::Layer, node);
-            self.last_layer = Some(node);
+        match node {
+            Some(node) => {
+                self.declare(&binding.name, NameKind::Layer, node);
+                self.last_layer = Some(node);
+            }
+            None => self.fail(&binding.name),
+        }
+    }
+
+    /// Record that `name`'s definition failed, so that its uses stay quiet.
+    fn fail(&mut self, name: &ast::Ident) {
+        if !self.names.contains_key(&name.name) {
+            self.failed.insert(name.name.clone());
         }
     }
 
@@ -454,9 +479,15 @@ impl Checker {
             ExprKind::Number(value) => Some(self.constant(*value, span)),
             ExprKind::Name(name) => match self.names.get(name) {
                 Some(named) => Some(named.node),
+                // Its definition has an error, reported already.
+                None if self.failed.contains(name) => None,
                 None => {
                     let known: Vec<&str> = self.name_order.iter().map(String::as_str).collect();
-                    self.diags.push(errors::unknown_name(name, span, known));
+                    let mut diag = errors::unknown_name(name, span, known);
+                    if let Some(&later) = self.layer_spans.get(name) {
+                        diag = errors::used_before_definition(name, span, later);
+                    }
+                    self.diags.push(diag);
                     None
                 }
             },
@@ -504,7 +535,16 @@ impl Checker {
     fn binary(&mut self, op: Binary, a: (NodeId, Span), b: (NodeId, Span), span: Span) -> Option<NodeId> {
         let (sa, sb) = (self.graph.shape(a.0), self.graph.shape(b.0));
         if Shape::broadcast(sa, sb).is_none() {
-            self.diags.push(errors::shape_mismatch(&format!("`{}`", op.name()), (a.1, sa), (b.1, sb)));
+            let symbol = match op {
+                Binary::Add => "+",
+                Binary::Sub => "-",
+                Binary::Mul => "*",
+                Binary::Div => "/",
+            };
+            self.diags.push(errors::shape_mismatch(&format!("`{symbol}`"), (a.1, sa), (b.1, sb)).with_help(
+                "arithmetic is elementwise: both sides need the same shape, or 1 where they differ \
+                 (a [1,n] row or a single number is repeated to fit)",
+            ));
             return None;
         }
         self.node(Op::Binary(op), &[a.0, b.0], span)
@@ -513,8 +553,21 @@ impl Checker {
     fn call(&mut self, callee: &ast::Ident, args: &[ast::Arg], span: Span) -> Option<NodeId> {
         let name = callee.name.as_str();
         if !FUNCTIONS.contains(&name) {
-            if ACTIVATIONS.contains(&name) || self.names.contains_key(name) {
-                self.diags.push(errors::expected("a function", callee.span, "not callable"));
+            if let Some(named) = self.names.get(name) {
+                let what = match named.kind {
+                    NameKind::Input => "a data input",
+                    NameKind::Target => "a data target",
+                    NameKind::Param => "a param",
+                    NameKind::Layer => "a layer",
+                };
+                self.diags.push(
+                    Diagnostic::new("E0205", format!("`{name}` is {what}, not a function"))
+                        .with_label(callee.span, "not callable")
+                        .with_label(named.span, "defined here")
+                        .with_help(format!("use its value by name, as in `{name} * 2`")),
+                );
+            } else if self.failed.contains(name) {
+                // Its definition has an error, reported already.
             } else {
                 self.diags.push(errors::unknown_function("function", name, callee.span, FUNCTIONS.iter().copied()));
             }
@@ -589,7 +642,14 @@ impl Checker {
     fn same_shape(&mut self, what: &str, a: (NodeId, Span), b: (NodeId, Span)) -> Option<()> {
         let (sa, sb) = (self.graph.shape(a.0), self.graph.shape(b.0));
         if sa != sb {
-            self.diags.push(errors::shape_mismatch(what, (a.1, sa), (b.1, sb)));
+            let help = match what {
+                "`cross_entropy`" => {
+                    "`cross_entropy(p, y)` needs `p` and `y` of the same shape: one column per class \
+                     (a target `one_hot(k)` has k)"
+                }
+                _ => "the model's output needs as many columns as the target it is compared with",
+            };
+            self.diags.push(errors::shape_mismatch(what, (a.1, sa), (b.1, sb)).with_help(help));
             return None;
         }
         Some(())

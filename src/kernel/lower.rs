@@ -44,6 +44,16 @@ impl Pos {
 
 /// Lower `graph` to a kernel sized for batches of at most `max_batch` rows.
 pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel, String> {
+    // A kernel for single rows (per-sample SGD, models without data) is
+    // specialised: the batch dimension becomes a constant 1, so its loops and
+    // index arithmetic disappear.
+    let unit;
+    let graph = if max_batch <= 1 {
+        unit = with_unit_batch(graph);
+        &unit
+    } else {
+        graph
+    };
     let outputs: Vec<(String, NodeId)> = graph
         .outputs
         .iter()
@@ -355,12 +365,36 @@ impl<'g> Lowerer<'g> {
                 let (a, b) = (node.args[0], node.args[1]);
                 let a_shape = self.graph.shape(a);
                 let inner = if trans_a { a_shape.rows } else { a_shape.cols };
-                self.for_each(shape, |lw, r, c| {
+                // `a · bᵀ` reads b down its columns; with b of fixed size
+                // (a weight), copy it transposed once so the product's inner
+                // loop reads rows, which vector loops load contiguously.
+                let mut stmts = Vec::new();
+                let mut transposed = None;
+                let b_shape = self.graph.shape(b);
+                if trans_b && b_shape.rows != Dim::Batch && b_shape.cols != Dim::Batch && !b_shape.cols.is_one() {
+                    let t_shape = Shape::new(b_shape.cols, b_shape.rows);
+                    let offset = self.scratch_len;
+                    self.scratch_len += t_shape.len(self.max_batch).next_multiple_of(4);
+                    let t = self.new_buffer(format!("{b}ᵀ"), BufferKind::Scratch { offset }, t_shape);
+                    stmts.extend(self.for_each(t_shape, |lw, r, c| {
+                        let value = lw.expr_at(b, c, r);
+                        vec![Stmt::Store { buffer: t, index: lw.index(t_shape, r, c), value }]
+                    }));
+                    transposed = Some((t, t_shape));
+                }
+                stmts.extend(self.for_each(shape, |lw, r, c| {
                     let acc = lw.local();
                     let k = lw.var(Self::extent(inner));
                     let kp = Pos { var: Some(k), offset: 0 };
                     let lhs = if trans_a { lw.expr_at(a, kp, r) } else { lw.expr_at(a, r, kp) };
-                    let rhs = if trans_b { lw.expr_at(b, c, kp) } else { lw.expr_at(b, kp, c) };
+                    let rhs = match transposed {
+                        Some((t, t_shape)) => {
+                            let c = if t_shape.cols.is_one() { Pos::ZERO } else { c };
+                            Expr::Load(t, lw.index(t_shape, kp, c))
+                        }
+                        None if trans_b => lw.expr_at(b, c, kp),
+                        None => lw.expr_at(b, kp, c),
+                    };
                     let product = Expr::Binary(BinaryOp::Mul, Box::new(lhs), Box::new(rhs));
                     vec![
                         Stmt::Assign { local: acc, value: Expr::Const(0.0) },
@@ -371,7 +405,8 @@ impl<'g> Lowerer<'g> {
                         },
                         Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Local(acc) },
                     ]
-                })
+                }));
+                stmts
             }
             Op::Sum { rows, cols } => {
                 let a = node.args[0];
@@ -519,6 +554,16 @@ impl<'g> Lowerer<'g> {
             _ => unreachable!("{} always has a buffer", node.op.name()),
         }
     }
+}
+
+/// A copy of `graph` with every batch dimension replaced by 1.
+fn with_unit_batch(graph: &Graph) -> Graph {
+    let mut unit = graph.clone();
+    let fix = |d: Dim| if d == Dim::Batch { Dim::Fixed(1) } else { d };
+    for node in &mut unit.nodes {
+        node.shape = Shape::new(fix(node.shape.rows), fix(node.shape.cols));
+    }
+    unit
 }
 
 fn add(x: Expr, y: Expr) -> Expr {

@@ -89,8 +89,45 @@ fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnosti
         && let Some(&(open, bracket)) = scan.unclosed.last()
     {
         diag = diag.with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is never closed"));
+    } else if is_item_keyword(source.get(span.range()).unwrap_or_default())
+        && let Some(&(open, bracket)) = open_brackets(source, pos).last()
+    {
+        // `model { ... loss ...`: most likely a forgotten closing bracket.
+        let close = match bracket {
+            '(' => ')',
+            '[' => ']',
+            _ => '}',
+        };
+        diag = diag
+            .with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is still open"))
+            .with_help(format!("close it with `{close}` before the next item"));
+    } else if source[pos..].chars().next().is_some_and(|c| c.is_alphabetic() && !c.is_ascii()) {
+        diag = diag.with_help("names are made of ASCII letters, digits and `_`");
     }
     diag
+}
+
+fn is_item_keyword(word: &str) -> bool {
+    matches!(word, "data" | "model" | "param" | "loss" | "train")
+}
+
+/// The brackets still open at byte `end`, outermost first (comments skipped).
+fn open_brackets(source: &str, end: usize) -> Vec<(usize, char)> {
+    let mut open = Vec::new();
+    let mut in_comment = false;
+    for (pos, c) in source[..end].char_indices() {
+        match c {
+            '\n' => in_comment = false,
+            _ if in_comment => {}
+            '#' => in_comment = true,
+            '(' | '[' | '{' => open.push((pos, c)),
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    open
 }
 
 /// "expected an expression, `,` or `)`".
