@@ -55,7 +55,7 @@ pub fn exp(b: &mut FunctionBuilder, x: Value, vector: bool) -> Value {
     let t = b.ins().fmul(n, ln2_low);
     let r = b.ins().fsub(r, t);
     let mut p = constant(b, 1.987_569_1e-4, vector);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = mul_add(b, p, r, c, vector);
     }
     let r2 = b.ins().fmul(r, r);

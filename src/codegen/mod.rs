@@ -365,7 +365,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                         for copy in 0..self.copies {
                             self.copy = copy;
                             let v = self.expr(value);
-                            values.push(self.to_vector(v).value);
+                            values.push(self.splat_if_scalar(v).value);
                         }
                         self.copy = 0;
                         self.vector_locals_defined.insert(*local);
@@ -382,7 +382,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     for copy in 0..self.copies {
                         self.copy = copy;
                         let value = self.expr(value);
-                        let value = if self.lanes.is_some() { self.to_vector(value) } else { value };
+                        let value = if self.lanes.is_some() { self.splat_if_scalar(value) } else { value };
                         let (address, offset) = self.address(buffer.0, index);
                         let offset = offset + (self.copy as u32 * 16) as i32;
                         self.b.ins().store(MEM, value.value, address, offset);
@@ -482,14 +482,14 @@ impl<'a, 'b> Emitter<'a, 'b> {
         V { value: self.b.ins().f32const(x), vector: false }
     }
 
-    fn to_vector(&mut self, x: V) -> V {
+    fn splat_if_scalar(&mut self, x: V) -> V {
         if x.vector { x } else { V { value: self.b.ins().splat(types::F32X4, x.value), vector: true } }
     }
 
     /// Both operands in the same form: splat a scalar if the other is a vector.
     fn pair(&mut self, x: V, y: V) -> (Value, Value, bool) {
         if x.vector || y.vector {
-            let (x, y) = (self.to_vector(x), self.to_vector(y));
+            let (x, y) = (self.splat_if_scalar(x), self.splat_if_scalar(y));
             (x.value, y.value, true)
         } else {
             (x.value, y.value, false)
@@ -572,7 +572,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 let (a, b) = (self.expr(a), self.expr(b));
                 let vector = acc.vector || a.vector || b.vector;
                 let (acc, a, b) = if vector {
-                    (self.to_vector(acc).value, self.to_vector(a).value, self.to_vector(b).value)
+                    (self.splat_if_scalar(acc).value, self.splat_if_scalar(a).value, self.splat_if_scalar(b).value)
                 } else {
                     (acc.value, a.value, b.value)
                 };
