@@ -8,7 +8,7 @@ pub mod run;
 use nnc::diag::{self, Diagnostic, Style};
 use nnc::pipeline::{self, Frontend};
 use nnc::runtime::data::BindError;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -54,13 +54,29 @@ pub struct Model {
     pub front: Frontend,
 }
 
+/// Model files larger than this are refused unread: the parser would give
+/// up on one long before (see `syntax::parse`), and `/dev/zero` never ends.
+const MAX_MODEL_BYTES: u64 = 64 << 20;
+
 pub fn read_model(path: &Path) -> Result<Model, Failure> {
     let name = path.display().to_string();
     if path.is_dir() {
         return Err(Failure::input(format!("{name} is a directory, not a model file")));
     }
-    let bytes = std::fs::read(path).map_err(|e| Failure::input(format!("cannot read {name}: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| Failure::input(format!("{name} is not UTF-8 text: {e}")))?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_MODEL_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| Failure::input(format!("cannot read {name}: {e}")))?;
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(Failure::input(format!("{name} is larger than {} MiB: not a model file?", MAX_MODEL_BYTES >> 20)));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let (line, col) = nnc::span::line_col(before, valid);
+        Failure::input(format!("{name}:{line}:{col}: the file is not UTF-8 text (byte 0x{:02X})", bytes[valid]))
+    })?;
     match pipeline::frontend(&text) {
         Ok(front) => Ok(Model { path: name, text, front }),
         Err(diags) => Err(model_errors(&diags, &name, &text)),
@@ -96,6 +112,59 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(fail)
+}
+
+/// Check before any work that `path` can be written as an output (`what`:
+/// "weights file", "log file", ...): not a directory, in a directory that
+/// exists and takes a new file. A probe file is created beside it and
+/// removed at once, so a run never trains for an hour and then fails to save.
+pub fn check_output(path: &Path, what: &str) -> Result<(), Failure> {
+    let fail = |why: String| Failure::input(format!("cannot write {what} {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(fail("it is a directory".into()));
+    }
+    let Some(file_name) = path.file_name() else {
+        return Err(fail("not a file name".into()));
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".{}.{}.probe.tmp", file_name.to_string_lossy(), std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+/// Refuse an output file that is one of the inputs: `--log data.csv` would
+/// replace the data with the log.
+pub fn check_not_an_input(output: &Path, flag: &str, inputs: &[(&Path, &str)]) -> Result<(), Failure> {
+    let Some(out) = canonical(output) else { return Ok(()) };
+    for (input, what) in inputs {
+        if canonical(input).is_some_and(|i| i == out) {
+            return Err(Failure::Usage(format!(
+                "{flag} {} would overwrite the {what}; choose another file",
+                output.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The absolute path of a file that may not exist yet (its directory must).
+pub fn canonical(path: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(path) = path.canonicalize() {
+        return Some(path);
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    Some(dir.canonicalize().ok()?.join(path.file_name()?))
 }
 
 /// An internal error: a bug, not the user's fault.

@@ -4,7 +4,7 @@
 //! applied to the inputs, and regression outputs are converted back to the
 //! target's units. Classification prints the class and the probabilities.
 
-use super::{Failure, bind_error, internal, read_model, write_atomically};
+use super::{Failure, bind_error, check_not_an_input, check_output, internal, read_model, write_atomically};
 use nnc::codegen::Options;
 use nnc::ir::program::{ColumnRef, Columns, Program, Task};
 use nnc::kernel::{self, KernelKind};
@@ -77,6 +77,15 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     let program = &model.front.program;
     if !program.has_data() {
         return Err(Failure::Usage(format!("{} has no data block: there is nothing to predict from", model.path)));
+    }
+    if let Some(out) = &args.out {
+        let inputs = [
+            (args.model.as_path(), "model file"),
+            (args.data.as_path(), "data file"),
+            (args.weights.as_path(), "weights file"),
+        ];
+        check_not_an_input(out, "--out", &inputs)?;
+        check_output(out, "output file")?;
     }
     let weights_name = args.weights.display().to_string();
     let (params, metadata) = weights::load(&args.weights, program).map_err(Failure::input)?;

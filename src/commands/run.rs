@@ -1,6 +1,8 @@
 //! `nnc run`: train a model, report progress, metrics and the result.
 
-use super::{Failure, Model, bind_error, internal, read_model, write_atomically};
+use super::{
+    Failure, Model, bind_error, canonical, check_not_an_input, check_output, internal, read_model, write_atomically,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc::codegen::Options;
 use nnc::ir::program::{Program, Task};
@@ -208,12 +210,39 @@ fn finite_or_null(x: Option<f64>) -> serde_json::Value {
     }
 }
 
+/// Before any work: outputs that cannot be written, or that would replace
+/// an input or each other, are refused.
+fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
+    let inputs: Vec<(&Path, &str)> = [
+        (Some(args.model.as_path()), "model file"),
+        (args.data.as_deref(), "data file"),
+        (args.validation_data.as_deref(), "validation data file"),
+    ]
+    .into_iter()
+    .filter_map(|(path, what)| Some((path?, what)))
+    .collect();
+    let outputs = [(&args.save_weights, "--save-weights", "weights file"), (&args.log, "--log", "log file")];
+    for (path, flag, what) in outputs {
+        if let Some(path) = path {
+            check_not_an_input(path, flag, &inputs)?;
+            check_output(path, what)?;
+        }
+    }
+    if let (Some(weights), Some(log)) = (&args.save_weights, &args.log)
+        && canonical(weights) == canonical(log)
+    {
+        return Err(Failure::Usage(format!("--save-weights and --log both name {}", weights.display())));
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let total = Instant::now();
     let model = read_model(&args.model)?;
     let program = &model.front.program;
     let settings = settings(program, args)?;
     let config = settings.config;
+    check_outputs(args)?;
     let bound = match (program.has_data(), &args.data) {
         (true, Some(path)) => Some(
             data::load_training(program, path, settings.validation, args.validation_data.as_deref())

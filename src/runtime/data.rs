@@ -116,11 +116,13 @@ pub fn read_table(file: &str, bytes: &[u8]) -> Result<Table, DataError> {
     for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(i + 1, |p| p.line() as usize);
-            let message = match e.kind() {
-                csv::ErrorKind::Utf8 { .. } => "this line is not valid UTF-8 text".to_string(),
-                _ => format!("unreadable CSV: {e}"),
-            };
-            error(Some(line), message)
+            match e.kind() {
+                csv::ErrorKind::Utf8 { err, .. } => DataError {
+                    column: Some(err.field() + 1),
+                    ..error(Some(line), format!("field {} is not valid UTF-8 text", err.field() + 1))
+                },
+                _ => error(Some(line), format!("unreadable CSV: {e}")),
+            }
         })?;
         let line = record.position().map_or(i + 1, |p| p.line() as usize);
         // A line of only spaces is not a row.
@@ -146,7 +148,18 @@ pub fn read_table(file: &str, bytes: &[u8]) -> Result<Table, DataError> {
     for (line, record) in &rows {
         if record.len() != width {
             let first = if has_header { "the header has" } else { "the first row has" };
-            return Err(error(Some(*line), format!("this row has {} fields but {first} {width}", record.len())));
+            let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
+            // Point at the first missing field, or the first extra one.
+            let column = record.len().min(width) + 1;
+            let mut help = None;
+            if record.iter().any(|field| field.contains('\n')) {
+                help = Some("a field here spans several lines: is a `\"` never closed?".to_string());
+            }
+            return Err(DataError {
+                column: Some(column),
+                help,
+                ..error(Some(*line), format!("this row has {} but {first} {width}", fields(record.len())))
+            });
         }
     }
     Ok(Table { file: file.to_string(), header, width, rows })

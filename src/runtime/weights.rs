@@ -314,7 +314,8 @@ pub fn to_bytes(
         .map_err(|e| mismatch(e.to_string()))?;
     let mut header: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     header.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
-    safetensors::serialize(views, Some(header)).map_err(|e| mismatch(e.to_string()))
+    let bytes = safetensors::serialize(views, Some(header)).map_err(|e| mismatch(e.to_string()))?;
+    Ok(canonical_header(bytes))
 }
 
 /// A counter so that two saves in one process never pick the same temporary name.
@@ -504,4 +505,28 @@ mod tests {
         assert_eq!(show_index(&[8], 3), " at [3]");
         assert_eq!(show_index(&[], 0), "");
     }
+}
+
+/// The same file with its JSON header's keys in sorted order.
+///
+/// The safetensors crate writes metadata from a `HashMap`, whose order
+/// changes from run to run; sorting makes a repeated run's file bitwise
+/// identical. The data section and its offsets are unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    let Some(length) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize) else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8 + length) else { return bytes };
+    // serde_json's map is ordered by key (no `preserve_order` feature).
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else { return bytes };
+    let mut text = value.to_string().into_bytes();
+    // safetensors pads the header with spaces to a multiple of 8 bytes.
+    while text.len() % 8 != 0 {
+        text.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - length);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + length..]);
+    out
 }
