@@ -487,26 +487,6 @@ pub fn from_bytes(
     Ok((Params { values, offsets, shapes }, metadata))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv1a_known_values() {
-        // Reference values of 64-bit FNV-1a.
-        assert_eq!(source_hash(""), "cbf29ce484222325");
-        assert_eq!(source_hash("a"), "af63dc4c8601ec8c");
-        assert_eq!(source_hash("foobar"), "85944171f73967e8");
-    }
-
-    #[test]
-    fn indices_are_row_major() {
-        assert_eq!(show_index(&[4, 8], 21), " at [2, 5]");
-        assert_eq!(show_index(&[8], 3), " at [3]");
-        assert_eq!(show_index(&[], 0), "");
-    }
-}
-
 /// The same file with its JSON header's keys in sorted order.
 ///
 /// The safetensors crate writes metadata from a `HashMap`, whose order
@@ -530,3 +510,24 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
     out.extend_from_slice(&bytes[8 + length..]);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_known_values() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(source_hash(""), "cbf29ce484222325");
+        assert_eq!(source_hash("a"), "af63dc4c8601ec8c");
+        assert_eq!(source_hash("foobar"), "85944171f73967e8");
+    }
+
+    #[test]
+    fn indices_are_row_major() {
+        assert_eq!(show_index(&[4, 8], 21), " at [2, 5]");
+        assert_eq!(show_index(&[8], 3), " at [3]");
+        assert_eq!(show_index(&[], 0), "");
+    }
+}
+

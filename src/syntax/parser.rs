@@ -85,11 +85,16 @@ fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnosti
     };
     let mut diag =
         Diagnostic::new("E0001", expected_message(positives)).with_label(span, format!("unexpected {found}"));
+    let found_text = source.get(span.range()).unwrap_or_default();
     if pos == source.len()
         && let Some(&(open, bracket)) = scan.unclosed.last()
     {
         diag = diag.with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is never closed"));
-    } else if is_item_keyword(source.get(span.range()).unwrap_or_default())
+    } else if is_item_keyword(found_text) && source[span.end as usize..].trim_start().starts_with('=') {
+        diag = diag.with_help(format!(
+            "`{found_text}` is a reserved word: it cannot name a layer, a param or a setting; choose another name"
+        ));
+    } else if is_item_keyword(found_text)
         && let Some(&(open, bracket)) = open_brackets(source, pos).last()
     {
         // `model { ... loss ...`: most likely a forgotten closing bracket.
