@@ -77,6 +77,7 @@ fn bindings_by_position_name_number_and_rest_agree() {
         "data { input x[4] target y = one_hot(3) }",
         "data { input x = columns(sepal_length, sepal_width, petal_length, petal_width) target y = one_hot(species, 3) }",
         "data { input x = columns(1, 2, 3, 4) target y = one_hot(5, 3) }",
+        "data { input x = columns(range(1, 4)) target y = one_hot(5, 3) }",
         "data { target y = one_hot(species, 3) input x[4] = rest() }",
     ];
     let mut losses = Vec::new();

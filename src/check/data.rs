@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Names are looked up in the CSV header when the data is read; numbers in
-//! `columns(..)` are 1-based positions.
+//! `columns(..)` are 1-based positions, and `range(1, 4)` stands for 1, 2, 3, 4.
 
 use super::{const_value, count, errors};
 use crate::diag::Diagnostic;
@@ -89,8 +89,10 @@ pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
                         diags.push(errors::arity(&callee.name, expected, values.len(), source.span));
                         return None;
                     }
-                    let refs: Option<Vec<ColumnRef>> = values.iter().map(|v| column_ref(v, diags)).collect();
-                    let refs = refs?;
+                    let mut refs = Vec::new();
+                    for value in &values {
+                        refs.extend(column_refs(value, diags)?);
+                    }
                     let n = refs.len() as u32;
                     if let Some((width, span)) = width
                         && width != n
@@ -199,6 +201,31 @@ fn split_scale<'a>(expr: &'a Expr, diags: &mut Vec<Diagnostic>) -> Option<(&'a E
     };
     let (source, inner) = split_scale(lhs, diags)?;
     Some((source, inner * factor))
+}
+
+/// One column, or `range(first, last)`: the 1-based positions first..=last.
+fn column_refs(expr: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Vec<ColumnRef>> {
+    let ExprKind::Call { callee, args } = &expr.kind else { return Some(vec![column_ref(expr, diags)?]) };
+    if callee.name != "range" {
+        diags.push(errors::expected("a column, or `range(first, last)`", expr.span, "not a column"));
+        return None;
+    }
+    let bounds: Vec<Option<f64>> = args.iter().map(|a| const_value(&a.value)).collect();
+    match bounds.as_slice() {
+        [Some(first), Some(last)]
+            if first.fract() == 0.0 && last.fract() == 0.0 && *first >= 1.0 && first <= last && *last <= 1e6 =>
+        {
+            Some((*first as usize..=*last as usize).map(|c| ColumnRef::Index(c - 1, expr.span)).collect())
+        }
+        _ => {
+            diags.push(errors::bad_value(
+                "`range` takes two 1-based column positions, first ≤ last".to_string(),
+                expr.span,
+                "e.g. `columns(range(1, 4))` for the first four columns",
+            ));
+            None
+        }
+    }
 }
 
 /// A column by header name (`petal_width`) or 1-based position (`3`).
