@@ -42,7 +42,8 @@ pub struct Graphs {
     pub grad: Graph,
     /// The same after simplification: what the training kernel computes.
     pub train: Graph,
-    /// The simplified forward graph: what the evaluation kernel computes.
+    /// The simplified forward graph without dropout: what the evaluation
+    /// kernel computes.
     pub eval: Graph,
     pub grad_ms: f64,
 }
@@ -52,9 +53,9 @@ pub fn graphs(program: &Program) -> Graphs {
     let start = Instant::now();
     let mut grad = program.graph.clone();
     autodiff::grad(&mut grad);
-    optimizer::step(&mut grad, program.train.optimizer.value);
+    optimizer::step(&mut grad, program.train.optimizer.value, program.train.schedule.value);
     let train = opt::simplify(&grad);
-    let eval = opt::simplify(&program.graph);
+    let eval = opt::simplify(&opt::inference(&program.graph));
     let grad_ms = ms(start);
     debug_assert_verified(&[&grad, &train, &eval]);
     Graphs { grad, train, eval, grad_ms }
@@ -88,19 +89,54 @@ pub struct Native {
 pub fn compile(program: &Program, kernels: &(Kernel, Kernel), options: Options) -> Result<Native, String> {
     let start = Instant::now();
     let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-    let train = codegen::compile(&kernels.0, &shapes, options)?;
-    let eval = codegen::compile(&kernels.1, &shapes, options)?;
-    Ok(Native { train, eval, compile_ms: ms(start) })
+    // The two kernels are independent: compile the evaluation kernel on a
+    // second thread while this one compiles the training kernel.
+    let (train, eval) = std::thread::scope(|scope| {
+        let eval = scope.spawn(|| codegen::compile(&kernels.1, &shapes, options));
+        let train = codegen::compile(&kernels.0, &shapes, options);
+        let eval = eval.join().unwrap_or_else(|_| Err("the compiler thread panicked".to_string()));
+        (train, eval)
+    });
+    Ok(Native { train: train?, eval: eval?, compile_ms: ms(start) })
 }
 
 pub fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// The model and its derivatives as mathematics, for `nnc grad`: each layer
-/// and the loss, then `δv = ∂loss/∂v` for each layer from the output back,
-/// then the gradient of every parameter in terms of those.
+/// The model and its derivatives as mathematics, for `nnc grad`: each user
+/// function with its partial derivatives, each layer and the loss, then
+/// `δv = ∂loss/∂v` for each layer from the output back, then the gradient of
+/// every parameter in terms of those.
 pub fn derivatives(program: &Program) -> String {
+    let mut out = function_derivatives(program);
+    out.push_str(&model_derivatives(program));
+    out
+}
+
+/// `f(x) = ..` and `d f/d x = ..` for each user function, simplified; then
+/// a blank line.
+fn function_derivatives(program: &Program) -> String {
+    let mut out = String::new();
+    for function in &program.functions {
+        let mut graph = function.graph.clone();
+        autodiff::grad(&mut graph);
+        let graph = opt::simplify(&graph);
+        let names = std::collections::HashMap::new();
+        let formula = |id| crate::ir::math::formula(&graph, id, &names);
+        let params: Vec<&str> = graph.params.iter().map(|p| p.name.as_str()).collect();
+        let body = graph.output("loss").expect("a function graph has its body as `loss`");
+        out.push_str(&format!("{}({}) = {}\n", function.name, params.join(", "), formula(body)));
+        for param in &params {
+            let id = graph.output(&format!("grad.{param}")).expect("autodiff adds every gradient");
+            out.push_str(&format!("d {}/d {param} = {}\n", function.name, formula(id)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn model_derivatives(program: &Program) -> String {
     let mut graph = program.graph.clone();
     autodiff::grad(&mut graph);
     let layer_nodes: Vec<_> = program.named.iter().map(|(_, id)| *id).collect();

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-const MODELS: &[&str] = &["minimize", "seed", "iris"];
+const MODELS: &[&str] = &["minimize", "seed", "iris", "functions"];
 const STAGES: &[&str] = &["ast", "graph", "grad", "opt", "kernel", "clif"];
 
 fn nnc(args: &[&str]) -> String {

@@ -27,7 +27,7 @@ mod common;
 use common::{Rng, assert_all_close, close, random};
 use nnc::ir::interp::{self, Env, Tensor};
 use nnc::ir::program::{Encoding, Program};
-use nnc::ir::{Binary, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
+use nnc::ir::{Binary, Compare, DataVar, Dim, Graph, Hyper, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use nnc::{autodiff, opt, pipeline};
 
 const EPS: f64 = 1e-6;
@@ -178,6 +178,7 @@ fn gradcheck(name: &str, operands: &[Operand], build: impl Fn(&mut Graph, &[Node
             targets: vec![Tensor::new(rows, cols, r)],
             params: operands.iter().map(|&o| sample(o, batch, &mut rng)).collect(),
             learning_rate: 0.0,
+            ..Env::default()
         };
         let forward = loss(&graph, &env);
         assert!(forward.is_finite(), "{name}: loss {forward} at batch {batch}");
@@ -469,6 +470,92 @@ fn concat_cols() {
     gradcheck("concat [B,3]", &[any(b(3))], concat);
 }
 
+const COMPARISONS: [Compare; 6] = [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne];
+
+#[test]
+fn compare_has_zero_gradient() {
+    for kind in COMPARISONS {
+        for (x, y) in broadcast_pairs() {
+            gradcheck(&format!("{kind:?} {x} {y}"), &[nonzero(x), nonzero(y)], move |g, p| {
+                add(g, Op::Compare(kind), &[p[0], p[1]])
+            });
+        }
+    }
+}
+
+/// `select(c > 0, a, b)`: the sign of the condition picks each element's branch.
+fn select_on_sign(g: &mut Graph, p: &[NodeId]) -> NodeId {
+    let zero = declared(g, Op::Const(0.0), &[], Shape::SCALAR);
+    let cond = add(g, Op::Compare(Compare::Gt), &[p[0], zero]);
+    add(g, Op::Select, &[cond, p[1], p[2]])
+}
+
+#[test]
+fn select() {
+    // (condition, then, else): equal shapes, and each one broadcast.
+    let triples = [
+        (b(3), b(3), b(3)),
+        (b(3), f(1, 3), f(1, 1)),
+        (b(1), b(3), f(1, 3)),
+        (f(1, 3), b(1), b(3)),
+        (f(1, 1), b(3), b(3)),
+        (f(2, 3), f(2, 1), f(1, 3)),
+        (f(2, 1), f(1, 3), f(2, 3)),
+    ];
+    for (c, a, e) in triples {
+        gradcheck(&format!("select {c} {a} {e}"), &[nonzero(c), any(a), any(e)], select_on_sign);
+    }
+    // A condition that is a value, not a comparison: nonzero picks `a`.
+    gradcheck("select on values", &[nonzero(b(3)), any(b(3)), any(b(3))], |g, p| {
+        let zero = declared(g, Op::Const(0.0), &[], Shape::SCALAR);
+        let half = add(g, Op::Compare(Compare::Lt), &[p[0], zero]);
+        add(g, Op::Select, &[half, p[1], p[2]])
+    });
+}
+
+#[test]
+fn dropout() {
+    // The mask is fixed by the step and the places: dropout is linear in x.
+    for (rate, site) in [(0.5, 0), (0.2, 3), (0.9, 1)] {
+        let build = move |g: &mut Graph, p: &[NodeId]| {
+            let step = add(g, Op::Hyper(Hyper::Step), &[]);
+            add(g, Op::Dropout { rate, site }, &[p[0], step])
+        };
+        gradcheck(&format!("dropout {rate} [B,6]"), &[any(b(6))], build);
+        gradcheck(&format!("dropout {rate} [3,4]"), &[any(f(3, 4))], build);
+    }
+    // Dropout twice at one site is the same mask: scale² where kept.
+    gradcheck("dropout of dropout", &[any(b(5))], |g, p| {
+        let step = add(g, Op::Hyper(Hyper::Step), &[]);
+        let once = add(g, Op::Dropout { rate: 0.5, site: 7 }, &[p[0], step]);
+        let tanh = add(g, Op::Unary(Unary::Tanh), &[once]);
+        add(g, Op::Dropout { rate: 0.5, site: 7 }, &[tanh, step])
+    });
+}
+
+#[test]
+fn select_compositions() {
+    // The shapes autodiff gives conditionals, which the simplifier rewrites:
+    // z·select(c, a, 0) into select(c, z·a, 0), and select(c, a, 0) +
+    // select(c, 0, b) into select(c, a, b).
+    gradcheck("leaky: select(x > 0, x, x/10)", &[nonzero(b(4))], |g, p| {
+        let tenth = declared(g, Op::Const(0.1), &[], Shape::SCALAR);
+        let scaled = add(g, Op::Binary(Binary::Mul), &[tenth, p[0]]);
+        select_on_sign(g, &[p[0], p[0], scaled])
+    });
+    gradcheck("select(x > 0, x², exp(x))·y", &[nonzero(b(3)), any(f(1, 3))], |g, p| {
+        let square = add(g, Op::Unary(Unary::Pow(2.0)), &[p[0]]);
+        let exp = add(g, Op::Unary(Unary::Exp), &[p[0]]);
+        let chosen = select_on_sign(g, &[p[0], square, exp]);
+        add(g, Op::Binary(Binary::Mul), &[chosen, p[1]])
+    });
+    gradcheck("select of selects", &[nonzero(b(3)), nonzero(b(3)), any(b(3))], |g, p| {
+        let inner = select_on_sign(g, &[p[1], p[0], p[2]]);
+        select_on_sign(g, &[p[0], inner, p[1]])
+    });
+    gradcheck("same branch twice", &[nonzero(b(3)), any(b(3))], |g, p| select_on_sign(g, &[p[0], p[1], p[1]]));
+}
+
 // ---- compositions: fan-out, constants, the checker's idioms ------------------------------
 
 #[test]
@@ -602,19 +689,26 @@ fn synthetic_env(program: &Program, rows: usize, rng: &mut Rng) -> Env {
             Tensor::new(r, c, rng.vec(r * c, -1.0, 1.0))
         })
         .collect();
-    Env { inputs, targets, params, learning_rate: 0.0 }
+    Env { inputs, targets, params, learning_rate: 0.0, ..Env::default() }
 }
 
 /// `(L(p+εv) − L(p−εv)) / 2ε` against `Σ grad·v`, for a random direction `v`
 /// over all parameters and for one along each parameter alone.
 fn check_model(name: &str, source: &str, rows: usize) {
+    check_model_with(name, source, rows, |_| {});
+}
+
+/// [`check_model`] with the synthetic data changed by `adjust` first.
+fn check_model_with(name: &str, source: &str, rows: usize, adjust: impl Fn(&mut Env)) {
     let program = common::program(source);
     let graphs = pipeline::graphs(&program);
     for (stage, g) in [("grad", &graphs.grad), ("train", &graphs.train)] {
         verified(g, &format!("{name}: graphs.{stage}"));
     }
     let mut rng = Rng::new(seed_of(name));
-    let env = synthetic_env(&program, rows, &mut rng);
+    let mut env = synthetic_env(&program, rows, &mut rng);
+    adjust(&mut env);
+    let env = env;
     let full: Vec<Vec<f64>> = env.params.iter().map(|p| rng.vec(p.data.len(), -1.0, 1.0)).collect();
     let mut directions = vec![("all parameters".to_string(), full.clone())];
     for (i, p) in program.graph.params.iter().enumerate() {
@@ -718,6 +812,95 @@ fn extra_models() {
     for (name, source) in EXTRA_MODELS {
         check_model(name, source, 4);
     }
+}
+
+/// The built-ins spelled with primitives, user functions, conditionals and
+/// deeper models (issue 6): each through a whole model.
+const LANGUAGE_MODELS: &[(&str, &str)] = &[
+    (
+        "activations",
+        "data { input x[3] target y[2] }
+         model {
+           h = dense(x, 8, [leaky_relu, elu, softplus, gelu, silu, swish, softsign, leaky_relu(0.2)])
+           g = dense(h, 3, elu(0.5))
+           out = dense(g, 2, softplus)
+         }
+         loss mae(out, y) + mean(leaky_relu(out - y, 0.3)^2) + mean(gelu(y * out))",
+    ),
+    (
+        "huber and regularisation",
+        "data { input x[3] target y[2] }
+         param k = 0.7
+         model { h = dense(x, 4, tanh)  out = dense(h, 2) }
+         loss huber(out, y, 0.5) + huber(out * k, y) + 0.01 * l2(weights) + 0.001 * l1(h.w) + l2(out.b) + l1(k)",
+    ),
+    (
+        "binary cross-entropy",
+        "data { input x[3] target y[1] }
+         model { h = dense(x, 4, relu)  out = dense(h, 1, sigmoid) }
+         loss binary_cross_entropy(out, y) + binary_cross_entropy(sigmoid(h), h)",
+    ),
+    (
+        "user functions and conditionals",
+        "fn act(z) = z * sigmoid(z)
+         fn leaky(z, a) = if z > 0 then z else a * z
+         fn hub(d, k) = if abs(d) <= k then 0.5 * d^2 else k * (abs(d) - 0.5 * k)
+         fn twice(z) = act(act(z))
+         data { input x[3] target y[2] }
+         model {
+           h = dense(x, 5, [act, leaky(0.1), twice, leaky(0.3), tanh])
+           out = dense(h, 2, leaky(0.05))
+         }
+         loss mean(hub(out - y, 0.5)) + mean(where(y < 0, out^2, abs(out))) * 0.1",
+    ),
+    (
+        "skip connections: sum and concat",
+        "data { input x[3] target y[2] }
+         model {
+           h1 = dense(x, 4, tanh)
+           h2 = dense(h1, 4, relu)
+           h3 = h1 + h2
+           c = concat(x, h3, h1 * h2)
+           out = dense(c, 2)
+         }
+         loss mse(out, y)",
+    ),
+    (
+        "dropout",
+        "data { input x[3] target y[2] }
+         model { h = dense(x, 6, relu)  d = dropout(h, 0.5)  g = dense(d, 4, tanh)  out = dense(g + dropout(g, 0.2), 2) }
+         loss mse(out, y)",
+    ),
+    (
+        "comparisons in the loss",
+        "data { input x[2] target y[1] }
+         param p = 0.5
+         model { out = dense(x, 1) }
+         loss mean((out - y)^2 * (y > 0) + abs(out - y) * (y <= 0)) + (if p >= 1 then p else p^2)",
+    ),
+];
+
+#[test]
+fn language_models() {
+    for (name, source) in LANGUAGE_MODELS {
+        check_model(name, source, 4);
+        check_model(&format!("{name}, 1 row"), source, 1);
+        check_train_step(name, source, 3);
+    }
+}
+
+#[test]
+fn cross_entropy_of_class_indices() {
+    // A [B,1] column of classes 0..2 against a 3-way softmax.
+    let source = "data { input x[4] target y[1] }
+        model { h = dense(x, 5, tanh)  out = dense(h, 3, softmax) }
+        loss cross_entropy(out, y)";
+    let classes = |env: &mut Env| {
+        for (i, t) in env.targets[0].data.iter_mut().enumerate() {
+            *t = (i % 3) as f64;
+        }
+    };
+    check_model_with("cross_entropy of class indices", source, 6, classes);
 }
 
 // ---- one training step --------------------------------------------------------------

@@ -15,6 +15,11 @@
 //!   (one kernel call per epoch), vs the interpreter stepping batch by batch;
 //! - the same through `runtime::train::train` (history, final loss, accuracy).
 //!
+//! Every optimizer and schedule (momentum, Nesterov, Adam, AdamW; step,
+//! exponential and cosine) goes through the same checks, on hand-written
+//! models and the optimizer examples, with the optimizer state tensors and
+//! the step counter compared as well.
+//!
 //! The same checks run on 100 random graphs (`common::random`: elementwise
 //! ops, broadcasts, reductions, softmax, slices, pads, concatenations and
 //! small matmuls over data and parameters), built directly as a `Program`.
@@ -30,7 +35,7 @@ mod common;
 use common::{Rng, assert_all_close, close, random, tensor_f32, to_f64};
 use nnc::codegen::{KernelArgs, Options};
 use nnc::ir::interp::{self, Env, Tensor};
-use nnc::ir::program::{Encoding, Program, Task};
+use nnc::ir::program::{Encoding, HyperContext, Program, Schedule, Task};
 use nnc::pipeline::{self, Graphs, Native};
 use nnc::runtime::data::{self, Dataset};
 use nnc::runtime::train::{self, Params, RunConfig};
@@ -94,7 +99,7 @@ fn jit_eval(model: &Model, data: Option<&Dataset>, params: &Params) -> (f64, Vec
         targets: targets.as_ptr(),
         rows: rows as i64,
         batch: rows as i64,
-        learning_rate: 0.0,
+        ..KernelArgs::default()
     };
     // SAFETY: the buffers have the sizes the kernel was lowered for: packed
     // parameters, its scratch, one loss, `rows × width` data and predictions,
@@ -110,6 +115,7 @@ fn jit_train(model: &Model, data: Option<&Dataset>, params: &mut Params, rows: u
     if let Some(d) = data {
         assert!(rows <= d.rows);
     }
+    let hypers = HyperContext { learning_rate: learning_rate as f64, schedule: schedule(model) };
     let mut scratch = vec![f32::NAN; model.native.train.kernel.scratch_len.max(1)];
     let mut losses = vec![f32::NAN; rows.div_ceil(model.batch)];
     let (inputs, targets) = data.map_or((vec![], vec![]), |d| (pointers(&d.inputs), pointers(&d.targets)));
@@ -123,17 +129,59 @@ fn jit_train(model: &Model, data: Option<&Dataset>, params: &mut Params, rows: u
         rows: rows as i64,
         batch: model.batch as i64,
         learning_rate,
+        state: params.state.values.as_mut_ptr(),
+        step: params.state.step as i64,
+        hypers: &hypers,
     };
     // SAFETY: as in `jit_eval`; the data matrices hold at least `rows` rows,
-    // and the kernel was lowered for batches of `model.batch` rows.
+    // the kernel was lowered for batches of `model.batch` rows, and the
+    // optimizer state is packed as the program declares it.
     unsafe { model.native.train.call(&args) };
+    params.state.step += losses.len() as u64;
     to_f64(&losses)
+}
+
+/// The program's schedule with a cosine's length set as `runtime::train`
+/// sets it for a run of `EPOCHS` epochs (calls) from step 0.
+fn schedule(model: &Model) -> Schedule {
+    let per_call = model.rows.div_ceil(model.batch) as u64;
+    model.program.train.schedule.value.resolved(EPOCHS as u64 * per_call)
+}
+
+/// The interpreter's side of training: parameters, optimizer state, steps taken.
+#[derive(Clone, Default)]
+struct Reference {
+    params: Vec<Tensor>,
+    state: Vec<Tensor>,
+    step: u64,
+}
+
+impl Reference {
+    fn new(params: &Params) -> Reference {
+        Reference { params: param_tensors(params), ..Reference::default() }
+    }
+
+    /// One interpreter step on rows `range`; returns the loss.
+    fn step(&mut self, model: &Model, data: Option<&Dataset>, range: Range<usize>, lr: f32) -> f64 {
+        let mut env = env(&model.program, data, range, std::mem::take(&mut self.params), lr);
+        env.state = std::mem::take(&mut self.state);
+        env.step = self.step;
+        env.schedule = schedule(model);
+        let loss = interp::train_step(&model.graphs.train, &mut env);
+        (self.params, self.state, self.step) = (env.params, env.state, env.step);
+        loss
+    }
 }
 
 // ---- the interpreter side -----------------------------------------------------------
 
 fn param_tensors(params: &Params) -> Vec<Tensor> {
     (0..params.shapes.len()).map(|i| tensor_f32(params.shapes[i], params.get(i))).collect()
+}
+
+/// All optimizer state, unpadded, one tensor after another.
+fn flat_state(params: &Params) -> Vec<f64> {
+    (0..params.state.shapes.len()).flat_map(|i| to_f64(params.state.get(i))).collect()
 }
 
 /// All parameters, unpadded, one after another.
@@ -161,7 +209,7 @@ fn env(program: &Program, data: Option<&Dataset>, range: Range<usize>, params: V
         ),
         None => (vec![], vec![]),
     };
-    Env { inputs, targets, params, learning_rate: lr as f64 }
+    Env { inputs, targets, params, learning_rate: lr as f64, ..Env::default() }
 }
 
 /// Loss and predictions of `graphs.eval` over all rows.
@@ -191,7 +239,7 @@ fn check_train_call(
     model: &Model,
     data: Option<&Dataset>,
     jit: &mut Params,
-    reference: &mut Vec<Tensor>,
+    reference: &mut Reference,
     rows: usize,
 ) -> Vec<f64> {
     let lr = model.program.train.learning_rate.value as f32;
@@ -200,12 +248,13 @@ fn check_train_call(
     for start in (0..rows).step_by(model.batch) {
         // Without data, the kernel's rows are steps and every step sees the same (no) data.
         let range = if data.is_some() { start..(start + model.batch).min(rows) } else { 0..0 };
-        let mut env = env(&model.program, data, range, std::mem::take(reference), lr);
-        losses.push(interp::train_step(&model.graphs.train, &mut env));
-        *reference = env.params;
+        losses.push(reference.step(model, data, range, lr));
     }
     assert_all_close(&format!("{name}: batch losses"), &jit_losses, &losses, RTOL, ATOL);
-    assert_all_close(&format!("{name}: parameters"), &flat_params(jit), &flat_tensors(reference), RTOL, ATOL);
+    assert_all_close(&format!("{name}: parameters"), &flat_params(jit), &flat_tensors(&reference.params), RTOL, ATOL);
+    let state = flat_tensors(&reference.state);
+    assert_all_close(&format!("{name}: optimizer state"), &flat_state(jit), &state, RTOL, ATOL);
+    assert_eq!(jit.state.step, reference.step, "{name}: steps taken");
     losses
 }
 
@@ -216,13 +265,13 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
 
     // One call, one batch (one step without data).
     let mut jit = init.clone();
-    let mut reference = param_tensors(&init);
+    let mut reference = Reference::new(&init);
     let one = if data.is_some() { model.batch } else { 1 };
     check_train_call(&format!("{name}, one batch"), model, data, &mut jit, &mut reference, one);
 
     // Several epochs: one call each over all rows.
     let mut jit = init.clone();
-    let mut reference = param_tensors(&init);
+    let mut reference = Reference::new(&init);
     let mut history = Vec::new();
     for epoch in 1..=EPOCHS {
         let losses =
@@ -246,7 +295,7 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
     assert_all_close(
         &format!("{name}: runtime::train parameters"),
         &flat_params(&outcome.params),
-        &flat_tensors(&reference),
+        &flat_tensors(&reference.params),
         RTOL,
         ATOL,
     );
@@ -266,7 +315,7 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         None => history.concat(),
     };
     assert_all_close(&format!("{name}: runtime::train history"), &outcome.history, &expected_history, RTOL, ATOL);
-    let (loss, predict) = interp_eval(model, data, reference);
+    let (loss, predict) = interp_eval(model, data, reference.params);
     assert!(
         close(final_loss, loss, RTOL, ATOL),
         "{name}: runtime::evaluate final loss {final_loss:.9e}, interpreter {loss:.9e}"
@@ -275,9 +324,11 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         let k = classes as usize;
         let argmax = |row: &[f64]| (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best });
         let target = to_f64(&d.targets[0]);
-        let correct = (0..d.rows)
-            .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
-            .count();
+        let class = |r: usize| match target.len() / d.rows {
+            1 => target[r] as usize, // a column of class indices
+            _ => argmax(&target[r * k..(r + 1) * k]),
+        };
+        let correct = (0..d.rows).filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == class(r)).count();
         let accuracy = correct as f64 / d.rows as f64;
         // One row may flip when two classes are within f32 round-off.
         let slack = 1.0 / d.rows as f64 + 1e-12;
@@ -617,6 +668,171 @@ fn large_integer_power_of_a_negative_number() {
     check_without_data("(-0.9)^66", source, 10);
 }
 
+// ---- optimizers and schedules: state tensors and the step counter --------------------
+
+/// Every optimizer and schedule, as `train` settings.
+const OPTIMIZERS: &[&str] = &[
+    "optimizer = sgd(lr = 0.1, momentum = 0.9)",
+    "optimizer = sgd(lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01)",
+    "optimizer = adam(lr = 0.01)",
+    "optimizer = adam(lr = 0.01, beta1 = 0.8, beta2 = 0.99, eps = 1e-6, weight_decay = 0.1)",
+    "optimizer = adamw(lr = 0.01, weight_decay = 0.1)",
+    "optimizer = sgd(lr = 0.1)  schedule = step(every = 2, gamma = 0.5)",
+    "optimizer = sgd(lr = 0.1, momentum = 0.5)  schedule = exponential(gamma = 0.9)",
+    "optimizer = adam(lr = 0.01)  schedule = cosine()",
+    "optimizer = adamw(lr = 0.01)  schedule = cosine(steps = 5, min_lr = 0.001)",
+];
+
+#[test]
+fn optimizers_with_data() {
+    for settings in OPTIMIZERS {
+        let source = format!(
+            "data {{ input x[3] target y = one_hot(3) }}
+            param s = 1.5
+            model {{ h = dense(x, 6, tanh)  out = dense(h, 3, softmax) }}
+            loss cross_entropy(out, y) + (s - 1)^2
+            train {{ {settings}  batch = 4  seed = 2 }}"
+        );
+        check_with_data(settings, &source, |p| synthetic(p, 10, 21), None);
+        check_with_data(settings, &source, |p| synthetic(p, 9, 22), Some(1));
+    }
+}
+
+#[test]
+fn optimizer_examples() {
+    let source = common::example("momentum.nn");
+    check_with_data("momentum.nn", &source, |p| first_rows(&load_csv(p, "iris.csv"), 40), None);
+    let source = common::example("adamw.nn");
+    check_with_data("adamw.nn", &source, |p| first_rows(&load_csv(p, "diabetes.csv"), 40), Some(8));
+}
+
+#[test]
+fn optimizers_without_data() {
+    for settings in OPTIMIZERS {
+        let source = format!(
+            "param a = 0.5
+            param b = 1.5
+            loss (a - 1)^2 + 0.5 * (b + 2)^2 + 0.1 * exp(a) * b^2
+            train {{ {settings}  steps = 10 }}"
+        );
+        check_without_data(settings, &source, 10);
+    }
+}
+
+// ---- built-ins, user functions, conditionals, deeper models (issue 6) ---------------
+
+#[test]
+fn new_activations() {
+    // Widths of 8 and batches of 5: vector loops with a scalar tail.
+    let source = "data { input x[3] target y[2] }
+        model {
+          h = dense(x, 8, [leaky_relu, elu, softplus, gelu, silu, swish, softsign, leaky_relu(0.2)])
+          g = dense(h, 8, elu(0.5))
+          k = dense(g, 4, gelu)
+          out = dense(k, 2, softsign)
+        }
+        loss mae(out, y) + mean(softplus(out - y))
+        train { optimizer = sgd(lr = 0.1)  batch = 5 }";
+    check_with_data("new activations", source, |p| synthetic(p, 13, 20), None);
+}
+
+#[test]
+fn new_losses_and_regularisation() {
+    let source = "data { input x[3] target y[2] }
+        param k = 0.5
+        model { h = dense(x, 6, tanh)  out = dense(h, 2) }
+        loss huber(out, y, 0.3) + huber(out * k, y) + 1e-2 * l2(weights) + 1e-3 * l1(h.w) + l2(out.b)
+        train { optimizer = sgd(lr = 0.1)  batch = 4 }";
+    check_with_data("huber, l1, l2", source, |p| synthetic(p, 10, 21), None);
+}
+
+#[test]
+fn binary_cross_entropy_from_logits() {
+    let source = "data { input x[4] target y[1] }
+        model { h = dense(x, 6, relu)  out = dense(h, 1, sigmoid) }
+        loss binary_cross_entropy(out, y)
+        train { optimizer = sgd(lr = 0.5)  batch = 4 }";
+    let labels = |p: &Program| {
+        let mut data = synthetic(p, 11, 22);
+        for t in data.targets[0].iter_mut() {
+            *t = f32::from(*t > 0.0);
+        }
+        data
+    };
+    check_with_data("binary cross-entropy", source, labels, None);
+}
+
+#[test]
+fn cross_entropy_of_class_indices() {
+    let source = "data { input x[4] target y[1] }
+        model { h = dense(x, 6, tanh)  out = dense(h, 3, softmax) }
+        loss cross_entropy(out, y)
+        train { optimizer = sgd(lr = 0.2)  batch = 4 }";
+    let classes = |p: &Program| {
+        let mut data = synthetic(p, 10, 23);
+        for (i, t) in data.targets[0].iter_mut().enumerate() {
+            *t = (i % 3) as f32;
+        }
+        data
+    };
+    check_with_data("class indices", source, classes, None);
+}
+
+#[test]
+fn user_functions_and_conditionals() {
+    let source = "fn act(z) = z * sigmoid(z)
+        fn leaky(z, a) = if z > 0 then z else a * z
+        fn hub(d, k) = if abs(d) <= k then 0.5 * d^2 else k * (abs(d) - 0.5 * k)
+        fn clip(z) = if z < -1 then -1 else if z > 1 then 1 else z
+        data { input x[3] target y[2] }
+        model {
+          h = dense(x, 9, [act, act, leaky(0.1), leaky(0.1), clip, clip, leaky(0.2), act, tanh])
+          g = dense(h, 8, leaky(0.05))
+          out = dense(g, 2)
+        }
+        loss mean(hub(out - y, 0.5)) + mean(where(y < 0, out^2, abs(out))) * 0.1 + mean((out != y) * (out >= y))
+        train { optimizer = sgd(lr = 0.1)  batch = 4 }";
+    check_with_data("user functions", source, |p| synthetic(p, 10, 24), None);
+    check_with_data("user functions", source, |p| synthetic(p, 10, 24), Some(1));
+}
+
+#[test]
+fn skip_connections() {
+    let source = "data { input x[3] target y[2] }
+        model {
+          h1 = dense(x, 5, tanh)
+          h2 = dense(h1, 5, relu)
+          h3 = h1 + h2
+          c = concat(x, h3, h1 * h2)
+          out = dense(c, 2)
+        }
+        loss mse(out, y)
+        train { optimizer = sgd(lr = 0.1)  batch = 4 }";
+    check_with_data("skip connections", source, |p| synthetic(p, 10, 25), None);
+}
+
+#[test]
+fn dropout_in_training_only() {
+    // Several epochs: the masks change with the step, identically in the
+    // kernel and the interpreter; evaluation has no dropout.
+    let source = "data { input x[3] target y[2] }
+        model {
+          h = dense(x, 9, relu)
+          d = dropout(h, 0.4)
+          g = dense(d, 6, tanh)
+          out = dense(g + dropout(g, 0.25), 2)
+        }
+        loss mse(out, y)
+        train { optimizer = sgd(lr = 0.1)  batch = 4 }";
+    check_with_data("dropout", source, |p| synthetic(p, 10, 26), None);
+    check_with_data("dropout", source, |p| synthetic(p, 10, 26), Some(1));
+    let program = common::program(source);
+    let graphs = pipeline::graphs(&program);
+    let dropouts = |g: &nnc::ir::Graph| g.nodes.iter().filter(|n| n.op.name() == "dropout").count();
+    assert!(dropouts(&graphs.train) >= 4, "dropout forward and backward in training");
+    assert_eq!(dropouts(&graphs.eval), 0, "no dropout in evaluation");
+}
+
 // ---- random graphs ------------------------------------------------------------------
 
 /// A program around a random expression of data `x [B,3]`, `w [B,1]` and
@@ -671,7 +887,8 @@ fn random_program(seed: u64) -> (Program, String) {
         seed: Setting::set(seed),
         ..TrainConfig::default()
     };
-    let program = Program { graph: g, data, task: Task::Regression, train, layers: vec![], named: vec![] };
+    let program =
+        Program { graph: g, data, task: Task::Regression, train, layers: vec![], named: vec![], functions: vec![] };
     (program, format!("random graph {seed}: {steps:?}"))
 }
 
@@ -680,16 +897,14 @@ fn random_program(seed: u64) -> (Program, String) {
 /// cubed, and then f32 overflows where f64 does not).
 fn tame(model: &Model, data: &Dataset) -> bool {
     let init = Params::init(&model.program, model.program.train.seed.value);
-    let mut params = param_tensors(&init);
+    let mut reference = Reference::new(&init);
     let lr = model.program.train.learning_rate.value as f32;
     for _ in 0..EPOCHS {
         for start in (0..data.rows).step_by(model.batch) {
             let range = start..(start + model.batch).min(data.rows);
-            let mut env = env(&model.program, Some(data), range, params, lr);
-            let loss = interp::train_step(&model.graphs.train, &mut env);
-            params = env.params;
+            let loss = reference.step(model, Some(data), range, lr);
             let small = |x: f64| x.abs() < 1e3; // false for NaN
-            if !small(loss) || !params.iter().flat_map(|t| &t.data).all(|&x| small(x)) {
+            if !small(loss) || !reference.params.iter().flat_map(|t| &t.data).all(|&x| small(x)) {
                 return false;
             }
         }

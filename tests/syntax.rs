@@ -71,6 +71,12 @@ fn without_spans(file: &File) -> File {
                 strip_ident(&mut param.name);
                 strip_expr(&mut param.init);
             }
+            Item::Fn(decl) => {
+                decl.span = Span::default();
+                strip_ident(&mut decl.name);
+                decl.params.iter_mut().for_each(strip_ident);
+                strip_expr(&mut decl.body);
+            }
             Item::Loss(loss) => {
                 loss.span = Span::default();
                 strip_expr(&mut loss.expr);
@@ -111,6 +117,11 @@ fn strip_expr(expr: &mut Expr) {
             strip_expr(rhs);
         }
         ExprKind::List(items) => items.iter_mut().for_each(strip_expr),
+        ExprKind::If { cond, then, otherwise } => {
+            strip_expr(cond);
+            strip_expr(then);
+            strip_expr(otherwise);
+        }
     }
 }
 
@@ -160,6 +171,12 @@ fn assert_spans_exact(source: &str, file: &File) {
                 inside(param.init.span);
                 exprs.push(&param.init);
             }
+            Item::Fn(decl) => {
+                inside(decl.name.span);
+                decl.params.iter().for_each(|p| inside(p.span));
+                inside(decl.body.span);
+                exprs.push(&decl.body);
+            }
             Item::Loss(loss) => {
                 inside(loss.expr.span);
                 exprs.push(&loss.expr);
@@ -201,6 +218,12 @@ fn assert_spans_exact(source: &str, file: &File) {
                     for item in items {
                         child(item.span);
                         exprs.push(item);
+                    }
+                }
+                ExprKind::If { cond, then, otherwise } => {
+                    for part in [cond, then, otherwise] {
+                        child(part.span);
+                        exprs.push(part);
                     }
                 }
             }
@@ -420,7 +443,7 @@ fn byte_order_mark_is_skipped() {
 
 #[test]
 fn items_in_any_order_and_number() {
-    let file = syntax::parse("loss a train {} loss b param p = 1 data {} param q = 2").unwrap();
+    let file = syntax::parse("loss a train {} loss b param p = 1 fn f(x) = x data {} param q = 2").unwrap();
     let kinds: Vec<&str> = file
         .items
         .iter()
@@ -428,11 +451,12 @@ fn items_in_any_order_and_number() {
             Item::Data(_) => "data",
             Item::Model(_) => "model",
             Item::Param(_) => "param",
+            Item::Fn(_) => "fn",
             Item::Loss(_) => "loss",
             Item::Train(_) => "train",
         })
         .collect();
-    assert_eq!(kinds, ["loss", "train", "loss", "param", "data", "param"]);
+    assert_eq!(kinds, ["loss", "train", "loss", "param", "fn", "data", "param"]);
 }
 
 #[test]
@@ -673,7 +697,13 @@ fn large_files_parse() {
 
 /// Random names, none of them a keyword.
 fn name() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["x", "y_hat", "tanh", "_a1", "input", "target", "datax", "e"]).prop_map(str::to_string)
+    prop::sample::select(vec!["x", "y_hat", "tanh", "_a1", "input", "target", "datax", "e", "iff", "elsewhere"])
+        .prop_map(str::to_string)
+}
+
+/// Names an expression may use: plain or dotted (`h.w`).
+fn expr_name() -> impl Strategy<Value = String> {
+    prop_oneof![4 => name(), 1 => prop::sample::select(vec!["h.w", "out.b", "x.then_"]).prop_map(str::to_string)]
 }
 
 fn number() -> impl Strategy<Value = f64> {
@@ -688,7 +718,7 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
     let span = Span::default();
     let leaf = prop_oneof![
         number().prop_map(move |value| Expr { kind: ExprKind::Number(value), span }),
-        name().prop_map(move |name| Expr { kind: ExprKind::Name(name), span }),
+        expr_name().prop_map(move |name| Expr { kind: ExprKind::Name(name), span }),
     ];
     leaf.prop_recursive(8, 64, 3, move |inner| {
         let op = prop::sample::select(vec![
@@ -697,6 +727,12 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
             ast::BinOp::Mul,
             ast::BinOp::Div,
             ast::BinOp::Pow,
+            ast::BinOp::Lt,
+            ast::BinOp::Le,
+            ast::BinOp::Gt,
+            ast::BinOp::Ge,
+            ast::BinOp::Eq,
+            ast::BinOp::Ne,
         ]);
         let arg = (prop::option::of(name()), inner.clone())
             .prop_map(move |(name, value)| ast::Arg { name: name.map(|name| Ident { name, span }), value });
@@ -710,7 +746,12 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
                 kind: ExprKind::Call { callee: Ident { name: callee, span }, args },
                 span,
             }),
-            1 => prop::collection::vec(inner, 0..4).prop_map(move |items| Expr { kind: ExprKind::List(items), span }),
+            1 => prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(move |items| Expr { kind: ExprKind::List(items), span }),
+            1 => (inner.clone(), inner.clone(), inner).prop_map(move |(cond, then, otherwise)| Expr {
+                kind: ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(otherwise) },
+                span,
+            }),
         ]
     })
 }
@@ -744,6 +785,8 @@ fn file_tree() -> impl Strategy<Value = File> {
             Item::Model(ast::ModelBlock { layers, span })
         }),
         (ident(), expr_tree()).prop_map(move |(name, init)| Item::Param(ast::ParamDecl { name, init, span })),
+        (ident(), prop::collection::vec(ident(), 0..3), expr_tree())
+            .prop_map(move |(name, params, body)| Item::Fn(ast::FnDecl { name, params, body, span })),
         expr_tree().prop_map(move |expr| Item::Loss(ast::LossDecl { expr, span })),
         assignments().prop_map(move |settings| {
             let settings = settings.into_iter().map(|(name, value)| ast::Setting { name, value, span }).collect();
@@ -790,6 +833,16 @@ fn token_soup() -> impl Strategy<Value = String> {
         "@",
         "\t",
         "1e999",
+        "fn",
+        "if",
+        "then",
+        "else",
+        "<",
+        "<=",
+        ">",
+        "==",
+        "!=",
+        "h.w",
     ]);
     prop::collection::vec(token, 0..40).prop_map(|tokens| tokens.concat())
 }

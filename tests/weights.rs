@@ -117,6 +117,8 @@ fn round_trip(test: &str, source: &str, seed: u64) {
     assert_eq!(loaded, params);
     let mut expected = metadata.clone();
     expected.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
+    expected.insert(weights::OPTIMIZER_KEY.to_string(), "sgd".to_string());
+    expected.insert(weights::STEP_KEY.to_string(), "0".to_string());
     assert_eq!(read, expected);
     assert_eq!(weights::source_matches(&read, source), Some(true));
     assert_eq!(weights::source_matches(&read, "param y = 1"), Some(false));

@@ -63,7 +63,9 @@ pub fn backward(b: &mut Builder, y: NodeId, g: NodeId) -> Vec<Option<NodeId>> {
     let args = node.args.clone();
     let shape_of = |b: &Builder, i: usize| b.graph.shape(args[i]);
     match node.op {
-        Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Hyper(_) | Op::BatchSize | Op::Const(_) => vec![],
+        Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::State(_) | Op::Hyper(_) | Op::BatchSize | Op::Const(_) => {
+            vec![]
+        }
         Op::Unary(u) => {
             let a = args[0];
             let da = match u {
@@ -168,6 +170,21 @@ pub fn backward(b: &mut Builder, y: NodeId, g: NodeId) -> Vec<Option<NodeId>> {
         Op::PadCols { start } => {
             let shape = shape_of(b, 0);
             vec![Some(b.declared(Op::SliceCols { start }, &[g], shape))]
+        }
+        // Piecewise constant: zero derivative almost everywhere.
+        Op::Compare(_) => vec![None, None],
+        // y = m ⊙ x / (1 − rate) for the mask m, so dx = m ⊙ g / (1 − rate):
+        // the same dropout (same site, step and places) of the adjoint.
+        Op::Dropout { rate, site } => vec![Some(b.add(Op::Dropout { rate, site }, &[g, args[1]])), None],
+        // The adjoint flows into the branch that was chosen, element by
+        // element: select(c, g, 0) and select(c, 0, g). The condition has none.
+        Op::Select => {
+            let cond = args[0];
+            let zero = b.constant(0.0);
+            let da = b.add(Op::Select, &[cond, g, zero]);
+            let db = b.add(Op::Select, &[cond, zero, g]);
+            let (sa, sb) = (shape_of(b, 1), shape_of(b, 2));
+            vec![None, Some(b.unbroadcast(da, sa)), Some(b.unbroadcast(db, sb))]
         }
         Op::ConcatCols => {
             let mut offset = 0;

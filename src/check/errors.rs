@@ -143,3 +143,62 @@ pub fn wrong_setting(name: &str, span: Span, help: &str) -> Diagnostic {
 pub fn too_large(what: &str, span: Span, limit: u64) -> Diagnostic {
     Diagnostic::new("E0304", format!("{what} is too large")).with_label(span, format!("at most {limit}"))
 }
+
+pub fn missing_argument(func: &str, name: &str, span: Span, example: &str) -> Diagnostic {
+    Diagnostic::new("E0105", format!("`{func}` needs the argument `{name}`"))
+        .with_label(span, format!("no `{name}` here"))
+        .with_help(format!("for example {example}"))
+}
+
+// ---- user functions, dotted names, binary cross-entropy ---------------------------
+
+/// A dotted name such as `h.w` that names no parameter.
+pub fn unknown_parameter<'a>(name: &str, span: Span, known: impl IntoIterator<Item = &'a str>) -> Diagnostic {
+    let diag = Diagnostic::new("E0101", format!("unknown parameter `{name}`"))
+        .with_label(span, "not the weights (`.w`) or bias (`.b`) of an earlier `dense` layer");
+    match suggest(name, known) {
+        Some(s) => diag.with_help(format!("did you mean `{s}`?")),
+        None => diag,
+    }
+}
+
+/// A name in a function body that is not one of its parameters.
+pub fn unknown_in_function(name: &str, function: &str, span: Span, params: &[&str]) -> Diagnostic {
+    let diag = Diagnostic::new("E0101", format!("unknown name `{name}` in function `{function}`"))
+        .with_label(span, format!("not a parameter of `{function}`"));
+    match suggest(name, params.iter().copied()) {
+        Some(s) => diag.with_help(format!("did you mean `{s}`? (a function sees only its parameters)")),
+        None => diag.with_help(format!(
+            "a function sees only its parameters; pass the value in: `fn {function}({}{name})`",
+            params.iter().map(|p| format!("{p}, ")).collect::<String>()
+        )),
+    }
+}
+
+/// `fn relu(x) = ..`: built-in names cannot be redefined.
+pub fn builtin_redefined(name: &str, span: Span) -> Diagnostic {
+    Diagnostic::new("E0103", format!("`{name}` is a built-in function"))
+        .with_label(span, "defined again here")
+        .with_help("give your function another name")
+}
+
+/// Functions that call themselves, directly or through others: `cycle` in
+/// call order (the last calls the first), `span` at the call closing it.
+pub fn recursive_function(cycle: &[&str], span: Span) -> Diagnostic {
+    let message = match cycle {
+        [only] => format!("function `{only}` calls itself"),
+        _ => {
+            let path: Vec<String> = cycle.iter().chain(cycle.first()).map(|f| format!("`{f}`")).collect();
+            format!("recursive functions: {}", path.join(" calls "))
+        }
+    };
+    Diagnostic::new("E0110", message)
+        .with_label(span, "this call closes the cycle")
+        .with_help("functions are inlined where they are called, so they cannot be recursive")
+}
+
+pub fn not_a_sigmoid(span: Span) -> Diagnostic {
+    Diagnostic::new("E0204", "`binary_cross_entropy` needs a probability")
+        .with_label(span, "this is not the output of a `sigmoid`")
+        .with_help("end the model with `dense(.., 1, sigmoid)`; the loss is computed stably from its input")
+}

@@ -4,16 +4,20 @@
 //! language construct with the IR's primitive ops: `dense` becomes a matmul,
 //! a bias add and activations (sliced per neuron when the activations
 //! differ), `mse` a mean of squares, `cross_entropy` over a softmax layer a
-//! stable `log_softmax`. Errors are collected, not fatal: one run reports
-//! every independent mistake, each pointing into the file.
+//! stable `log_softmax` (the other built-ins are in [`builtins`]), a
+//! conditional a `select` of a comparison, and a call of a user `fn` its
+//! body inlined ([`functions`]). Errors are collected, not fatal: one run
+//! reports every independent mistake, each pointing into the file.
 
+mod builtins;
 mod data;
 mod errors;
+mod functions;
 mod settings;
 
 use crate::diag::Diagnostic;
 use crate::ir::program::{Binding, Layer, Program, Task};
-use crate::ir::{Binary, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
+use crate::ir::{Binary, Compare, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
 use std::collections::{HashMap, HashSet};
@@ -23,8 +27,22 @@ pub const MAX_WIDTH: u64 = 1 << 16;
 /// At most this many trainable numbers in one model (1 GiB of f32 would be 2^28).
 pub const MAX_PARAMETERS: u64 = 1 << 26;
 
-/// Activations a `dense` layer may name, alone or per neuron.
-pub const ACTIVATIONS: &[&str] = &["identity", "sigmoid", "tanh", "relu", "softmax"];
+/// Activations a `dense` layer may name, alone or per neuron (and so may
+/// user functions).
+pub const ACTIVATIONS: &[&str] = &[
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "softmax",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "gelu",
+    "silu",
+    "swish",
+    "softsign",
+];
 /// Functions usable in expressions.
 pub const FUNCTIONS: &[&str] = &[
     "exp",
@@ -35,10 +53,25 @@ pub const FUNCTIONS: &[&str] = &[
     "abs",
     "identity",
     "softmax",
+    "leaky_relu",
+    "elu",
+    "softplus",
+    "gelu",
+    "silu",
+    "swish",
+    "softsign",
     "sum",
     "mean",
     "mse",
+    "mae",
+    "huber",
     "cross_entropy",
+    "binary_cross_entropy",
+    "l1",
+    "l2",
+    "where",
+    "concat",
+    "dropout",
     "dense",
 ];
 
@@ -84,6 +117,36 @@ struct Checker {
     loss: Option<(NodeId, Span)>,
     last_layer: Option<NodeId>,
     train: crate::ir::program::TrainConfig,
+    /// Every trainable tensor's leaf by name (`h.w`, `h.b`, `x`), for dotted names.
+    param_nodes: HashMap<String, NodeId>,
+    /// The user functions by name, and their names in file order.
+    functions: HashMap<String, functions::Function>,
+    function_order: Vec<String>,
+    /// While inlining a function: its parameters' values, innermost call last.
+    scopes: Vec<HashMap<String, NodeId>>,
+    /// Calls already inlined, by function and argument nodes.
+    inlined: HashMap<(String, Vec<NodeId>), NodeId>,
+    inline_count: usize,
+    call_depth_reported: bool,
+    /// Dropouts so far: each gets its own random stream.
+    dropout_sites: u32,
+}
+
+/// One activation of a `dense` layer: `tanh`, or `leaky_relu(0.2)` — the
+/// function with its arguments after the first.
+#[derive(Clone, Debug)]
+struct Activation {
+    name: String,
+    args: Vec<(NodeId, Span)>,
+    /// As written (printed canonically), for `Program::layers`.
+    text: String,
+    span: Span,
+}
+
+impl Activation {
+    fn same(&self, other: &Activation) -> bool {
+        self.name == other.name && self.args.iter().map(|a| a.0).eq(other.args.iter().map(|a| a.0))
+    }
 }
 
 /// The items of a file by kind, with duplicates of singular items reported.
@@ -91,6 +154,7 @@ struct Items<'a> {
     data: Option<&'a ast::DataBlock>,
     model: Option<&'a ast::ModelBlock>,
     params: Vec<&'a ast::ParamDecl>,
+    fns: Vec<&'a ast::FnDecl>,
     loss: Option<&'a ast::LossDecl>,
     train: Option<&'a ast::TrainBlock>,
 }
@@ -104,6 +168,7 @@ impl Checker {
         for param in &items.params {
             self.param(param);
         }
+        self.functions(&items.fns);
         if let Some(model) = items.model {
             for layer in &model.layers {
                 self.layer_spans.entry(layer.name.name.clone()).or_insert(layer.name.span);
@@ -127,7 +192,7 @@ impl Checker {
     }
 
     fn items<'a>(&mut self, file: &'a ast::File) -> Items<'a> {
-        let mut items = Items { data: None, model: None, params: Vec::new(), loss: None, train: None };
+        let mut items = Items { data: None, model: None, params: Vec::new(), fns: Vec::new(), loss: None, train: None };
         fn once<'a, T>(
             slot: &mut Option<&'a T>,
             item: &'a T,
@@ -146,6 +211,7 @@ impl Checker {
                 ast::Item::Data(d) => once(&mut items.data, d, |x| x.span, "data", diags),
                 ast::Item::Model(m) => once(&mut items.model, m, |x| x.span, "model", diags),
                 ast::Item::Param(p) => items.params.push(p),
+                ast::Item::Fn(f) => items.fns.push(f),
                 ast::Item::Loss(l) => once(&mut items.loss, l, |x| x.span, "loss", diags),
                 ast::Item::Train(t) => once(&mut items.train, t, |x| x.span, "train", diags),
             }
@@ -248,6 +314,7 @@ impl Checker {
             .add_declared(Op::Param(index), &[], Shape::SCALAR, self.origin(decl.name.span))
             .expect("a param leaf");
         self.declare(&decl.name, NameKind::Param, node);
+        self.param_nodes.entry(decl.name.name.clone()).or_insert(node);
     }
 
     fn layer(&mut self, binding: &ast::Binding) {
@@ -300,7 +367,9 @@ impl Checker {
         let units = self.count(positional[1], "a number of units");
         let activations = match positional.get(2) {
             Some(expr) => self.activation_list(expr)?,
-            None => vec![("identity".to_string(), call_span)],
+            None => {
+                vec![Activation { name: "identity".into(), args: Vec::new(), text: "identity".into(), span: call_span }]
+            }
         };
         let (source, units) = (source?, units?);
         let source_shape = self.graph.shape(source);
@@ -319,8 +388,8 @@ impl Checker {
             self.diags.push(errors::width_mismatch(&binding.name.name, span, units as usize, activations.len()));
             return None;
         }
-        if activations.len() > 1 && activations.iter().any(|(a, _)| a == "softmax") {
-            let span = activations.iter().find(|(a, _)| a == "softmax").unwrap().1;
+        if activations.len() > 1 && activations.iter().any(|a| a.name == "softmax") {
+            let span = activations.iter().find(|a| a.name == "softmax").unwrap().span;
             self.diags.push(errors::misplaced(
                 "`softmax` in a per-neuron list",
                 span,
@@ -348,9 +417,9 @@ impl Checker {
             inputs,
             units,
             activations: if activations.len() == 1 {
-                vec![activations[0].0.clone(); units as usize]
+                vec![activations[0].text.clone(); units as usize]
             } else {
-                activations.iter().map(|(a, _)| a.clone()).collect()
+                activations.iter().map(|a| a.text.clone()).collect()
             },
             bias,
             span: binding.span,
@@ -361,11 +430,15 @@ impl Checker {
     fn new_param(&mut self, name: &str, shape: Shape, init: Init, span: Span) -> NodeId {
         let index = self.graph.params.len() as u32;
         self.graph.params.push(ParamInfo { name: name.to_string(), shape, init, layer: self.current_layer.clone() });
-        self.graph.add_declared(Op::Param(index), &[], shape, self.origin(span)).expect("a param leaf")
+        let node = self.graph.add_declared(Op::Param(index), &[], shape, self.origin(span)).expect("a param leaf");
+        self.param_nodes.insert(name.to_string(), node);
+        node
     }
 
-    /// `tanh` or `[tanh, sigmoid]`, each checked against the known activations.
-    fn activation_list(&mut self, expr: &Expr) -> Option<Vec<(String, Span)>> {
+    /// `tanh` or `[tanh, leaky_relu(0.2)]`, each checked against the known
+    /// activations and user functions; arguments after the name are the
+    /// function's arguments after the first.
+    fn activation_list(&mut self, expr: &Expr) -> Option<Vec<Activation>> {
         let items: Vec<&Expr> = match &expr.kind {
             ExprKind::List(items) => items.iter().collect(),
             _ => vec![expr],
@@ -374,20 +447,12 @@ impl Checker {
             self.diags.push(errors::expected("at least one activation", expr.span, "empty list"));
             return None;
         }
-        let mut names = Vec::new();
+        let mut activations = Vec::new();
         let mut ok = true;
         for item in items {
-            match &item.kind {
-                ExprKind::Name(name) if ACTIVATIONS.contains(&name.as_str()) => names.push((name.clone(), item.span)),
-                ExprKind::Name(name) => {
-                    self.diags.push(errors::unknown_function(
-                        "activation",
-                        name,
-                        item.span,
-                        ACTIVATIONS.iter().copied(),
-                    ));
-                    ok = false;
-                }
+            let (callee, args) = match &item.kind {
+                ExprKind::Name(name) => (ast::Ident { name: name.clone(), span: item.span }, &[][..]),
+                ExprKind::Call { callee, args } => (callee.clone(), args.as_slice()),
                 _ => {
                     self.diags.push(errors::expected(
                         "an activation name such as `tanh`",
@@ -395,45 +460,80 @@ impl Checker {
                         "not an activation",
                     ));
                     ok = false;
+                    continue;
                 }
+            };
+            match self.activation(&callee, args, item) {
+                Some(activation) => activations.push(activation),
+                None => ok = false,
             }
         }
-        ok.then_some(names)
+        ok.then_some(activations)
+    }
+
+    /// One item of an activation list: `f` or `f(a, ..)`.
+    fn activation(&mut self, callee: &ast::Ident, args: &[ast::Arg], item: &Expr) -> Option<Activation> {
+        let name = callee.name.as_str();
+        if !self.is_activation(name) {
+            let mut known: Vec<String> = ACTIVATIONS.iter().map(|a| a.to_string()).collect();
+            known.extend(self.function_order.iter().filter(|f| self.is_activation(f)).cloned());
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            self.diags.push(errors::unknown_function("activation", name, callee.span, known));
+            return None;
+        }
+        let extra = match self.functions.get(name) {
+            Some(function) => {
+                let n = function.decl.params.len() - 1;
+                (n, n)
+            }
+            None => {
+                let (min, max) = builtins::arity(name);
+                (min - 1, max - 1)
+            }
+        };
+        if !(extra.0..=extra.1).contains(&args.len()) {
+            let what = format!("{} after the layer's value", builtins::arity_text(extra.0, extra.1));
+            let help = format!("in a layer, `{name}(a)` stands for `{name}(z, a)` applied to each value z");
+            self.diags.push(errors::arity(name, &what, args.len(), item.span).with_help(help));
+            return None;
+        }
+        let mut values = Vec::new();
+        for arg in args {
+            if let Some(arg_name) = &arg.name {
+                self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
+                return None;
+            }
+            values.push((self.expr(&arg.value)?, arg.value.span));
+        }
+        let text = crate::syntax::print::expr(item);
+        Some(Activation { name: name.to_string(), args: values, text, span: item.span })
     }
 
     /// Apply one activation to the whole layer, or one per neuron: runs of
     /// equal activations share a column slice, and the slices are concatenated.
-    fn activate(&mut self, z: NodeId, activations: &[(String, Span)], units: u32, span: Span) -> Option<NodeId> {
-        if activations.len() == 1 || activations.iter().all(|(a, _)| *a == activations[0].0) {
-            return self.apply_activation(&activations[0].0, z, span);
+    fn activate(&mut self, z: NodeId, activations: &[Activation], units: u32, span: Span) -> Option<NodeId> {
+        if activations.iter().all(|a| a.same(&activations[0])) {
+            return self.apply_activation(&activations[0], z, span);
         }
         let mut parts = Vec::new();
         let mut start = 0usize;
         while start < units as usize {
-            let name = &activations[start].0;
+            let activation = &activations[start];
             let mut end = start + 1;
-            while end < units as usize && activations[end].0 == *name {
+            while end < units as usize && activations[end].same(activation) {
                 end += 1;
             }
             let shape = Shape::batch((end - start) as u32);
             let slice =
                 self.graph.add_declared(Op::SliceCols { start: start as u32 }, &[z], shape, self.origin(span)).ok()?;
-            parts.push(self.apply_activation(name, slice, activations[start].1)?);
+            parts.push(self.apply_activation(activation, slice, activation.span)?);
             start = end;
         }
         self.node(Op::ConcatCols, &parts, span)
     }
 
-    fn apply_activation(&mut self, name: &str, x: NodeId, span: Span) -> Option<NodeId> {
-        let op = match name {
-            "identity" => return Some(x),
-            "sigmoid" => Op::Unary(Unary::Sigmoid),
-            "tanh" => Op::Unary(Unary::Tanh),
-            "relu" => Op::Unary(Unary::Relu),
-            "softmax" => Op::Softmax,
-            _ => unreachable!("activation names are checked against ACTIVATIONS"),
-        };
-        self.node(op, &[x], span)
+    fn apply_activation(&mut self, activation: &Activation, x: NodeId, span: Span) -> Option<NodeId> {
+        self.activation_fn(&activation.name, (x, span), &activation.args, span)
     }
 
     fn loss(&mut self, decl: &ast::LossDecl) {
@@ -477,6 +577,9 @@ impl Checker {
         let span = expr.span;
         match &expr.kind {
             ExprKind::Number(value) => Some(self.constant(*value, span)),
+            // Inside a function, only its parameters (checked beforehand).
+            ExprKind::Name(name) if !self.scopes.is_empty() => self.scopes.last()?.get(name).copied(),
+            ExprKind::Name(name) if name.contains('.') => self.dotted(name, span),
             ExprKind::Name(name) => match self.names.get(name) {
                 Some(named) => Some(named.node),
                 // Its definition has an error, reported already.
@@ -511,14 +614,26 @@ impl Checker {
             ExprKind::Binary { op, lhs, rhs } => {
                 let a = self.expr(lhs);
                 let b = self.expr(rhs);
-                let op = match op {
-                    BinOp::Add => Binary::Add,
-                    BinOp::Sub => Binary::Sub,
-                    BinOp::Mul => Binary::Mul,
-                    BinOp::Div => Binary::Div,
+                let kind = match op {
+                    BinOp::Add => Op::Binary(Binary::Add),
+                    BinOp::Sub => Op::Binary(Binary::Sub),
+                    BinOp::Mul => Op::Binary(Binary::Mul),
+                    BinOp::Div => Op::Binary(Binary::Div),
+                    BinOp::Lt => Op::Compare(Compare::Lt),
+                    BinOp::Le => Op::Compare(Compare::Le),
+                    BinOp::Gt => Op::Compare(Compare::Gt),
+                    BinOp::Ge => Op::Compare(Compare::Ge),
+                    BinOp::Eq => Op::Compare(Compare::Eq),
+                    BinOp::Ne => Op::Compare(Compare::Ne),
                     BinOp::Pow => unreachable!("handled above"),
                 };
-                self.binary(op, (a?, lhs.span), (b?, rhs.span), span)
+                self.elementwise(kind, op.symbol(), (a?, lhs.span), (b?, rhs.span), span)
+            }
+            ExprKind::If { cond, then, otherwise } => {
+                let c = self.expr(cond);
+                let a = self.expr(then);
+                let b = self.expr(otherwise);
+                self.select((c?, cond.span), (a?, then.span), (b?, otherwise.span), span)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, span),
             ExprKind::List(_) => {
@@ -533,26 +648,55 @@ impl Checker {
     }
 
     fn binary(&mut self, op: Binary, a: (NodeId, Span), b: (NodeId, Span), span: Span) -> Option<NodeId> {
+        let symbol = match op {
+            Binary::Add => "+",
+            Binary::Sub => "-",
+            Binary::Mul => "*",
+            Binary::Div => "/",
+        };
+        self.elementwise(Op::Binary(op), symbol, a, b, span)
+    }
+
+    /// A broadcasting op of two arguments (arithmetic or a comparison).
+    fn elementwise(
+        &mut self,
+        op: Op,
+        symbol: &str,
+        a: (NodeId, Span),
+        b: (NodeId, Span),
+        span: Span,
+    ) -> Option<NodeId> {
         let (sa, sb) = (self.graph.shape(a.0), self.graph.shape(b.0));
         if Shape::broadcast(sa, sb).is_none() {
-            let symbol = match op {
-                Binary::Add => "+",
-                Binary::Sub => "-",
-                Binary::Mul => "*",
-                Binary::Div => "/",
-            };
             self.diags.push(errors::shape_mismatch(&format!("`{symbol}`"), (a.1, sa), (b.1, sb)).with_help(
                 "arithmetic is elementwise: both sides need the same shape, or 1 where they differ \
                  (a [1,n] row or a single number is repeated to fit)",
             ));
             return None;
         }
-        self.node(Op::Binary(op), &[a.0, b.0], span)
+        self.node(op, &[a.0, b.0], span)
+    }
+
+    /// `h.w`, `h.b`: a `dense` layer's parameter.
+    fn dotted(&mut self, name: &str, span: Span) -> Option<NodeId> {
+        if let Some(&node) = self.param_nodes.get(name) {
+            return Some(node);
+        }
+        let layer = name.split('.').next().unwrap_or_default();
+        if self.failed.contains(layer) {
+            return None; // the layer's definition has an error, reported already
+        }
+        let known: Vec<&str> = self.param_nodes.keys().filter(|k| k.contains('.')).map(String::as_str).collect();
+        let mut known = known;
+        known.sort_unstable();
+        self.diags.push(errors::unknown_parameter(name, span, known));
+        None
     }
 
     fn call(&mut self, callee: &ast::Ident, args: &[ast::Arg], span: Span) -> Option<NodeId> {
         let name = callee.name.as_str();
-        if !FUNCTIONS.contains(&name) {
+        let is_user = self.functions.contains_key(name);
+        if !is_user && !FUNCTIONS.contains(&name) {
             if let Some(named) = self.names.get(name) {
                 let what = match named.kind {
                     NameKind::Input => "a data input",
@@ -569,7 +713,9 @@ impl Checker {
             } else if self.failed.contains(name) {
                 // Its definition has an error, reported already.
             } else {
-                self.diags.push(errors::unknown_function("function", name, callee.span, FUNCTIONS.iter().copied()));
+                let known = self.callable_names();
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                self.diags.push(errors::unknown_function("function", name, callee.span, known));
             }
             return None;
         }
@@ -581,6 +727,23 @@ impl Checker {
             ));
             return None;
         }
+        // `l2(weights)`: every `dense` weight matrix, unless something is named `weights`.
+        if let ("l1" | "l2", [arg]) = (name, args)
+            && !is_user
+            && arg.name.is_none()
+            && matches!(&arg.value.kind, ExprKind::Name(n) if n == "weights")
+            && !self.names.contains_key("weights")
+            && self.scopes.is_empty()
+        {
+            return self.regularise_all(name, arg.value.span, span);
+        }
+        if let ("dropout", [x, rate]) = (name, args)
+            && !is_user
+            && x.name.is_none()
+            && rate.name.is_none()
+        {
+            return self.dropout(&x.value, &rate.value, span);
+        }
         let mut values = Vec::new();
         for arg in args {
             if let Some(arg_name) = &arg.name {
@@ -589,54 +752,21 @@ impl Checker {
             }
             values.push((self.expr(&arg.value), arg.value.span));
         }
-        let expected = match name {
-            "mse" | "cross_entropy" => 2,
-            _ => 1,
-        };
-        if values.len() != expected {
-            let what = if expected == 1 { "1 argument".to_string() } else { format!("{expected} arguments") };
-            self.diags.push(errors::arity(name, &what, values.len(), span));
-            return None;
+        if !is_user {
+            let (min, max) = builtins::arity(name);
+            if !(min..=max).contains(&values.len()) {
+                self.diags.push(errors::arity(name, &builtins::arity_text(min, max), values.len(), span));
+                return None;
+            }
         }
         let mut nodes = Vec::new();
         for (value, arg_span) in &values {
             nodes.push((value.as_ref().copied()?, *arg_span));
         }
-        let x = nodes[0].0;
-        match name {
-            "exp" => self.node(Op::Unary(Unary::Exp), &[x], span),
-            "log" => self.node(Op::Unary(Unary::Log), &[x], span),
-            "abs" => self.node(Op::Unary(Unary::Abs), &[x], span),
-            "identity" => Some(x),
-            "tanh" | "sigmoid" | "relu" | "softmax" => self.apply_activation(name, x, span),
-            "sum" => self.node(Op::Sum { rows: true, cols: true }, &[x], span),
-            "mean" => self.mean(x, span),
-            "mse" => {
-                let (a, b) = (nodes[0], nodes[1]);
-                self.same_shape("`mse`", a, b)?;
-                let diff = self.node(Op::Binary(Binary::Sub), &[a.0, b.0], span)?;
-                let square = self.node(Op::Unary(Unary::Pow(2.0)), &[diff], span)?;
-                self.mean(square, span)
-            }
-            "cross_entropy" => {
-                let (p, y) = (nodes[0], nodes[1]);
-                self.same_shape("`cross_entropy`", p, y)?;
-                // -Σ y·log p / rows, with log(softmax z) computed as log_softmax z.
-                let node = self.graph.node(p.0);
-                if node.op != Op::Softmax {
-                    self.diags.push(errors::not_a_distribution(p.1));
-                    return None;
-                }
-                let logits = node.args[0];
-                let log_p = self.node(Op::LogSoftmax, &[logits], span)?;
-                let product = self.node(Op::Binary(Binary::Mul), &[y.0, log_p], span)?;
-                let total = self.node(Op::Sum { rows: true, cols: true }, &[product], span)?;
-                let rows = self.rows_count(self.graph.shape(p.0).rows, span);
-                let mean = self.node(Op::Binary(Binary::Div), &[total, rows], span)?;
-                self.node(Op::Unary(Unary::Neg), &[mean], span)
-            }
-            _ => unreachable!("every name in FUNCTIONS is handled"),
+        if is_user {
+            return self.call_user(name, &nodes, span);
         }
+        self.builtin(name, &nodes, span)
     }
 
     fn same_shape(&mut self, what: &str, a: (NodeId, Span), b: (NodeId, Span)) -> Option<()> {
@@ -701,7 +831,8 @@ impl Checker {
             .filter(|name| self.names[*name].kind == NameKind::Layer)
             .map(|name| (name.clone(), self.names[name].node))
             .collect();
-        Program { graph: self.graph, data: self.data, task, train: self.train, layers: self.layers, named }
+        let functions = self.function_graphs();
+        Program { graph: self.graph, data: self.data, task, train: self.train, layers: self.layers, named, functions }
     }
 }
 
@@ -718,6 +849,12 @@ pub fn const_value(expr: &Expr) -> Option<f64> {
                 BinOp::Mul => a * b,
                 BinOp::Div => a / b,
                 BinOp::Pow => a.powf(b),
+                BinOp::Lt => f64::from(a < b),
+                BinOp::Le => f64::from(a <= b),
+                BinOp::Gt => f64::from(a > b),
+                BinOp::Ge => f64::from(a >= b),
+                BinOp::Eq => f64::from(a == b),
+                BinOp::Ne => f64::from(a != b),
             })
         }
         _ => None,

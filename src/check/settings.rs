@@ -3,12 +3,13 @@
 
 use super::{const_value, errors};
 use crate::diag::Diagnostic;
-use crate::ir::program::{Optimizer, Setting, TrainConfig};
+use crate::ir::program::{Optimizer, Schedule, Setting, TrainConfig};
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind};
 
-pub const SETTINGS: &[&str] = &["optimizer", "epochs", "steps", "batch", "seed", "shuffle", "validation"];
-pub const OPTIMIZERS: &[&str] = &["sgd"];
+pub const SETTINGS: &[&str] = &["optimizer", "schedule", "epochs", "steps", "batch", "seed", "shuffle", "validation"];
+pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
+pub const SCHEDULES: &[&str] = &["constant", "step", "exponential", "cosine"];
 
 /// Read the settings; `has_data` decides whether `epochs` or `steps` applies.
 pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic>) -> TrainConfig {
@@ -27,6 +28,7 @@ pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic
         seen.push((name, setting.name.span));
         match name {
             "optimizer" => optimizer(&setting.value, &mut config, diags),
+            "schedule" => schedule(&setting.value, &mut config, diags),
             "epochs" | "steps" => {
                 let (wanted, help) = if has_data {
                     ("epochs", "a model with data trains for a number of `epochs` (passes over the data)")
@@ -98,43 +100,233 @@ fn whole(expr: &ast::Expr, name: &str, min: u64, diags: &mut Vec<Diagnostic>) ->
     Some(value as u64)
 }
 
-fn optimizer(expr: &ast::Expr, config: &mut TrainConfig, diags: &mut Vec<Diagnostic>) {
-    let (callee, args) = match &expr.kind {
-        ExprKind::Call { callee, args } => (callee, args.as_slice()),
-        ExprKind::Name(name) => {
-            if !OPTIMIZERS.contains(&name.as_str()) {
-                diags.push(errors::unknown_function("optimizer", name, expr.span, OPTIMIZERS.iter().copied()));
-            }
-            config.optimizer = Setting::set(Optimizer::Sgd);
-            return;
-        }
+/// A checked `name(arg = value, ..)` setting value.
+struct Call<'e> {
+    name: &'e str,
+    span: Span,
+    args: Vec<(&'e ast::Ident, &'e ast::Expr)>,
+}
+
+/// `name` or `name(arg = value, ..)`: the callee and its named arguments,
+/// each checked against `known` and for duplicates. `None` (with a
+/// diagnostic) when `expr` is neither or names nothing in `names`.
+fn call<'e>(
+    expr: &'e ast::Expr,
+    what: &str,
+    names: &[&str],
+    known: &dyn Fn(&str) -> &'static [&'static str],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Call<'e>> {
+    let (name, span, args): (&str, Span, &[ast::Arg]) = match &expr.kind {
+        ExprKind::Call { callee, args } => (&callee.name, callee.span, args.as_slice()),
+        // A bare name: `adam` is `adam()`.
+        ExprKind::Name(name) => (name, expr.span, &[]),
         _ => {
-            diags.push(errors::expected("an optimizer such as `sgd(lr = 0.1)`", expr.span, "not an optimizer"));
-            return;
+            let (article, example) =
+                if what == "optimizer" { ("an", "`adam(lr = 0.01)`") } else { ("a", "`cosine()`") };
+            let expected = format!("{article} {what} such as {example}");
+            diags.push(errors::expected(&expected, expr.span, &format!("not {article} {what}")));
+            return None;
         }
     };
-    if !OPTIMIZERS.contains(&callee.name.as_str()) {
-        diags.push(errors::unknown_function("optimizer", &callee.name, callee.span, OPTIMIZERS.iter().copied()));
-        return;
+    if !names.contains(&name) {
+        diags.push(errors::unknown_function(what, name, span, names.iter().copied()));
+        return None;
     }
-    config.optimizer = Setting::set(Optimizer::Sgd);
+    let allowed = known(name);
+    let mut seen: Vec<(&ast::Ident, &ast::Expr)> = Vec::new();
     for arg in args {
-        let Some(name) = &arg.name else {
-            diags.push(errors::expected("a named argument such as `lr = 0.1`", arg.value.span, "positional argument"));
+        let Some(arg_name) = &arg.name else {
+            diags.push(errors::expected(
+                &format!("a named argument such as `{} = ..`", allowed.first().unwrap_or(&"lr")),
+                arg.value.span,
+                "positional argument",
+            ));
             continue;
         };
-        if name.name != "lr" {
-            diags.push(errors::unknown_argument(&callee.name, &name.name, name.span, &["lr"]));
+        if !allowed.contains(&arg_name.name.as_str()) {
+            diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, allowed));
             continue;
         }
-        match const_value(&arg.value) {
-            Some(lr) if lr > 0.0 && lr.is_finite() => config.learning_rate = Setting::set(lr),
-            Some(lr) => diags.push(errors::bad_value(
-                format!("the learning rate must be a positive number, got {lr}"),
-                arg.value.span,
-                "typical values are 0.001 to 0.5",
-            )),
-            None => diags.push(errors::expected("a number for `lr`", arg.value.span, "not a constant number")),
+        if let Some((first, _)) = seen.iter().find(|(n, _)| n.name == arg_name.name) {
+            diags.push(errors::duplicate("argument", &arg_name.name, arg_name.span, first.span));
+            continue;
         }
+        seen.push((arg_name, &arg.value));
+    }
+    Some(Call { name, span, args: seen })
+}
+
+/// A constant number in `range` (a description such as "from 0 to below 1").
+fn number(
+    expr: &ast::Expr,
+    name: &str,
+    ok: impl Fn(f64) -> bool,
+    range: &str,
+    help: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<f64> {
+    match const_value(expr) {
+        Some(v) if v.is_finite() && ok(v) => Some(v),
+        Some(v) => {
+            diags.push(errors::bad_value(format!("`{name}` must be {range}, got {v}"), expr.span, help));
+            None
+        }
+        None => {
+            diags.push(errors::expected(&format!("a number for `{name}`"), expr.span, "not a constant number"));
+            None
+        }
+    }
+}
+
+fn boolean(expr: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<bool> {
+    match &expr.kind {
+        ExprKind::Name(v) if v == "true" || v == "false" => Some(v == "true"),
+        _ => {
+            diags.push(errors::expected("`true` or `false`", expr.span, "not a boolean"));
+            None
+        }
+    }
+}
+
+fn optimizer_arguments(name: &str) -> &'static [&'static str] {
+    match name {
+        "sgd" => &["lr", "momentum", "nesterov", "weight_decay"],
+        _ => &["lr", "beta1", "beta2", "eps", "weight_decay"],
+    }
+}
+
+/// `sgd(lr, momentum = 0, nesterov = false, weight_decay = 0)`,
+/// `adam(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0)`,
+/// `adamw(.., weight_decay = 0.01)`: PyTorch's names and defaults.
+fn optimizer(expr: &ast::Expr, config: &mut TrainConfig, diags: &mut Vec<Diagnostic>) {
+    let Some(Call { name, args, .. }) = call(expr, "optimizer", OPTIMIZERS, &optimizer_arguments, diags) else {
+        return;
+    };
+    let mut optimizer = match name {
+        "sgd" => Optimizer::SGD,
+        "adam" => Optimizer::adam(),
+        _ => Optimizer::adamw(),
+    };
+    let mut lr = None;
+    let mut momentum_span = None;
+    let mut nesterov_span = None;
+    for (name, value) in args {
+        let fraction = |v: f64| (0.0..1.0).contains(&v);
+        let non_negative = |v: f64| v >= 0.0;
+        match (name.name.as_str(), &mut optimizer) {
+            ("lr", _) => match const_value(value) {
+                Some(v) if v > 0.0 && v.is_finite() => lr = Some(v),
+                Some(v) => diags.push(errors::bad_value(
+                    format!("the learning rate must be a positive number, got {v}"),
+                    value.span,
+                    "typical values are 0.001 to 0.5",
+                )),
+                None => diags.push(errors::expected("a number for `lr`", value.span, "not a constant number")),
+            },
+            ("momentum", Optimizer::Sgd { momentum, .. }) => {
+                let help = "typical values are 0.9 or 0.99; 0 turns momentum off";
+                if let Some(v) = number(value, "momentum", fraction, "from 0 to below 1", help, diags) {
+                    *momentum = v;
+                    momentum_span = Some(value.span);
+                }
+            }
+            ("nesterov", Optimizer::Sgd { nesterov, .. }) => {
+                if let Some(v) = boolean(value, diags) {
+                    *nesterov = v;
+                    nesterov_span = Some(value.span);
+                }
+            }
+            ("weight_decay", Optimizer::Sgd { weight_decay, .. })
+            | ("weight_decay", Optimizer::Adam(crate::ir::program::AdamConfig { weight_decay, .. }))
+            | ("weight_decay", Optimizer::AdamW(crate::ir::program::AdamConfig { weight_decay, .. })) => {
+                let help = "typical values are 1e-4 to 0.1";
+                if let Some(v) = number(value, "weight_decay", non_negative, "0 or more", help, diags) {
+                    *weight_decay = v;
+                }
+            }
+            (arg @ ("beta1" | "beta2"), Optimizer::Adam(c) | Optimizer::AdamW(c)) => {
+                let help = "PyTorch's defaults are beta1 = 0.9 and beta2 = 0.999";
+                if let Some(v) = number(value, arg, fraction, "from 0 to below 1", help, diags) {
+                    if arg == "beta1" { c.beta1 = v } else { c.beta2 = v }
+                }
+            }
+            ("eps", Optimizer::Adam(c) | Optimizer::AdamW(c)) => {
+                let help = "PyTorch's default is 1e-8";
+                if let Some(v) = number(value, "eps", |v| v > 0.0, "a positive number", help, diags) {
+                    c.eps = v;
+                }
+            }
+            _ => unreachable!("arguments checked by `call`"),
+        }
+    }
+    if let (Optimizer::Sgd { momentum, nesterov: true, .. }, Some(span)) = (optimizer, nesterov_span)
+        && momentum == 0.0
+    {
+        diags.push(errors::bad_value(
+            "`nesterov = true` needs a momentum above 0".into(),
+            momentum_span.unwrap_or(span),
+            "add e.g. `momentum = 0.9`",
+        ));
+    }
+    config.optimizer = Setting::set(optimizer);
+    config.learning_rate = match lr {
+        Some(v) => Setting::set(v),
+        None => Setting::default(optimizer.default_learning_rate()),
+    };
+}
+
+fn schedule_arguments(name: &str) -> &'static [&'static str] {
+    match name {
+        "step" => &["every", "gamma"],
+        "exponential" => &["gamma"],
+        "cosine" => &["steps", "min_lr"],
+        _ => &[],
+    }
+}
+
+/// `step(every = N, gamma = 0.1)`, `exponential(gamma = γ)`,
+/// `cosine(steps = N, min_lr = 0)` or `constant`; see [`Schedule`].
+fn schedule(expr: &ast::Expr, config: &mut TrainConfig, diags: &mut Vec<Diagnostic>) {
+    let Some(callee) = call(expr, "schedule", SCHEDULES, &schedule_arguments, diags) else { return };
+    let args = &callee.args;
+    let get = |name: &str| args.iter().find(|(n, _)| n.name == name).map(|(_, v)| *v);
+    let gamma_help = "a factor such as 0.5 (below 1 decays the rate)";
+    let gamma = |diags: &mut Vec<Diagnostic>| {
+        get("gamma").map(|v| number(v, "gamma", |g| g > 0.0, "a positive number", gamma_help, diags))
+    };
+    let count = |name: &str, diags: &mut Vec<Diagnostic>| get(name).map(|v| whole(v, name, 1, diags));
+    let required = |name: &str, example: &str, diags: &mut Vec<Diagnostic>| {
+        diags.push(errors::missing_argument(callee.name, name, callee.span, example));
+    };
+    let schedule = match callee.name {
+        "constant" => Some(Schedule::Constant),
+        "step" => {
+            let gamma = gamma(diags).unwrap_or(Some(0.1));
+            match count("every", diags) {
+                None => {
+                    required("every", "`step(every = 10, gamma = 0.5)`", diags);
+                    None
+                }
+                Some(every) => Some(Schedule::Step { every: every.unwrap_or(1), gamma: gamma.unwrap_or(0.1) }),
+            }
+        }
+        "exponential" => match gamma(diags) {
+            None => {
+                required("gamma", "`exponential(gamma = 0.99)`", diags);
+                None
+            }
+            Some(gamma) => Some(Schedule::Exponential { gamma: gamma.unwrap_or(1.0) }),
+        },
+        _ => {
+            let steps = count("steps", diags).flatten();
+            let min_lr = get("min_lr").and_then(|v| {
+                number(v, "min_lr", |m| m >= 0.0, "0 or more", "the rate at the end of the cosine", diags)
+            });
+            Some(Schedule::Cosine { steps, min_lr: min_lr.unwrap_or(0.0) })
+        }
+    };
+    if let Some(schedule) = schedule {
+        config.schedule = Setting::set(schedule);
     }
 }

@@ -10,9 +10,17 @@
 //!
 //! `acc + a·b` becomes one `fma` when the CPU has it. `exp`, `log`, `tanh`
 //! and `sigmoid` call small Rust functions (see [`math`]).
+//!
+//! Optimizer state is one more packed buffer ([`KernelArgs::state`]). A
+//! kernel that reads run-time scalars besides `lr` keeps the step counter
+//! `t` (from [`KernelArgs::step`], plus one per batch) and, at the top of
+//! each batch, computes the others — the schedule's factor, Adam's `1 − βᵗ`
+//! — by calling `nnc_hyper` (f64, [`HyperContext::value`]).
 
 mod math;
 
+use crate::ir::program::HyperContext;
+use crate::ir::{Compare, Hyper};
 use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, LoopVar, Stmt, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
@@ -41,7 +49,117 @@ pub struct KernelArgs {
     pub targets: *const *const f32,
     pub rows: i64,
     pub batch: i64,
+    /// The base learning rate.
     pub learning_rate: f32,
+    /// Optimizer state, packed like the parameters (at [`param_offsets`] of
+    /// the state shapes); null when the kernel keeps none.
+    pub state: *mut f32,
+    /// Optimizer steps taken before this call: batch `k` (0-based) of the
+    /// call is step `t = step + k + 1`.
+    pub step: i64,
+    /// The learning rate's schedule and what else run-time scalars are
+    /// computed from; null when the kernel reads none but `lr` and `t`.
+    pub hypers: *const HyperContext,
+}
+
+impl Default for KernelArgs {
+    /// Null pointers and zeros: set what the kernel reads.
+    fn default() -> KernelArgs {
+        KernelArgs {
+            params: std::ptr::null_mut(),
+            scratch: std::ptr::null_mut(),
+            losses: std::ptr::null_mut(),
+            predict: std::ptr::null_mut(),
+            inputs: std::ptr::null(),
+            targets: std::ptr::null(),
+            rows: 0,
+            batch: 0,
+            learning_rate: 0.0,
+            state: std::ptr::null_mut(),
+            step: 0,
+            hypers: std::ptr::null(),
+        }
+    }
+}
+
+/// A run-time scalar for the kernel: `ctx` (a [`HyperContext`]), the scalar
+/// as `(kind, parameter)` (see [`hyper_code`]) and the step `t`. Called once
+/// per batch for each scalar the kernel reads; NaN without a context.
+extern "C" fn nnc_hyper(ctx: *const HyperContext, kind: i64, parameter: f64, step: i64) -> f32 {
+    // SAFETY: `Compiled::call` checks that kernels reading these scalars get
+    // a context, which the caller guarantees valid for the call.
+    let Some(ctx) = (unsafe { ctx.as_ref() }) else { return f32::NAN };
+    let hyper = match kind {
+        0 => Hyper::LearningRate,
+        1 => Hyper::Step,
+        2 => Hyper::Schedule,
+        _ => Hyper::BiasCorrection(parameter),
+    };
+    ctx.value(hyper, step.max(0) as u64) as f32
+}
+
+/// `(kind, parameter)` of a run-time scalar, as [`nnc_hyper`] reads them.
+fn hyper_code(hyper: Hyper) -> (i64, f64) {
+    match hyper {
+        Hyper::LearningRate => (0, 0.0),
+        Hyper::Step => (1, 0.0),
+        Hyper::Schedule => (2, 0.0),
+        Hyper::BiasCorrection(beta) => (3, beta),
+    }
+}
+
+/// The run-time scalars a kernel reads besides `lr`, in order of first use.
+fn hypers_of(kernel: &Kernel) -> Vec<Hyper> {
+    fn expr(e: &Expr, out: &mut Vec<Hyper>) {
+        match e {
+            Expr::Hyper(h) => {
+                if !out.contains(h) {
+                    out.push(*h);
+                }
+            }
+            Expr::Unary(_, x) => expr(x, out),
+            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
+                expr(x, out);
+                expr(y, out);
+            }
+            Expr::Select(c, x, y) => {
+                expr(c, out);
+                expr(x, out);
+                expr(y, out);
+            }
+            Expr::Dropout { x, step, .. } => {
+                expr(x, out);
+                expr(step, out);
+            }
+            Expr::Const(_) | Expr::Load(..) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => {}
+        }
+    }
+    fn stmts(body: &[Stmt], out: &mut Vec<Hyper>) {
+        for stmt in body {
+            match stmt {
+                Stmt::Loop { body, .. } => stmts(body, out),
+                Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => expr(value, out),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    stmts(&kernel.body, &mut out);
+    out
+}
+
+/// The shapes of the optimizer state buffers of a kernel, by index.
+fn state_shapes(kernel: &Kernel) -> Vec<crate::ir::Shape> {
+    let mut states: Vec<(u32, crate::ir::Shape)> = kernel
+        .buffers
+        .iter()
+        .filter_map(|b| match b.kind {
+            BufferKind::State(i) => Some((i, b.shape)),
+            _ => None,
+        })
+        .collect();
+    states.sort_by_key(|(i, _)| *i);
+    debug_assert!(states.iter().enumerate().all(|(k, (i, _))| k == *i as usize), "every state has a buffer");
+    states.into_iter().map(|(_, shape)| shape).collect()
 }
 
 type KernelFn = unsafe extern "C" fn(*const KernelArgs);
@@ -67,6 +185,9 @@ pub struct Compiled {
     function: KernelFn,
     /// The kernel it was compiled from (buffer layout, sizes).
     pub kernel: Kernel,
+    /// Whether it reads [`KernelArgs::state`] and [`KernelArgs::hypers`].
+    uses_state: bool,
+    uses_hypers: bool,
     /// Cranelift IR as text, before optimisation.
     pub clif: String,
     /// The machine code listing, when asked for.
@@ -96,6 +217,9 @@ impl Compiled {
     /// `batch` must be between 1 and `kernel.max_batch`.
     pub unsafe fn call(&self, args: &KernelArgs) {
         assert!(args.batch >= 1 && args.batch as usize <= self.kernel.max_batch, "batch exceeds the kernel's sizing");
+        assert!(!self.uses_state || !args.state.is_null(), "the kernel keeps optimizer state: pass its buffer");
+        assert!(!self.uses_hypers || !args.hypers.is_null(), "the kernel reads run-time scalars: pass their context");
+        assert!(args.step >= 0, "the step count is never negative");
         // SAFETY: guaranteed by the caller, see above.
         unsafe { (self.function)(args) }
     }
@@ -137,6 +261,8 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     for (name, f) in math::SYMBOLS {
         builder.symbol(*name, *f);
     }
+    type HyperFn = extern "C" fn(*const HyperContext, i64, f64, i64) -> f32;
+    builder.symbol("nnc_hyper", nnc_hyper as HyperFn as *const u8);
     let mut module = JITModule::new(builder);
     let pointer = module.target_config().pointer_type();
 
@@ -156,12 +282,29 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         math_ids.push((*name, id));
     }
 
+    // Run-time scalars other than `lr` and `t` come from `nnc_hyper`, declared
+    // only in kernels that read them.
+    let hypers = hypers_of(kernel);
+    let calls_hyper = hypers.iter().any(|h| *h != Hyper::Step);
+    let hyper_id = if calls_hyper {
+        let mut sig = module.make_signature();
+        sig.params.extend([pointer, types::I64, types::F64, types::I64].map(AbiParam::new));
+        sig.returns.push(AbiParam::new(types::F32));
+        Some(module.declare_function("nnc_hyper", Linkage::Import, &sig).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+
     let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let math_refs: HashMap<&str, FuncRef> =
             math_ids.iter().map(|(name, id)| (*name, module.declare_func_in_func(*id, b.func))).collect();
+        let hyper_ref = hyper_id.map(|id| module.declare_func_in_func(id, b.func));
         let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma, math_refs);
+        emitter.state_offsets = param_offsets(&state_shapes(kernel));
+        emitter.hypers = hypers.iter().map(|h| (*h, Value::from_u32(0))).collect();
+        emitter.hyper_fn = hyper_ref;
         emitter.function();
         b.seal_all_blocks();
         b.finalize(module.target_config());
@@ -181,6 +324,8 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         module: Some(module),
         function,
         kernel: kernel.clone(),
+        uses_state: kernel.buffers.iter().any(|b| matches!(b.kind, BufferKind::State(_))),
+        uses_hypers: calls_hyper,
         clif,
         asm,
         code_size,
@@ -199,6 +344,9 @@ mod field {
     pub const ROWS: i32 = 48;
     pub const BATCH: i32 = 56;
     pub const LEARNING_RATE: i32 = 64;
+    pub const STATE: i32 = std::mem::offset_of!(super::KernelArgs, state) as i32;
+    pub const STEP: i32 = std::mem::offset_of!(super::KernelArgs, step) as i32;
+    pub const HYPERS: i32 = std::mem::offset_of!(super::KernelArgs, hypers) as i32;
 }
 
 struct Emitter<'a, 'b> {
@@ -228,6 +376,16 @@ struct Emitter<'a, 'b> {
     batch_rows_f32: Value,
     learning_rate: Value,
     loss_slot: Value,
+    /// Where each optimizer state tensor starts in `KernelArgs::state` (f32s).
+    state_offsets: Vec<usize>,
+    /// The run-time scalars the kernel reads (besides `lr`) and, inside the
+    /// batch loop, their values for the current batch.
+    hypers: Vec<(Hyper, Value)>,
+    /// `nnc_hyper`, when the kernel reads scalars that it computes.
+    hyper_fn: Option<FuncRef>,
+    /// Inside the batch loop of a kernel that reads any run-time scalar but
+    /// `lr`: the current step `t` (1-based, i64), e.g. to seed random numbers.
+    step: Option<Value>,
 }
 
 const MEM: MemFlagsData = MemFlagsData::trusted();
@@ -269,6 +427,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
             batch_rows_f32: placeholder,
             learning_rate: placeholder,
             loss_slot: placeholder,
+            state_offsets: Vec::new(),
+            hypers: Vec::new(),
+            hyper_fn: None,
+            step: None,
         }
     }
 
@@ -288,6 +450,17 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let rows = load_ptr(self.b, field::ROWS);
         let batch = load_ptr(self.b, field::BATCH);
         self.learning_rate = self.b.ins().load(types::F32, MEM, args, field::LEARNING_RATE);
+        let has_state = self.kernel.buffers.iter().any(|b| matches!(b.kind, BufferKind::State(_)));
+        let state = if has_state { load_ptr(self.b, field::STATE) } else { params };
+        // The step counter: `t` of the first batch is `args.step + 1`.
+        let step_var = (!self.hypers.is_empty()).then(|| {
+            let first = load_ptr(self.b, field::STEP);
+            let first = self.b.ins().iadd_imm_s(first, 1);
+            let var = self.b.declare_var(types::I64);
+            self.b.def_var(var, first);
+            var
+        });
+        let hyper_context = self.hyper_fn.map(|_| load_ptr(self.b, field::HYPERS));
 
         let start = self.b.declare_var(types::I64);
         let loss_ptr = self.b.declare_var(types::I64);
@@ -311,12 +484,32 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.batch_rows = self.b.ins().select(is_short, left, batch);
         self.batch_rows_f32 = self.b.ins().fcvt_from_sint(types::F32, self.batch_rows);
         self.loss_slot = self.b.use_var(loss_ptr);
+        if let Some(var) = step_var {
+            let t = self.b.use_var(var);
+            self.step = Some(t);
+            for k in 0..self.hypers.len() {
+                let hyper = self.hypers[k].0;
+                let value = match (hyper, self.hyper_fn, hyper_context) {
+                    (Hyper::Step, _, _) => self.b.ins().fcvt_from_sint(types::F32, t),
+                    (_, Some(func), Some(context)) => {
+                        let (kind, parameter) = hyper_code(hyper);
+                        let kind = self.b.ins().iconst(types::I64, kind);
+                        let parameter = self.b.ins().f64const(parameter);
+                        let call = self.b.ins().call(func, &[context, kind, parameter, t]);
+                        self.b.inst_results(call)[0]
+                    }
+                    _ => unreachable!("nnc_hyper is declared for kernels that read computed scalars"),
+                };
+                self.hypers[k].1 = value;
+            }
+        }
         // Base addresses: parameters and scratch share one pointer each, with
         // the buffer's place folded into every access's immediate offset (few
         // live registers); data buffers move with the batch's first row.
         for buffer in &self.kernel.buffers {
             let base = match buffer.kind {
                 BufferKind::Param(i) => (params, (self.param_offsets[i as usize] * 4) as i32),
+                BufferKind::State(i) => (state, (self.state_offsets[i as usize] * 4) as i32),
                 BufferKind::Scratch { offset } => (scratch, (offset * 4) as i32),
                 BufferKind::Input(i) | BufferKind::Target(i) => {
                     let table = if matches!(buffer.kind, BufferKind::Input(_)) { inputs } else { targets };
@@ -333,6 +526,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.def_var(start, next);
         let next_loss = self.b.ins().iadd_imm_u(self.loss_slot, 4);
         self.b.def_var(loss_ptr, next_loss);
+        if let (Some(var), Some(t)) = (step_var, self.step) {
+            let next_step = self.b.ins().iadd_imm_s(t, 1);
+            self.b.def_var(var, next_step);
+        }
         self.b.ins().jump(header, &[]);
 
         self.b.switch_to_block(exit);
@@ -561,9 +758,60 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
             Expr::BatchSize => V { value: self.batch_rows_f32, vector: false },
             Expr::LearningRate => V { value: self.learning_rate, vector: false },
+            Expr::Hyper(h) => {
+                let value = self.hypers.iter().find(|(k, _)| k == h).expect("collected by hypers_of").1;
+                V { value, vector: false }
+            }
             Expr::Unary(op, x) => {
                 let x = self.expr(x);
                 self.unary(*op, x)
+            }
+            Expr::Compare(kind, x, y) => {
+                let (x, y) = (self.expr(x), self.expr(y));
+                let (x, y, vector) = self.pair(x, y);
+                let holds = self.b.ins().fcmp(float_cc(*kind), x, y);
+                let (one, zero) = (self.constant_like(1.0, vector), self.constant_like(0.0, vector));
+                V { value: self.choose(holds, one, zero, vector), vector }
+            }
+            Expr::Select(cond, a, b) => {
+                // A comparison as the condition is the select's own test, so
+                // `select(x > 0, ..)` is one fcmp, not a 1.0/0.0 and a test of it.
+                let (lhs, rhs, kind) = match &**cond {
+                    Expr::Compare(kind, x, y) => (self.expr(x), self.expr(y), *kind),
+                    other => (self.expr(other), self.scalar(0.0), Compare::Ne),
+                };
+                let (a, b) = (self.expr(a), self.expr(b));
+                let vector = lhs.vector || rhs.vector || a.vector || b.vector;
+                let [lhs, rhs, a, b] =
+                    [lhs, rhs, a, b].map(|v| if vector { self.splat_if_scalar(v).value } else { v.value });
+                let holds = self.b.ins().fcmp(float_cc(kind), lhs, rhs);
+                V { value: self.choose(holds, a, b, vector), vector }
+            }
+            Expr::Dropout { key, threshold, scale, index, x, step } => {
+                // Scalar only: `vectorize` keeps dropout out of vector loops.
+                let x = self.expr(x).value;
+                let step = match (&**step, self.step) {
+                    (Expr::Hyper(Hyper::Step), Some(t)) => t,
+                    (other, _) => {
+                        let value = self.expr(other).value;
+                        self.b.ins().fcvt_to_sint_sat(types::I64, value)
+                    }
+                };
+                let place = self.element_index(index);
+                let step = self.b.ins().ireduce(types::I32, step);
+                let place = self.b.ins().ireduce(types::I32, place);
+                // dropout_hash(key, t, place) = mix(mix(key ^ t) ^ place), in u32.
+                let key = self.b.ins().iconst(types::I32, *key as i64);
+                let h = self.b.ins().bxor(key, step);
+                let h = self.mix32(h);
+                let h = self.b.ins().bxor(h, place);
+                let h = self.mix32(h);
+                let threshold = self.b.ins().iconst(types::I32, *threshold as i64);
+                let keep = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, h, threshold);
+                let scale = self.b.ins().f32const(*scale);
+                let scaled = self.b.ins().fmul(x, scale);
+                let zero = self.b.ins().f32const(0.0);
+                V { value: self.b.ins().select(keep, scaled, zero), vector: false }
             }
             Expr::Binary(BinaryOp::Add, x, y) if self.has_fma && matches!(**y, Expr::Binary(BinaryOp::Mul, ..)) => {
                 // acc + a·b → fma(a, b, acc)
@@ -622,6 +870,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let value = match op {
             UnaryOp::Neg => self.b.ins().fneg(v),
             UnaryOp::Abs => self.b.ins().fabs(v),
+            UnaryOp::Sqrt => self.b.ins().sqrt(v),
             UnaryOp::Exp => math::exp(self.b, v, vector),
             UnaryOp::Sigmoid => math::sigmoid(self.b, v, vector),
             UnaryOp::Tanh => math::tanh(self.b, v, vector),
@@ -659,6 +908,31 @@ impl<'a, 'b> Emitter<'a, 'b> {
         V { value, vector }
     }
 
+    /// murmur3's 32-bit finaliser, as [`crate::ir::dropout_hash`] uses it.
+    fn mix32(&mut self, h: Value) -> Value {
+        let mut h = h;
+        for (shift, factor) in [(16, Some(0x85eb_ca6b_u32)), (13, Some(0xc2b2_ae35)), (16, None)] {
+            let shifted = self.b.ins().ushr_imm_u(h, shift);
+            h = self.b.ins().bxor(h, shifted);
+            if let Some(factor) = factor {
+                let factor = self.b.ins().iconst(types::I32, factor as i64);
+                h = self.b.ins().imul(h, factor);
+            }
+        }
+        h
+    }
+
+    /// An affine index's value (in elements), as an i64.
+    fn element_index(&mut self, index: &Index) -> Value {
+        let mut value = self.b.ins().iconst(types::I64, index.offset as i64);
+        for (var, stride) in &index.terms {
+            let v = self.b.use_var(self.loop_vars[var.0 as usize]);
+            let scaled = self.b.ins().imul_imm_u(v, *stride as i64);
+            value = self.b.ins().iadd(value, scaled);
+        }
+        value
+    }
+
     /// `x^n` by repeated squaring.
     fn powi(&mut self, x: Value, n: u32, vector: bool) -> Value {
         if n == 0 {
@@ -689,6 +963,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
 struct V {
     value: Value,
     vector: bool,
+}
+
+/// The Cranelift condition for a comparison; NaN compares as in Rust (and
+/// the interpreter): false, except for `!=`.
+fn float_cc(kind: Compare) -> FloatCC {
+    match kind {
+        Compare::Lt => FloatCC::LessThan,
+        Compare::Le => FloatCC::LessThanOrEqual,
+        Compare::Gt => FloatCC::GreaterThan,
+        Compare::Ge => FloatCC::GreaterThanOrEqual,
+        Compare::Eq => FloatCC::Equal,
+        Compare::Ne => FloatCC::NotEqual,
+    }
 }
 
 /// Lane order for bitcasts between vector types (x86 is little-endian).

@@ -83,9 +83,16 @@ pub fn read_model(path: &Path) -> Result<Model, Failure> {
     }
 }
 
+/// At most this many diagnostics are drawn (each costs a pass over the
+/// file); the count says how many there were.
+const MAX_SHOWN: usize = 100;
+
 pub fn model_errors(diags: &[Diagnostic], name: &str, text: &str) -> Failure {
-    let mut out = diag::render(diags, name, text, style());
     let n = diags.len();
+    let mut out = diag::render(&diags[..n.min(MAX_SHOWN)], name, text, style());
+    if n > MAX_SHOWN {
+        out.push_str(&format!("… and {} more not shown\n", n - MAX_SHOWN));
+    }
     out.push_str(&format!("{n} error{} in {name}\n", if n == 1 { "" } else { "s" }));
     Failure::Input(out)
 }

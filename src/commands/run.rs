@@ -5,7 +5,7 @@ use super::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc::codegen::Options;
-use nnc::ir::program::{Program, Task};
+use nnc::ir::program::{Program, Schedule, Task};
 use nnc::pipeline;
 use nnc::runtime::data::{self, Bound};
 use nnc::runtime::train::{self, Metrics, Params, RunConfig};
@@ -121,8 +121,8 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
     if !(0.0..1.0).contains(&validation) {
         return Err(Failure::Usage(format!("--validation is a fraction from 0 to below 1, got {validation}")));
     }
-    let mut lines =
-        vec![("optimizer", format!("sgd, lr {lr}{}", mark(train.learning_rate.is_default, args.lr.is_some())))];
+    let lr_text = format!("{lr}{}", mark(train.learning_rate.is_default, args.lr.is_some()));
+    let mut lines = vec![("optimizer", train.optimizer.value.describe(&lr_text))];
     if has_data {
         lines.push(("epochs", format!("{epochs}{}", mark(train.epochs.is_default, epochs_flag.is_some()))));
         lines.push(("batch", format!("{batch}{}", mark(train.batch.is_default, args.batch.is_some()))));
@@ -285,7 +285,23 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             lines.push(("columns", data::binding_summary(program, &b.layout, None)));
         }
         lines.extend(settings.lines.iter().map(|(k, v)| (*k, v.clone())));
+        if program.train.schedule.value != Schedule::Constant {
+            // The same length the training loop gives a cosine without one.
+            let per_epoch = train_data.map_or(1, |d| d.rows.div_ceil(batch)) as u64;
+            let first = initial.state.step + 1;
+            let last = initial.state.step + config.epochs * per_epoch;
+            let schedule = program.train.schedule.value.resolved(last).describe();
+            lines.push(("schedule", format!("{schedule}; this run takes steps {first} to {last}")));
+        }
+        let has_state = !initial.state.names.is_empty();
         let init = match &args.init_weights {
+            Some(path) if has_state && initial.state.step > 0 => {
+                format!("{} (with optimizer state after step {})", path.display(), initial.state.step)
+            }
+            Some(path) if has_state => format!("{} (no optimizer state in it: starting from zero)", path.display()),
+            Some(path) if initial.state.step > 0 => {
+                format!("{} (after step {})", path.display(), initial.state.step)
+            }
             Some(path) => format!("{}", path.display()),
             None => format!("Xavier-uniform from seed {}", config.seed),
         };
@@ -418,7 +434,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "steps": if train_data.is_some() { None } else { Some(epochs) },
             "batch": train_data.map(|_| batch),
             "rows": train_data.map(|d| d.rows),
+            "optimizer": program.train.optimizer.value.name(),
             "learning_rate": config.learning_rate as f64,
+            "step": outcome.params.state.step,
             "seed": config.seed,
             "shuffle": config.shuffle,
             "samples": outcome.samples,

@@ -117,10 +117,43 @@ impl fmt::Display for Shape {
     }
 }
 
-/// Run-time scalars the kernel receives as arguments.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// Run-time scalars: the same for every element, and possibly different at
+/// every step. The kernel reads the base learning rate from its arguments,
+/// computes the step number itself, and evaluates the others once per batch
+/// (in f64, by [`crate::ir::program::HyperContext::value`]).
+#[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Hyper {
+    /// The base learning rate: the file's `lr`, or `--lr`.
     LearningRate,
+    /// `t`, the 1-based number of the current optimizer step, counted over
+    /// the whole training (it continues across epochs and resumed runs).
+    Step,
+    /// The learning-rate schedule's factor at step `t`: the rate used is
+    /// `lr · schedule`.
+    Schedule,
+    /// `1 − β^t`: Adam's bias correction for the decay rate `β`.
+    BiasCorrection(f64),
+}
+
+impl Hyper {
+    pub fn name(self) -> String {
+        match self {
+            Hyper::LearningRate => "lr".into(),
+            Hyper::Step => "step".into(),
+            Hyper::Schedule => "schedule".into(),
+            Hyper::BiasCorrection(beta) => format!("bias_correction[{beta}]"),
+        }
+    }
+
+    /// A hashable key: a tag and the payload's bits.
+    fn key(self) -> (u64, u64) {
+        match self {
+            Hyper::LearningRate => (0, 0),
+            Hyper::Step => (1, 0),
+            Hyper::Schedule => (2, 0),
+            Hyper::BiasCorrection(beta) => (3, canonical_bits(beta)),
+        }
+    }
 }
 
 /// Elementwise functions of one argument.
@@ -216,6 +249,58 @@ impl Binary {
     }
 }
 
+/// Elementwise comparisons, with broadcasting: 1.0 where true, 0.0 where
+/// false. As in IEEE 754, every comparison with a NaN is false except `ne`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Compare {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Compare {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compare::Lt => "lt",
+            Compare::Le => "le",
+            Compare::Gt => "gt",
+            Compare::Ge => "ge",
+            Compare::Eq => "eq",
+            Compare::Ne => "ne",
+        }
+    }
+
+    /// The operator as written in `.nn` files: `<`, `==`, ...
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Compare::Lt => "<",
+            Compare::Le => "<=",
+            Compare::Gt => ">",
+            Compare::Ge => ">=",
+            Compare::Eq => "==",
+            Compare::Ne => "!=",
+        }
+    }
+
+    pub fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Compare::Lt => a < b,
+            Compare::Le => a <= b,
+            Compare::Gt => a > b,
+            Compare::Ge => a >= b,
+            Compare::Eq => a == b,
+            Compare::Ne => a != b,
+        }
+    }
+
+    pub fn eval(self, a: f64, b: f64) -> f64 {
+        f64::from(self.holds(a, b))
+    }
+}
+
 /// The primitive operations. Everything the language offers is lowered to
 /// these; autodiff has one rule per variant.
 #[derive(Clone, PartialEq, Debug)]
@@ -226,6 +311,9 @@ pub enum Op {
     Target(u32),
     /// Trainable parameter number `i`.
     Param(u32),
+    /// Optimizer state tensor number `i` (`graph.states[i]`): read like a
+    /// parameter, written by an `update.<state>` output, never differentiated.
+    State(u32),
     /// A run-time scalar such as the learning rate.
     Hyper(Hyper),
     /// The number of rows in the current batch, as a float.
@@ -260,6 +348,50 @@ pub enum Op {
     },
     /// The arguments side by side.
     ConcatCols,
+    /// `a ⊙ b` elementwise: 1.0 where it holds, else 0.0 (no gradient).
+    Compare(Compare),
+    /// `select(c, a, b)`: `a` where `c` is not 0, else `b` (all three broadcast).
+    Select,
+    /// `dropout(x, step)`: each element of `x` zeroed with probability
+    /// `rate` and the rest scaled by `1/(1 − rate)`, by a hash of `site`
+    /// (which dropout), the step `t` (the scalar second argument) and the
+    /// element's place: see [`dropout_keeps`]. Training graphs only.
+    Dropout {
+        rate: f64,
+        site: u32,
+    },
+}
+
+/// Whether `dropout` keeps element `index` (row-major, within its value) of
+/// dropout `site` at step `t`: a hash of the three, compared with `rate`
+/// as a fraction of 2³². The same integer arithmetic runs in the kernels,
+/// so both drop the same elements and the backward pass needs no mask.
+pub fn dropout_keeps(site: u32, step: u64, index: u64, rate: f64) -> bool {
+    dropout_hash(dropout_site_key(site), step as u32, index as u32) >= dropout_threshold(rate)
+}
+
+/// The first stage of [`dropout_hash`], which depends on the site alone.
+pub fn dropout_site_key(site: u32) -> u32 {
+    mix32(site ^ 0x5bd1_e995)
+}
+
+/// `mix(mix(key ^ step) ^ index)`, with murmur3's 32-bit finaliser as `mix`.
+pub fn dropout_hash(key: u32, step: u32, index: u32) -> u32 {
+    mix32(mix32(key ^ step) ^ index)
+}
+
+/// Hashes at or above this are kept: `rate · 2³²`, rounded.
+pub fn dropout_threshold(rate: f64) -> u32 {
+    (rate * 4_294_967_296.0).round().clamp(0.0, u32::MAX as f64) as u32
+}
+
+/// murmur3's finaliser: every input bit affects every output bit.
+pub fn mix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 impl Op {
@@ -268,6 +400,7 @@ impl Op {
             Op::Input(_) => "input",
             Op::Target(_) => "target",
             Op::Param(_) => "param",
+            Op::State(_) => "state",
             Op::Hyper(_) => "hyper",
             Op::BatchSize => "batch_size",
             Op::Const(_) => "const",
@@ -281,13 +414,16 @@ impl Op {
             Op::SliceCols { .. } => "slice_cols",
             Op::PadCols { .. } => "pad_cols",
             Op::ConcatCols => "concat_cols",
+            Op::Compare(c) => c.name(),
+            Op::Select => "select",
+            Op::Dropout { .. } => "dropout",
         }
     }
 
     /// True for ops whose value at `[i, j]` depends only on the arguments at
     /// the (broadcast) position `[i, j]`; these fuse into their consumers.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Op::Unary(_) | Op::Binary(_))
+        matches!(self, Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Dropout { .. })
     }
 
     /// A hashable key: the op with its float payloads as bit patterns.
@@ -296,7 +432,12 @@ impl Op {
             Op::Input(i) => (0, i as u64, 0),
             Op::Target(i) => (1, i as u64, 0),
             Op::Param(i) => (2, i as u64, 0),
-            Op::Hyper(Hyper::LearningRate) => (3, 0, 0),
+            // States share the parameters' tag, told apart by the last slot.
+            Op::State(i) => (2, i as u64, 1),
+            Op::Hyper(h) => {
+                let (tag, payload) = h.key();
+                (3, tag, payload)
+            }
             Op::BatchSize => (4, 0, 0),
             Op::Const(c) => (5, canonical_bits(c), 0),
             Op::Unary(u) => {
@@ -324,6 +465,9 @@ impl Op {
             Op::SliceCols { start } => (13, start as u64, 0),
             Op::PadCols { start } => (14, start as u64, 0),
             Op::ConcatCols => (15, 0, 0),
+            Op::Compare(c) => (16, c as u64, 0),
+            Op::Select => (17, 0, 0),
+            Op::Dropout { rate, site } => (18, site as u64, canonical_bits(rate)),
         }
     }
 }
@@ -367,6 +511,17 @@ pub enum Init {
     XavierUniform,
 }
 
+/// An optimizer state tensor (momentum, Adam's moments): one per parameter
+/// and kind, with the parameter's shape, zero at the start of training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateInfo {
+    /// `<param>.<kind>`: `h.w.momentum`, `h.w.adam_m`, `h.w.adam_v`.
+    pub name: String,
+    pub shape: Shape,
+    /// The parameter it belongs to (index into `graph.params`).
+    pub param: u32,
+}
+
 /// A data binding: an input or a target with its width.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataVar {
@@ -375,13 +530,16 @@ pub struct DataVar {
 }
 
 /// The graph: nodes in topological order, the declared data and parameters,
-/// and the named outputs (`loss`, `predict`, `grad.<param>`, `update.<param>`).
+/// and the named outputs (`loss`, `predict`, `grad.<param>`, `update.<param>`,
+/// `update.<state>`).
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
     pub nodes: Vec<Node>,
     pub inputs: Vec<DataVar>,
     pub targets: Vec<DataVar>,
     pub params: Vec<ParamInfo>,
+    /// Optimizer state, added by the optimizer pass (empty before it).
+    pub states: Vec<StateInfo>,
     pub outputs: Vec<(String, NodeId)>,
     interned: HashMap<(u8, u64, u64, Vec<NodeId>, Shape), NodeId>,
 }
@@ -416,6 +574,7 @@ impl Graph {
             inputs: self.inputs.clone(),
             targets: self.targets.clone(),
             params: self.params.clone(),
+            states: self.states.clone(),
             ..Graph::default()
         }
     }
@@ -499,7 +658,7 @@ pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result
     };
     let need_declared = || declared.ok_or_else(|| ShapeError(format!("`{}` needs a declared shape", op.name())));
     match op {
-        Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Const(_) => {
+        Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::State(_) | Op::Const(_) => {
             arity(0)?;
             need_declared()
         }
@@ -558,6 +717,28 @@ pub fn infer_shape(op: &Op, shapes: &[Shape], declared: Option<Shape>) -> Result
                 (Dim::Fixed(n), Dim::Fixed(w)) if to.rows == shapes[0].rows && start + n <= w => Ok(to),
                 _ => Err(ShapeError(format!("bad column pad of {} at {start} to {to}", shapes[0]))),
             }
+        }
+        Op::Compare(c) => {
+            arity(2)?;
+            Shape::broadcast(shapes[0], shapes[1]).ok_or_else(|| {
+                ShapeError(format!("cannot compare ({}) shapes {} and {}", c.symbol(), shapes[0], shapes[1]))
+            })
+        }
+        Op::Select => {
+            arity(3)?;
+            Shape::broadcast(shapes[0], shapes[1]).and_then(|s| Shape::broadcast(s, shapes[2])).ok_or_else(|| {
+                ShapeError(format!("cannot select with shapes {}, {} and {}", shapes[0], shapes[1], shapes[2]))
+            })
+        }
+        Op::Dropout { rate, .. } => {
+            arity(2)?;
+            if !(0.0..1.0).contains(rate) {
+                return Err(ShapeError(format!("dropout rate {rate} is not in [0, 1)")));
+            }
+            if !shapes[1].is_scalar() {
+                return Err(ShapeError(format!("dropout's step is {}, not a scalar", shapes[1])));
+            }
+            Ok(shapes[0])
         }
         Op::ConcatCols => {
             if shapes.is_empty() {

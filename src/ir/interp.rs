@@ -4,6 +4,7 @@
 //! row-major matrices — because it is the definition of what the IR means and
 //! the oracle the compiled kernels are tested against.
 
+use super::program::{HyperContext, Schedule};
 use super::{Binary, Dim, Graph, Hyper, Op, Shape, Unary};
 
 /// A dense row-major f64 matrix.
@@ -50,13 +51,25 @@ pub struct Env {
     pub inputs: Vec<Tensor>,
     pub targets: Vec<Tensor>,
     pub params: Vec<Tensor>,
+    /// The base learning rate.
     pub learning_rate: f64,
+    /// Optimizer state, one tensor per `graph.states` entry (zeros at first).
+    pub state: Vec<Tensor>,
+    /// Optimizer steps already taken: this step is `t = step + 1`.
+    pub step: u64,
+    /// The learning-rate schedule (resolved: a cosine has its length).
+    pub schedule: Schedule,
 }
 
 impl Env {
     /// Rows in the batch: those of the data, or 1 for a model without data.
     pub fn batch(&self) -> usize {
         self.inputs.first().or(self.targets.first()).map_or(1, |t| t.rows)
+    }
+
+    /// A run-time scalar's value at this step.
+    pub fn hyper(&self, hyper: Hyper) -> f64 {
+        HyperContext { learning_rate: self.learning_rate, schedule: self.schedule }.value(hyper, self.step + 1)
     }
 }
 
@@ -75,11 +88,44 @@ pub fn eval(graph: &Graph, env: &Env) -> Vec<Tensor> {
             Op::Input(i) => env.inputs[*i as usize].clone(),
             Op::Target(i) => env.targets[*i as usize].clone(),
             Op::Param(i) => env.params[*i as usize].clone(),
-            Op::Hyper(Hyper::LearningRate) => Tensor::scalar(env.learning_rate),
+            Op::State(i) => env.state[*i as usize].clone(),
+            Op::Hyper(h) => Tensor::scalar(env.hyper(*h)),
             Op::BatchSize => Tensor::scalar(batch as f64),
             Op::Const(c) => Tensor::filled(rows, cols, *c),
             Op::Unary(u) => unary(*u, arg(0)),
             Op::Binary(b) => binary(*b, arg(0), arg(1), rows, cols),
+            Op::Compare(kind) => {
+                let (x, y) = (arg(0), arg(1));
+                let mut out = Tensor::filled(rows, cols, 0.0);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        out.data[r * cols + c] = kind.eval(x.at_broadcast(r, c), y.at_broadcast(r, c));
+                    }
+                }
+                out
+            }
+            Op::Dropout { rate, site } => {
+                let (x, step) = (arg(0), arg(1).data[0] as u64);
+                let scale = 1.0 / (1.0 - rate);
+                let mut out = Tensor::filled(rows, cols, 0.0);
+                for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
+                    if super::dropout_keeps(*site, step, i as u64, *rate) {
+                        *o = v * scale;
+                    }
+                }
+                out
+            }
+            Op::Select => {
+                let (cond, a, b) = (arg(0), arg(1), arg(2));
+                let mut out = Tensor::filled(rows, cols, 0.0);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        let pick = if cond.at_broadcast(r, c) != 0.0 { a } else { b };
+                        out.data[r * cols + c] = pick.at_broadcast(r, c);
+                    }
+                }
+                out
+            }
             Op::MatMul { trans_a, trans_b } => matmul(arg(0), arg(1), *trans_a, *trans_b),
             Op::Sum { rows: sum_rows, cols: sum_cols } => {
                 let a = arg(0);
@@ -191,9 +237,15 @@ pub fn output(graph: &Graph, env: &Env, name: &str) -> Option<Tensor> {
     Some(eval(graph, env).swap_remove(id.index()))
 }
 
-/// One reference training step on a graph with `update.<param>` outputs:
-/// returns the loss before the step and replaces the parameters in `env`.
+/// One reference training step on a graph with `update.<param>` (and
+/// `update.<state>`) outputs: returns the loss before the step, replaces the
+/// parameters and the optimizer state in `env` — all computed from the old
+/// values — and counts the step. Missing state starts at zero.
 pub fn train_step(graph: &Graph, env: &mut Env) -> f64 {
+    for state in graph.states.iter().skip(env.state.len()) {
+        let (rows, cols) = dims(state.shape, 1);
+        env.state.push(Tensor::filled(rows, cols, 0.0));
+    }
     let values = eval(graph, env);
     let loss = values[graph.output("loss").expect("graph has a loss").index()].data[0];
     for (i, param) in graph.params.iter().enumerate() {
@@ -201,6 +253,12 @@ pub fn train_step(graph: &Graph, env: &mut Env) -> f64 {
             env.params[i] = values[id.index()].clone();
         }
     }
+    for (i, state) in graph.states.iter().enumerate() {
+        if let Some(id) = graph.output(&format!("update.{}", state.name)) {
+            env.state[i] = values[id.index()].clone();
+        }
+    }
+    env.step += 1;
     loss
 }
 

@@ -8,15 +8,22 @@
 //!
 //! Notation: `*` and `/` are elementwise (with broadcasting), `·` is the
 //! matrix product, `ᵀ` a transpose, `Σ` a sum over all elements (`Σrows`,
-//! `Σcols` over one axis), `B` the number of rows in the batch.
+//! `Σcols` over one axis), `B` the number of rows in the batch. A
+//! comparison `(a > b)` is 1 where it holds and 0 elsewhere, and
+//! `(if c then a else b)` is elementwise.
 
-use super::{Binary, Graph, NodeId, Op, Unary};
+use super::{Binary, Graph, Hyper, NodeId, Op, Unary};
 use std::collections::{BTreeMap, HashMap};
 
 /// The value of `root` as a formula, with `names` printed as atoms.
 pub fn formula(graph: &Graph, root: NodeId, names: &HashMap<NodeId, String>) -> String {
     let poly = to_poly(graph, root, names, true);
-    print_poly(&poly)
+    let text = print_poly(&poly);
+    // A conditional alone needs no brackets.
+    match graph.node(root).op {
+        Op::Select if poly.len() == 1 && text.starts_with("(if ") => text[1..text.len() - 1].to_string(),
+        _ => text,
+    }
 }
 
 /// A product of factors with a coefficient: `coeff · Π factor^exp`.
@@ -120,16 +127,22 @@ fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool
     let arg = |i: usize| to_poly(graph, node.args[i], names, false);
     let text = |i: usize| print_poly(&to_poly(graph, node.args[i], names, false));
     let grouped = |i: usize| group(&to_poly(graph, node.args[i], names, false));
+    // An argument inside a call's own brackets: `Σ(if c then a else b)`.
+    let inner = |i: usize| unbracketed(text(i));
     match &node.op {
         Op::Input(i) => atom(graph.inputs[*i as usize].name.clone()),
         Op::Target(i) => atom(graph.targets[*i as usize].name.clone()),
         Op::Param(i) => atom(graph.params[*i as usize].name.clone()),
-        Op::Hyper(_) => atom("lr".into()),
+        Op::State(i) => atom(graph.states[*i as usize].name.clone()),
+        Op::Hyper(Hyper::LearningRate) => atom("lr".into()),
+        Op::Hyper(Hyper::Step) => atom("t".into()),
+        Op::Hyper(Hyper::Schedule) => atom("schedule(t)".into()),
+        Op::Hyper(Hyper::BiasCorrection(beta)) => atom(format!("(1 - {beta}^t)")),
         Op::BatchSize => atom("B".into()),
         Op::Const(c) => constant(*c),
         Op::Unary(Unary::Neg) => scale(arg(0), -1.0),
         Op::Unary(Unary::Pow(c)) => power(arg(0), *c),
-        Op::Unary(u) => atom(format!("{}({})", u.name(), text(0))),
+        Op::Unary(u) => atom(format!("{}({})", u.name(), inner(0))),
         Op::Binary(Binary::Add) => add(arg(0), arg(1)),
         Op::Binary(Binary::Sub) => add(arg(0), scale(arg(1), -1.0)),
         Op::Binary(Binary::Mul) => mul(arg(0), arg(1)),
@@ -151,12 +164,12 @@ fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool
                 (false, true) => "Σcols",
                 (false, false) => "",
             };
-            atom(format!("{name}({})", text(0)))
+            atom(format!("{name}({})", inner(0)))
         }
         // Broadcasting is implicit in the notation.
         Op::Broadcast => arg(0),
-        Op::Softmax => atom(format!("softmax({})", text(0))),
-        Op::LogSoftmax => atom(format!("log_softmax({})", text(0))),
+        Op::Softmax => atom(format!("softmax({})", inner(0))),
+        Op::LogSoftmax => atom(format!("log_softmax({})", inner(0))),
         Op::SliceCols { start } => {
             let end = start + node.shape.width().unwrap_or(0);
             let inner = text(0);
@@ -165,13 +178,48 @@ fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool
         }
         Op::PadCols { start } => {
             let width = node.shape.width().unwrap_or(0);
-            atom(format!("pad({}, {start}, {width})", text(0)))
+            atom(format!("pad({}, {start}, {width})", inner(0)))
         }
         Op::ConcatCols => {
             let parts: Vec<String> = (0..node.args.len()).map(text).collect();
             atom(format!("[{}]", parts.join(" | ")))
         }
+        // The step is implicit, like the batch position.
+        Op::Dropout { rate, .. } => atom(format!("dropout({}, {rate})", inner(0))),
+        // Bracketed, as they may become factors: `(z > 0) * y`.
+        Op::Compare(kind) => atom(format!("({} {} {})", text(0), kind.symbol(), text(1))),
+        Op::Select => {
+            // A comparison's own brackets are redundant after `if`, and
+            // `else if` chains read without brackets, as in the language.
+            let cond = text(0);
+            let cond = match &graph.node(node.args[0]).op {
+                // Printed as `(a > b)` just above.
+                Op::Compare(_) if !names.contains_key(&node.args[0]) => cond[1..cond.len() - 1].to_string(),
+                _ => cond,
+            };
+            atom(format!("(if {cond} then {} else {})", text(1), inner(2)))
+        }
     }
+}
+
+/// A lone conditional `(if c then a else b)` without its brackets, where
+/// something else delimits it; any other text as it is.
+fn unbracketed(text: String) -> String {
+    if !text.starts_with("(if ") {
+        return text;
+    }
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 {
+            return if i + 1 == text.len() { text[1..i].to_string() } else { text };
+        }
+    }
+    text
 }
 
 /// Shortest readable form of a coefficient: small fractions as `p/q`.

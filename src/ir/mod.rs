@@ -8,9 +8,10 @@
 //! broadcasting, reductions and code generation uniform.
 //!
 //! The op set is small on purpose (about twenty ops): `dense`, `softmax`
-//! layers, `mse` and `cross_entropy` are all spelled with it by the checker, so
-//! autodiff needs one derivative rule per op and the backends one lowering
-//! per op. Every node remembers its [`Origin`] — the `.nn` span and layer it
+//! layers, `mse`, `cross_entropy`, the other built-in activations and
+//! losses, conditionals (a `compare` giving 1 or 0, and a `select`) and user
+//! functions (inlined) are all spelled with it by the checker, so autodiff
+//! needs one derivative rule per op and the backends one lowering per op. Every node remembers its [`Origin`] — the `.nn` span and layer it
 //! came from — so a problem found late can still be reported in the user's
 //! terms.
 //!
@@ -32,6 +33,6 @@ pub mod program;
 pub mod verify;
 
 pub use graph::{
-    Binary, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError, Unary,
-    infer_shape, pow,
+    Binary, Compare, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError,
+    StateInfo, Unary, dropout_hash, dropout_keeps, dropout_site_key, dropout_threshold, infer_shape, pow,
 };

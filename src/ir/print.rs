@@ -14,7 +14,7 @@
 //! comment names the layer the node came from. Dead nodes (not reachable from
 //! an output) are not printed, so the text shows what the program computes.
 
-use super::{Graph, Hyper, Node, Op, Unary};
+use super::{Graph, Node, Op, Unary};
 use std::fmt::Write;
 
 /// The op with its attributes and arguments: `matmul[trans_a] %0, %4`.
@@ -23,7 +23,8 @@ pub fn op_text(graph: &Graph, node: &Node) -> String {
         Op::Input(i) => format!("input {}", graph.inputs[*i as usize].name),
         Op::Target(i) => format!("target {}", graph.targets[*i as usize].name),
         Op::Param(i) => format!("param {}", graph.params[*i as usize].name),
-        Op::Hyper(Hyper::LearningRate) => "hyper lr".to_string(),
+        Op::State(i) => format!("state {}", graph.states[*i as usize].name),
+        Op::Hyper(h) => format!("hyper {}", h.name()),
         Op::Const(c) => format!("const {c}"),
         Op::Unary(Unary::Pow(c)) => format!("pow[{c}]"),
         Op::MatMul { trans_a, trans_b } => {
@@ -38,6 +39,7 @@ pub fn op_text(graph: &Graph, node: &Node) -> String {
             (false, false) => "sum[]".to_string(),
         },
         Op::SliceCols { start } => format!("slice_cols[start={start}]"),
+        Op::Dropout { rate, site } => format!("dropout[rate={rate},site={site}]"),
         Op::PadCols { start } => format!("pad_cols[start={start}]"),
         op => op.name().to_string(),
     };

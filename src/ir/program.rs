@@ -3,7 +3,7 @@
 //! task the model solves, and the training settings (each marked as set in
 //! the file or defaulted).
 
-use super::Graph;
+use super::{Graph, Hyper, ParamInfo, StateInfo};
 use crate::span::Span;
 
 /// What the `check` stage produces and every later stage consumes.
@@ -19,6 +19,18 @@ pub struct Program {
     /// Every `model` binding's value (`h`, `out`), in order: the names under
     /// which `nnc grad` prints them.
     pub named: Vec<(String, super::NodeId)>,
+    /// The file's `fn`s on scalars, for `nnc grad` (they are inlined into
+    /// `graph` where called).
+    pub functions: Vec<UserFunction>,
+}
+
+/// A user function `fn f(a, b) = ..` as a graph of its own: one `[1,1]`
+/// parameter per function parameter, named like it, and the body as the
+/// output `loss`, so that `autodiff::grad` gives `∂f/∂a` as `grad.a`.
+#[derive(Clone, Debug)]
+pub struct UserFunction {
+    pub name: String,
+    pub graph: Graph,
 }
 
 impl Program {
@@ -143,17 +155,193 @@ impl<T> Setting<T> {
     }
 }
 
+/// Every kind of optimizer state tensor, as the suffix of its name.
+pub const STATE_KINDS: &[&str] = &["momentum", "adam_m", "adam_v"];
+
+/// The optimizer and its constants, with PyTorch's names, defaults and
+/// formulas (`torch.optim.SGD`, `Adam`, `AdamW`). `g` is the gradient, `t`
+/// the 1-based step, `lr` the (scheduled) learning rate; state starts at 0.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Optimizer {
-    Sgd,
+    /// `g ← g + wd·p; buf ← μ·buf + g; p ← p − lr·(nesterov ? g + μ·buf : buf)`
+    /// (no buffer when μ = 0: `p ← p − lr·g`).
+    Sgd { momentum: f64, nesterov: bool, weight_decay: f64 },
+    /// `g ← g + wd·p; m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+    /// p ← p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε)`.
+    Adam(AdamConfig),
+    /// Adam with decoupled weight decay: `p ← p·(1 − lr·wd)`, then Adam's
+    /// step without decay in the gradient.
+    AdamW(AdamConfig),
 }
 
-/// Training settings. Defaults: sgd, lr 0.01, 100 epochs (or 100 steps for
-/// models without data), batch 32, seed 0, no shuffling, no validation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Optimizer {
+    /// Plain gradient descent, the default.
+    pub const SGD: Optimizer = Optimizer::Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
+
+    pub fn adam() -> Optimizer {
+        Optimizer::Adam(AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 })
+    }
+
+    pub fn adamw() -> Optimizer {
+        Optimizer::AdamW(AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Adam(_) => "adam",
+            Optimizer::AdamW(_) => "adamw",
+        }
+    }
+
+    /// PyTorch's: 0.01 for sgd (which has none), 0.001 for adam and adamw.
+    pub fn default_learning_rate(&self) -> f64 {
+        match self {
+            Optimizer::Sgd { .. } => DEFAULT_LEARNING_RATE,
+            Optimizer::Adam(_) | Optimizer::AdamW(_) => 0.001,
+        }
+    }
+
+    /// The kinds of state tensor kept per parameter, as name suffixes (of
+    /// [`STATE_KINDS`]).
+    pub fn state_kinds(&self) -> &'static [&'static str] {
+        match self {
+            Optimizer::Sgd { momentum, .. } if *momentum == 0.0 => &[],
+            Optimizer::Sgd { .. } => &["momentum"],
+            Optimizer::Adam(_) | Optimizer::AdamW(_) => &["adam_m", "adam_v"],
+        }
+    }
+
+    /// Every state tensor for these parameters: for each parameter in order,
+    /// each of [`state_kinds`](Self::state_kinds), named `<param>.<kind>`.
+    pub fn states(&self, params: &[ParamInfo]) -> Vec<StateInfo> {
+        let mut states = Vec::new();
+        for (i, param) in params.iter().enumerate() {
+            for kind in self.state_kinds() {
+                states.push(StateInfo { name: format!("{}.{kind}", param.name), shape: param.shape, param: i as u32 });
+            }
+        }
+        states
+    }
+
+    /// One line for `nnc run`: `adam, lr 0.01, betas (0.9, 0.999), eps 1e-8`,
+    /// given the learning rate as it should read.
+    pub fn describe(&self, learning_rate: &str) -> String {
+        let mut text = format!("{}, lr {learning_rate}", self.name());
+        match self {
+            Optimizer::Sgd { momentum, nesterov, weight_decay } => {
+                if *momentum != 0.0 {
+                    text.push_str(&format!(", momentum {momentum}"));
+                }
+                if *nesterov {
+                    text.push_str(", nesterov");
+                }
+                if *weight_decay != 0.0 {
+                    text.push_str(&format!(", weight decay {weight_decay}"));
+                }
+            }
+            Optimizer::Adam(c) | Optimizer::AdamW(c) => {
+                text.push_str(&format!(", betas ({}, {}), eps {:e}", c.beta1, c.beta2, c.eps));
+                if c.weight_decay != 0.0 || matches!(self, Optimizer::AdamW(_)) {
+                    text.push_str(&format!(", weight decay {}", c.weight_decay));
+                }
+            }
+        }
+        text
+    }
+}
+
+/// How the learning rate changes with the step, evaluated at every step as
+/// if PyTorch's scheduler stepped after every optimizer step: with
+/// `k = t − 1` steps taken, the rate is `lr · factor`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Schedule {
+    /// The rate stays `lr`.
+    #[default]
+    Constant,
+    /// `step(every = N, gamma = 0.1)`: `lr · γ^⌊k/N⌋` (StepLR).
+    Step { every: u64, gamma: f64 },
+    /// `exponential(gamma = γ)`: `lr · γ^k` (ExponentialLR).
+    Exponential { gamma: f64 },
+    /// `cosine(steps = N, min_lr = 0)`: `min_lr + (lr − min_lr)·(1 + cos(π·k/N))/2`
+    /// (CosineAnnealingLR). Without `steps`, N is the last step of the run
+    /// (filled in by [`Schedule::resolved`]).
+    Cosine { steps: Option<u64>, min_lr: f64 },
+}
+
+impl Schedule {
+    /// The factor on the base rate `lr` at the 1-based step `t`.
+    pub fn factor(&self, lr: f64, t: u64) -> f64 {
+        let k = t.saturating_sub(1) as f64;
+        match *self {
+            Schedule::Constant | Schedule::Cosine { steps: None, .. } => 1.0,
+            Schedule::Step { every, gamma } => gamma.powf((t.saturating_sub(1) / every.max(1)) as f64),
+            Schedule::Exponential { gamma } => gamma.powf(k),
+            Schedule::Cosine { steps: Some(n), min_lr } => {
+                let rate = min_lr + (lr - min_lr) * (1.0 + (std::f64::consts::PI * k / n.max(1) as f64).cos()) / 2.0;
+                rate / lr
+            }
+        }
+    }
+
+    /// The schedule with a cosine's missing length set to `last_step`.
+    pub fn resolved(self, last_step: u64) -> Schedule {
+        match self {
+            Schedule::Cosine { steps: None, min_lr } => Schedule::Cosine { steps: Some(last_step.max(1)), min_lr },
+            other => other,
+        }
+    }
+
+    /// One line for `nnc run`: `cosine over 2000 steps to 0`.
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Constant => "constant".into(),
+            Schedule::Step { every, gamma } => format!("step, × {gamma} every {every} steps"),
+            Schedule::Exponential { gamma } => format!("exponential, × {gamma} per step"),
+            Schedule::Cosine { steps: Some(n), min_lr } => format!("cosine over {n} steps down to {min_lr}"),
+            Schedule::Cosine { steps: None, min_lr } => format!("cosine over the run down to {min_lr}"),
+        }
+    }
+}
+
+/// What the run-time scalars ([`Hyper`]) are computed from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HyperContext {
+    /// The base learning rate.
+    pub learning_rate: f64,
+    /// Resolved: a cosine has its length.
+    pub schedule: Schedule,
+}
+
+impl HyperContext {
+    /// The value of `hyper` at the 1-based step `t`, in f64: the definition
+    /// both the interpreter and the kernels use.
+    pub fn value(&self, hyper: Hyper, t: u64) -> f64 {
+        match hyper {
+            Hyper::LearningRate => self.learning_rate,
+            Hyper::Step => t as f64,
+            Hyper::Schedule => self.schedule.factor(self.learning_rate, t),
+            Hyper::BiasCorrection(beta) => 1.0 - beta.powf(t as f64),
+        }
+    }
+}
+
+/// Training settings. Defaults: sgd, lr 0.01 (0.001 for adam and adamw), a
+/// constant rate, 100 epochs (or 100 steps for models without data), batch
+/// 32, seed 0, no shuffling, no validation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
     pub optimizer: Setting<Optimizer>,
     pub learning_rate: Setting<f64>,
+    pub schedule: Setting<Schedule>,
     /// Passes over the data; for models without data, the number of steps.
     pub epochs: Setting<u64>,
     pub batch: Setting<u64>,
@@ -172,8 +360,9 @@ pub const DEFAULT_SEED: u64 = 0;
 impl Default for TrainConfig {
     fn default() -> TrainConfig {
         TrainConfig {
-            optimizer: Setting::default(Optimizer::Sgd),
+            optimizer: Setting::default(Optimizer::SGD),
             learning_rate: Setting::default(DEFAULT_LEARNING_RATE),
+            schedule: Setting::default(Schedule::Constant),
             epochs: Setting::default(DEFAULT_EPOCHS),
             batch: Setting::default(DEFAULT_BATCH),
             seed: Setting::default(DEFAULT_SEED),

@@ -23,6 +23,7 @@ pub fn verify(graph: &Graph) -> Result<(), String> {
             Op::Input(k) => (k as usize) < graph.inputs.len(),
             Op::Target(k) => (k as usize) < graph.targets.len(),
             Op::Param(k) => (k as usize) < graph.params.len(),
+            Op::State(k) => (k as usize) < graph.states.len(),
             _ => true,
         };
         if !index_ok {

@@ -96,6 +96,12 @@ struct Lowerer<'g> {
     scratch_len: usize,
     max_batch: usize,
     extents: HashMap<LoopVar, Extent>,
+    /// Epilogue node → the matmul or sum computed inside its loop nest.
+    epilogue_of: HashMap<NodeId, NodeId>,
+    /// Reductions computed inside an epilogue (they get no buffer).
+    deferred: std::collections::HashSet<NodeId>,
+    /// While emitting an epilogue: the reduction and its accumulator.
+    substitute: Option<(NodeId, Local)>,
 }
 
 /// Leaves that read memory, as hashable keys.
@@ -104,6 +110,7 @@ enum Op2 {
     Input(u32),
     Target(u32),
     Param(u32),
+    State(u32),
 }
 
 impl<'g> Lowerer<'g> {
@@ -151,11 +158,18 @@ impl<'g> Lowerer<'g> {
             scratch_len: 0,
             max_batch,
             extents: HashMap::new(),
+            epilogue_of: HashMap::new(),
+            deferred: Default::default(),
+            substitute: None,
         };
-        // Leaf buffers in a stable order: parameters, inputs, targets.
+        // Leaf buffers in a stable order: parameters, optimizer state, inputs, targets.
         for (i, p) in graph.params.iter().enumerate() {
             let id = lowerer.new_buffer(p.name.clone(), BufferKind::Param(i as u32), p.shape);
             lowerer.leaf_buffer.insert(Op2::Param(i as u32), id);
+        }
+        for (i, s) in graph.states.iter().enumerate() {
+            let id = lowerer.new_buffer(s.name.clone(), BufferKind::State(i as u32), s.shape);
+            lowerer.leaf_buffer.insert(Op2::State(i as u32), id);
         }
         for (i, v) in graph.inputs.iter().enumerate() {
             let id = lowerer.new_buffer(v.name.clone(), BufferKind::Input(i as u32), Shape::batch(v.width));
@@ -197,11 +211,23 @@ impl<'g> Lowerer<'g> {
     fn needs_buffer(&self, id: NodeId) -> bool {
         let node = self.graph.node(id);
         match node.op {
-            Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::Const(_) | Op::Hyper(_) | Op::BatchSize => false,
+            Op::Input(_)
+            | Op::Target(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Const(_)
+            | Op::Hyper(_)
+            | Op::BatchSize => false,
             Op::MatMul { .. } | Op::Sum { .. } | Op::Softmax | Op::LogSoftmax | Op::PadCols { .. } | Op::ConcatCols => {
                 true
             }
-            Op::Unary(_) | Op::Binary(_) | Op::Broadcast | Op::SliceCols { .. } => {
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Dropout { .. }
+            | Op::Broadcast
+            | Op::SliceCols { .. } => {
                 // Shared values are computed once; so are operands that a
                 // consumer reads many times (matmul, softmax) and scalars
                 // broadcast into larger loops.
@@ -232,22 +258,50 @@ impl<'g> Lowerer<'g> {
     fn emit_all(&mut self, outputs: &[(String, NodeId)]) -> Result<(), String> {
         let output_nodes: Vec<NodeId> = outputs.iter().map(|(_, id)| *id).collect();
         let predict = outputs.iter().find(|(n, _)| n == "predict").map(|(_, id)| *id);
-        let updates: Vec<(u32, NodeId)> = outputs
+        // Updates of parameters and of optimizer state, by the leaf they replace.
+        let updates: Vec<(Op2, NodeId)> = outputs
             .iter()
             .filter_map(|(name, id)| {
-                let param = name.strip_prefix("update.")?;
-                let index = self.graph.params.iter().position(|p| p.name == param)?;
-                Some((index as u32, *id))
+                let name = name.strip_prefix("update.")?;
+                let target = match self.graph.params.iter().position(|p| p.name == name) {
+                    Some(index) => Op2::Param(index as u32),
+                    None => Op2::State(self.graph.states.iter().position(|s| s.name == name)? as u32),
+                };
+                Some((target, *id))
             })
             .collect();
-        // 1. Buffered nodes in topological order, except the update outputs.
+        // 0. Reductions whose single chain of consumers ends in a stored
+        //    value are computed in that value's loop nest (no buffer).
+        let destinations: Vec<NodeId> = updates.iter().map(|(_, u)| *u).chain(predict).collect();
         for i in 0..self.graph.nodes.len() {
             let id = NodeId(i as u32);
-            if !self.live[i] || !self.needs_buffer(id) || updates.iter().any(|(_, u)| *u == id) {
+            if self.live[i]
+                && matches!(self.graph.node(id).op, Op::MatMul { .. } | Op::Sum { .. })
+                && !destinations.contains(&id)
+                && let Some(root) = self.epilogue_root(id, &destinations)
+                && !self.epilogue_of.contains_key(&root)
+            {
+                self.epilogue_of.insert(root, id);
+                self.deferred.insert(id);
+            }
+        }
+        // 1. Buffered nodes in topological order, except the update outputs
+        //    that nothing else reads (an update that another one reads, such
+        //    as Adam's new moment, is computed here from the old values and
+        //    copied into place in step 4).
+        for i in 0..self.graph.nodes.len() {
+            let id = NodeId(i as u32);
+            if !self.live[i]
+                || !self.needs_buffer(id)
+                || (self.uses[i] <= 1 && updates.iter().any(|(_, u)| *u == id))
+                || self.deferred.contains(&id)
+            {
                 continue;
             }
             let buffer = if Some(id) == predict {
                 self.new_buffer("predict".into(), BufferKind::Predict, self.graph.shape(id))
+            } else if let Some(state) = self.in_place_state(id, &updates) {
+                state
             } else {
                 self.scratch(id)
             };
@@ -268,14 +322,35 @@ impl<'g> Lowerer<'g> {
             let stmts = self.compute(predict, buffer);
             self.body.extend(stmts);
         }
-        // 4. Updates: in place, unless another update still reads the old value.
-        let reads: Vec<Vec<(u32, bool)>> = updates.iter().map(|(_, u)| self.inline_reads(*u)).collect();
+        // 4. Updates of parameters and state: in place, unless another update
+        //    still reads the old value. One computed in step 1 is a copy.
+        let reads: Vec<Vec<(Op2, bool)>> = updates
+            .iter()
+            .map(|(_, u)| if self.node_buffer.contains_key(u) { Vec::new() } else { self.inline_reads(*u) })
+            .collect();
         let mut deferred = Vec::new();
         for (k, (param, update)) in updates.iter().enumerate() {
             let read_later = reads.iter().enumerate().any(|(j, r)| j != k && r.iter().any(|(p, _)| p == param));
             let reindexed = reads[k].iter().any(|(p, shifted)| p == param && *shifted);
-            let param_buffer = self.leaf_buffer[&Op2::Param(*param)];
-            if read_later || reindexed {
+            let param_buffer = self.leaf_buffer[param];
+            if let Some(&computed) = self.node_buffer.get(update) {
+                let shape = self.graph.shape(*update);
+                if computed == param_buffer {
+                    // Written in place in step 1.
+                } else if read_later {
+                    deferred.push((param_buffer, computed, shape));
+                } else {
+                    let stmts = self.for_each(shape, |lw, r, c| {
+                        let index = lw.index(shape, r, c);
+                        vec![Stmt::Store {
+                            buffer: param_buffer,
+                            index: index.clone(),
+                            value: Expr::Load(computed, index),
+                        }]
+                    });
+                    self.body.extend(stmts);
+                }
+            } else if read_later || reindexed {
                 let temp = self.scratch(*update);
                 let stmts = self.compute(*update, temp);
                 self.body.extend(stmts);
@@ -296,21 +371,78 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
-    /// Parameters an expression reads through inlined nodes, and whether the
-    /// read goes through a change of index (a slice or broadcast).
-    fn inline_reads(&self, id: NodeId) -> Vec<(u32, bool)> {
+    /// The stored node at the end of `reduction`'s chain of single-use,
+    /// same-shape elementwise consumers, if there is one.
+    fn epilogue_root(&self, reduction: NodeId, destinations: &[NodeId]) -> Option<NodeId> {
+        let shape = self.graph.shape(reduction);
+        let mut current = reduction;
+        loop {
+            if self.uses[current.index()] != 1 {
+                return None;
+            }
+            let user = (current.index() + 1..self.graph.nodes.len())
+                .find(|&i| self.live[i] && self.graph.nodes[i].args.contains(&current))
+                .map(|i| NodeId(i as u32))?;
+            let node = self.graph.node(user);
+            if !node.op.is_elementwise() || node.shape != shape {
+                return None;
+            }
+            if self.needs_buffer(user) || destinations.contains(&user) {
+                return Some(user);
+            }
+            current = user;
+        }
+    }
+
+    /// The state buffer that update `id` can be computed into in step 1,
+    /// before the loss: when the state's old value is read only by `id`
+    /// itself, or by one inlined elementwise node that only `id` uses (as in
+    /// `m ← β·m + (1−β)·g`), so no one reads it after it is overwritten.
+    fn in_place_state(&self, id: NodeId, updates: &[(Op2, NodeId)]) -> Option<BufferId> {
+        let target = updates.iter().find(|(t, u)| *u == id && matches!(t, Op2::State(_)))?.0;
+        let Op2::State(s) = target else { return None };
+        let shape = self.graph.shape(id);
+        let users = |n: usize| -> Vec<usize> {
+            (n + 1..self.graph.nodes.len())
+                .filter(|&i| self.live[i] && self.graph.nodes[i].args.contains(&NodeId(n as u32)))
+                .collect()
+        };
+        let leaf = (0..self.graph.nodes.len()).find(|&i| self.live[i] && self.graph.nodes[i].op == Op::State(s))?;
+        let same_position = |i: usize| self.graph.nodes[i].op.is_elementwise() && self.graph.nodes[i].shape == shape;
+        let ok = match users(leaf)[..] {
+            [user] if user == id.index() => same_position(user),
+            [user] => {
+                same_position(user)
+                    && same_position(id.index())
+                    && self.uses[user] == 1
+                    && !self.needs_buffer(NodeId(user as u32))
+                    && users(user)[..] == [id.index()]
+            }
+            _ => false,
+        };
+        ok.then(|| self.leaf_buffer[&target])
+    }
+
+    /// Parameters and state an expression reads through inlined nodes, and
+    /// whether the read goes through a change of index (a slice or broadcast).
+    fn inline_reads(&self, id: NodeId) -> Vec<(Op2, bool)> {
         let mut out = Vec::new();
         let mut stack = vec![(id, false)];
         while let Some((n, shifted)) = stack.pop() {
             let node = self.graph.node(n);
-            if let Op::Param(p) = node.op {
-                out.push((p, shifted));
+            match node.op {
+                Op::Param(p) => out.push((Op2::Param(p), shifted)),
+                Op::State(s) => out.push((Op2::State(s), shifted)),
+                _ => {}
+            }
+            if matches!(node.op, Op::Param(_) | Op::State(_)) {
                 continue;
             }
             if n != id && self.node_buffer.contains_key(&n) {
                 continue;
             }
-            let changes_index = matches!(node.op, Op::SliceCols { .. } | Op::Broadcast);
+            // Anything but a same-position elementwise op reads other elements.
+            let changes_index = !node.op.is_elementwise();
             for a in &node.args {
                 stack.push((*a, shifted || changes_index));
             }
@@ -356,8 +488,9 @@ impl<'g> Lowerer<'g> {
         stmts
     }
 
-    /// Statements that store node `id` into `buffer`.
-    fn compute(&mut self, id: NodeId, buffer: BufferId) -> Vec<Stmt> {
+    /// A matmul or sum into `buffer`; with an epilogue, the store holds the
+    /// epilogue node's value computed from the accumulator instead.
+    fn reduction(&mut self, id: NodeId, buffer: BufferId, epilogue: Option<NodeId>) -> Vec<Stmt> {
         let node = self.graph.node(id).clone();
         let shape = node.shape;
         match node.op {
@@ -403,7 +536,7 @@ impl<'g> Lowerer<'g> {
                             extent: Self::extent(inner),
                             body: vec![Stmt::Assign { local: acc, value: add(Expr::Local(acc), product) }],
                         },
-                        Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Local(acc) },
+                        Stmt::Store { buffer, index: lw.index(shape, r, c), value: lw.finish(id, acc, epilogue, r, c) },
                     ]
                 }));
                 stmts
@@ -427,10 +560,39 @@ impl<'g> Lowerer<'g> {
                     }
                     let mut stmts = vec![Stmt::Assign { local: acc, value: Expr::Const(0.0) }];
                     stmts.extend(inner);
-                    stmts.push(Stmt::Store { buffer, index: lw.index(shape, r, c), value: Expr::Local(acc) });
+                    let value = lw.finish(id, acc, epilogue, r, c);
+                    stmts.push(Stmt::Store { buffer, index: lw.index(shape, r, c), value });
                     stmts
                 })
             }
+            _ => unreachable!("only matmuls and sums are reductions"),
+        }
+    }
+
+    /// The value stored at `[r, c]` from accumulator `acc` of reduction `id`.
+    fn finish(&mut self, id: NodeId, acc: Local, epilogue: Option<NodeId>, r: Pos, c: Pos) -> Expr {
+        match epilogue {
+            None => Expr::Local(acc),
+            Some(root) => {
+                self.substitute = Some((id, acc));
+                let value = self.inline(root, r, c);
+                self.substitute = None;
+                value
+            }
+        }
+    }
+
+    /// Statements that store node `id` into `buffer`.
+    fn compute(&mut self, id: NodeId, buffer: BufferId) -> Vec<Stmt> {
+        if let Some(&reduction) = self.epilogue_of.get(&id) {
+            // A matmul or sum feeding only `id`: computed in one loop nest
+            // whose store evaluates `id` from the accumulator.
+            return self.reduction(reduction, buffer, Some(id));
+        }
+        let node = self.graph.node(id).clone();
+        let shape = node.shape;
+        match node.op {
+            Op::MatMul { .. } | Op::Sum { .. } => self.reduction(id, buffer, None),
             Op::Softmax | Op::LogSoftmax => {
                 let a = node.args[0];
                 let log = node.op == Op::LogSoftmax;
@@ -514,6 +676,11 @@ impl<'g> Lowerer<'g> {
     /// The value of node `id` at `[row, col]` as an expression: a load from
     /// its buffer, or its computation inlined.
     fn expr_at(&mut self, id: NodeId, row: Pos, col: Pos) -> Expr {
+        if let Some((reduction, acc)) = self.substitute
+            && reduction == id
+        {
+            return Expr::Local(acc);
+        }
         let shape = self.graph.shape(id);
         // Size-1 dimensions broadcast: always index 0.
         let row = if shape.rows.is_one() { Pos::ZERO } else { row };
@@ -531,8 +698,10 @@ impl<'g> Lowerer<'g> {
             Op::Input(i) => leaf(self, Op2::Input(i)),
             Op::Target(i) => leaf(self, Op2::Target(i)),
             Op::Param(i) => leaf(self, Op2::Param(i)),
+            Op::State(i) => leaf(self, Op2::State(i)),
             Op::Const(c) => Expr::Const(c as f32),
             Op::Hyper(Hyper::LearningRate) => Expr::LearningRate,
+            Op::Hyper(h) => Expr::Hyper(h),
             Op::BatchSize => Expr::BatchSize,
             Op::Unary(u) => {
                 let x = self.expr_at(node.args[0], row, col);
@@ -548,6 +717,29 @@ impl<'g> Lowerer<'g> {
                     Binary::Div => BinaryOp::Div,
                 };
                 Expr::Binary(op, Box::new(x), Box::new(y))
+            }
+            Op::Compare(kind) => {
+                let x = self.expr_at(node.args[0], row, col);
+                let y = self.expr_at(node.args[1], row, col);
+                Expr::Compare(kind, Box::new(x), Box::new(y))
+            }
+            Op::Dropout { rate, site } => {
+                let x = self.expr_at(node.args[0], row, col);
+                let step = self.expr_at(node.args[1], row, col);
+                Expr::Dropout {
+                    key: crate::ir::dropout_site_key(site),
+                    threshold: crate::ir::dropout_threshold(rate),
+                    scale: (1.0 / (1.0 - rate)) as f32,
+                    index: self.index(node.shape, row, col),
+                    x: Box::new(x),
+                    step: Box::new(step),
+                }
+            }
+            Op::Select => {
+                let cond = self.expr_at(node.args[0], row, col);
+                let a = self.expr_at(node.args[1], row, col);
+                let b = self.expr_at(node.args[2], row, col);
+                Expr::Select(Box::new(cond), Box::new(a), Box::new(b))
             }
             Op::Broadcast => self.expr_at(node.args[0], row, col),
             Op::SliceCols { start } => self.expr_at(node.args[0], row, col.shifted(start)),
@@ -584,6 +776,7 @@ fn unary(u: Unary, x: Expr) -> Expr {
         Unary::Sign => UnaryOp::Sign,
         // Whole exponents by repeated squaring (exact for negative bases too).
         Unary::Pow(c) if c.fract() == 0.0 && c.abs() <= i32::MAX as f64 => UnaryOp::Powi(c as i32),
+        Unary::Pow(0.5) => UnaryOp::Sqrt,
         Unary::Pow(c) => {
             // x^c = exp(c · log x), as in libm for positive x.
             let log = Expr::Unary(UnaryOp::Log, Box::new(x));
@@ -619,11 +812,21 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                 Ok(())
             }
             Expr::Unary(_, x) => expr(kernel, x, extents),
-            Expr::Binary(_, x, y) => {
+            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
                 expr(kernel, x, extents)?;
                 expr(kernel, y, extents)
             }
-            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => Ok(()),
+            Expr::Select(c, x, y) => {
+                expr(kernel, c, extents)?;
+                expr(kernel, x, extents)?;
+                expr(kernel, y, extents)
+            }
+            Expr::Dropout { x, step, index, .. } => {
+                max_index(index, extents)?;
+                expr(kernel, x, extents)?;
+                expr(kernel, step, extents)
+            }
+            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => Ok(()),
         }
     }
     fn stmts(kernel: &Kernel, body: &[Stmt], extents: &mut HashMap<LoopVar, u32>) -> Result<(), String> {

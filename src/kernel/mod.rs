@@ -20,13 +20,16 @@ pub mod vectorize;
 pub use lower::{KernelKind, lower};
 pub use print::print;
 
-use crate::ir::Shape;
+use crate::ir::{Compare, Hyper, Shape};
 
 /// Where a buffer lives; the code generator turns each into a base pointer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BufferKind {
     /// A trainable parameter, read and updated in place.
     Param(u32),
+    /// Optimizer state tensor `i`, packed like the parameters, read and
+    /// updated in place.
+    State(u32),
     /// Data input `i`, rows of the current batch.
     Input(u32),
     /// Data target `i`, rows of the current batch.
@@ -80,6 +83,8 @@ pub enum UnaryOp {
     Sign,
     /// `x^n` for a small integer `n`, by multiplication.
     Powi(i32),
+    /// `√x` (`x^0.5`).
+    Sqrt,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,8 +105,25 @@ pub enum Expr {
     /// The number of rows in the current batch.
     BatchSize,
     LearningRate,
+    /// Another run-time scalar, computed once per batch (see [`Hyper`]).
+    Hyper(Hyper),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// 1.0 where the comparison holds, else 0.0.
+    Compare(Compare, Box<Expr>, Box<Expr>),
+    /// `cond != 0 ? a : b`.
+    Select(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `x · scale` where `dropout_hash(key, step, index) >= threshold`, else
+    /// 0 (see [`crate::ir::dropout_keeps`]): `index` is the element's place
+    /// in its value, `step` the step number `t`.
+    Dropout {
+        key: u32,
+        threshold: u32,
+        scale: f32,
+        index: Index,
+        x: Box<Expr>,
+        step: Box<Expr>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -27,6 +27,7 @@ pub fn print(kernel: &Kernel) -> String {
     for (i, buffer) in kernel.buffers.iter().enumerate() {
         let kind = match &buffer.kind {
             BufferKind::Param(_) => format!("param {}", buffer.name),
+            BufferKind::State(_) => format!("state {}", buffer.name),
             BufferKind::Input(_) => format!("input {}", buffer.name),
             BufferKind::Target(_) => format!("target {}", buffer.name),
             BufferKind::Scratch { offset } => format!("scratch {} @{offset}", buffer.name),
@@ -95,6 +96,7 @@ fn expr(e: &Expr) -> String {
         Expr::Local(l) => format!("l{}", l.0),
         Expr::BatchSize => "B".to_string(),
         Expr::LearningRate => "lr".to_string(),
+        Expr::Hyper(h) => h.name(),
         Expr::Unary(UnaryOp::Neg, x) => format!("-{}", wrap(x, 3)),
         Expr::Unary(UnaryOp::Powi(n), x) => format!("{}^{n}", wrap(x, 4)),
         Expr::Unary(op, x) => {
@@ -107,11 +109,22 @@ fn expr(e: &Expr) -> String {
                 UnaryOp::Abs => "abs",
                 UnaryOp::Step => "step",
                 UnaryOp::Sign => "sign",
+                UnaryOp::Sqrt => "sqrt",
                 UnaryOp::Neg | UnaryOp::Powi(_) => unreachable!(),
             };
             format!("{name}({})", expr(x))
         }
         Expr::Binary(BinaryOp::Max, x, y) => format!("max({}, {})", expr(x), expr(y)),
+        Expr::Compare(kind, x, y) => format!("({} {} {})", expr(x), kind.symbol(), expr(y)),
+        Expr::Select(c, x, y) => format!("select({}, {}, {})", expr(c), expr(x), expr(y)),
+        Expr::Dropout { key, threshold, scale, index, x, step } => {
+            format!(
+                "dropout[key={key:#x},keep>={threshold:#x},scale={scale:?}]({}, {}, {})",
+                expr(x),
+                expr(step),
+                index_text(index)
+            )
+        }
         Expr::Binary(op, x, y) => {
             let (symbol, p) = match op {
                 BinaryOp::Add => ("+", 1),

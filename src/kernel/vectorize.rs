@@ -53,11 +53,14 @@ pub fn legal(var: LoopVar, body: &[Stmt]) -> bool {
     let mut ok = true;
     walk(body, &mut |stmt| match stmt {
         Stmt::Store { buffer, index, value } => {
-            ok &= stride(index, var) == 1;
+            ok &= stride(index, var) == 1 && !has_dropout(value);
             stores.entry(*buffer).or_default().push(index);
             loads_of(value, &mut loads);
         }
-        Stmt::Assign { value, .. } => loads_of(value, &mut loads),
+        Stmt::Assign { value, .. } => {
+            ok &= !has_dropout(value);
+            loads_of(value, &mut loads);
+        }
         Stmt::StoreLoss(_) => ok = false,
         Stmt::Loop { .. } => {}
     });
@@ -132,15 +135,35 @@ fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
     }
 }
 
+/// Dropout hashes integer positions, which the vector code does not do.
+fn has_dropout(expr: &Expr) -> bool {
+    match expr {
+        Expr::Dropout { .. } => true,
+        Expr::Unary(_, x) => has_dropout(x),
+        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => has_dropout(x) || has_dropout(y),
+        Expr::Select(c, x, y) => has_dropout(c) || has_dropout(x) || has_dropout(y),
+        _ => false,
+    }
+}
+
 fn loads_of<'a>(expr: &'a Expr, out: &mut Vec<(BufferId, &'a Index)>) {
     match expr {
         Expr::Load(b, index) => out.push((*b, index)),
         Expr::Unary(_, x) => loads_of(x, out),
-        Expr::Binary(_, x, y) => {
+        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
             loads_of(x, out);
             loads_of(y, out);
         }
-        Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => {}
+        Expr::Select(c, x, y) => {
+            loads_of(c, out);
+            loads_of(x, out);
+            loads_of(y, out);
+        }
+        Expr::Dropout { x, step, .. } => {
+            loads_of(x, out);
+            loads_of(step, out);
+        }
+        Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
     }
 }
 
@@ -150,10 +173,19 @@ fn locals_of(expr: &Expr, out: &mut HashSet<Local>) {
             out.insert(*l);
         }
         Expr::Unary(_, x) => locals_of(x, out),
-        Expr::Binary(_, x, y) => {
+        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
             locals_of(x, out);
             locals_of(y, out);
         }
-        Expr::Const(_) | Expr::Load(..) | Expr::BatchSize | Expr::LearningRate => {}
+        Expr::Select(c, x, y) => {
+            locals_of(c, out);
+            locals_of(x, out);
+            locals_of(y, out);
+        }
+        Expr::Dropout { x, step, .. } => {
+            locals_of(x, out);
+            locals_of(step, out);
+        }
+        Expr::Const(_) | Expr::Load(..) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
     }
 }

@@ -105,6 +105,13 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
             let x = args[0];
             match (u, &ctx.graph.node(x).op) {
                 (Unary::Neg, Op::Unary(Unary::Neg)) => return ctx.graph.node(x).args[0],
+                // −select(c, a, 0) = select(c, −a, 0), as for products below.
+                (Unary::Neg, Op::Select) if (1..3).any(|i| ctx.constant_of(ctx.graph.node(x).args[i]) == Some(0.0)) => {
+                    let select = ctx.graph.node(x).clone();
+                    let a = rewrite_new(&mut ctx, Op::Unary(Unary::Neg), &[select.args[1]]);
+                    let b = rewrite_new(&mut ctx, Op::Unary(Unary::Neg), &[select.args[2]]);
+                    return remake(&mut ctx, Op::Select, &[select.args[0], a, b]);
+                }
                 (Unary::Pow(c), _) if *c == 1.0 => return x,
                 (Unary::Pow(c), _) if *c == 0.0 => return ctx.constant(1.0),
                 (Unary::Pow(c), Op::Unary(Unary::Pow(d))) => {
@@ -136,6 +143,26 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
             }
             if let Some(id) = binary(&mut ctx, *b, args[0], args[1], consts[0], consts[1]) {
                 return id;
+            }
+        }
+        Op::Compare(kind) => {
+            if let Some(id) = without_broadcasts(&mut ctx, node, args) {
+                return id;
+            }
+            if let (Some(x), Some(y)) = (consts[0], consts[1]) {
+                return ctx.constant(kind.eval(x, y));
+            }
+        }
+        Op::Select => {
+            if let Some(id) = without_broadcasts(&mut ctx, node, args) {
+                return id;
+            }
+            // A known condition picks its branch; equal branches need none.
+            if let Some(c) = consts[0] {
+                return ctx.fit(if c != 0.0 { args[1] } else { args[2] });
+            }
+            if args[1] == args[2] {
+                return ctx.fit(args[1]);
             }
         }
         Op::Broadcast => {
@@ -180,6 +207,25 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
     ctx.graph.add_declared(node.op.clone(), args, node.shape, node.origin.clone()).expect("same shapes")
 }
 
+/// The node rebuilt on its arguments' un-broadcast values, for elementwise
+/// ops that broadcast by themselves (`None` when no argument is a broadcast
+/// or dropping them would change the shape).
+fn without_broadcasts(ctx: &mut Ctx, node: &Node, args: &[NodeId]) -> Option<NodeId> {
+    let unwrapped: Vec<NodeId> = args
+        .iter()
+        .map(|&a| {
+            let arg = ctx.graph.node(a);
+            if arg.op == Op::Broadcast { arg.args[0] } else { a }
+        })
+        .collect();
+    if unwrapped == args {
+        return None;
+    }
+    let shapes: Vec<Shape> = unwrapped.iter().map(|&a| ctx.graph.shape(a)).collect();
+    let shape = crate::ir::infer_shape(&node.op, &shapes, None).ok()?;
+    (shape == node.shape).then(|| rewrite_new(ctx, node.op.clone(), &unwrapped))
+}
+
 /// Build a node through the rewrite rules (for nodes that rules create).
 fn rewrite_new(ctx: &mut Ctx, op: Op, args: &[NodeId]) -> NodeId {
     let shapes: Vec<Shape> = args.iter().map(|&a| ctx.graph.shape(a)).collect();
@@ -205,6 +251,9 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
     match b {
         Binary::Add => {
             if let Some(id) = pads_to_concat(ctx, x, y) {
+                return Some(id);
+            }
+            if let Some(id) = merge_selects(ctx, Binary::Add, x, y) {
                 return Some(id);
             }
             if cx == Some(0.0) {
@@ -239,6 +288,9 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
             }
         }
         Binary::Sub => {
+            if let Some(id) = merge_selects(ctx, Binary::Sub, x, y) {
+                return Some(id);
+            }
             if cy == Some(0.0) {
                 return Some(ctx.fit(x));
             }
@@ -285,6 +337,20 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
                 let (a, c) = (arg(ctx, x, 0), arg(ctx, y, 0));
                 return Some(remake(ctx, Op::Binary(Binary::Mul), &[a, c]));
             }
+            // z · select(k, a, 0) = select(k, z·a, 0) (either side, either
+            // branch): no bigger, and the adjoints of a conditional's branches
+            // can then merge (see `merge_selects`).
+            let zero_branch = |ctx: &Ctx, id: NodeId| {
+                op_of(ctx, id) == Op::Select && (1..3).any(|i| ctx.constant_of(arg(ctx, id, i)) == Some(0.0))
+            };
+            for (select, z) in [(y, x), (x, y)] {
+                if zero_branch(ctx, select) {
+                    let (cond, a, b) = (arg(ctx, select, 0), arg(ctx, select, 1), arg(ctx, select, 2));
+                    let a = rewrite_new(ctx, Op::Binary(Binary::Mul), &[z, a]);
+                    let b = rewrite_new(ctx, Op::Binary(Binary::Mul), &[z, b]);
+                    return Some(remake(ctx, Op::Select, &[cond, a, b]));
+                }
+            }
             // z · z = z^2
             if x == y {
                 return Some(remake(ctx, Op::Unary(Unary::Pow(2.0)), &[x]));
@@ -311,6 +377,23 @@ fn binary(ctx: &mut Ctx, b: Binary, x: NodeId, y: NodeId, cx: Option<f64>, cy: O
         }
     }
     None
+}
+
+/// `select(c, a, b) ± select(c, d, e)` is `select(c, a ± d, b ± e)`: no
+/// more work, and the adjoint of a conditional, whose branches each receive
+/// the gradient where chosen, `select(c, g, 0) + select(c, 0, g')`, becomes
+/// `select(c, g, g')`.
+fn merge_selects(ctx: &mut Ctx, op: Binary, x: NodeId, y: NodeId) -> Option<NodeId> {
+    let (nx, ny) = (ctx.graph.node(x).clone(), ctx.graph.node(y).clone());
+    if nx.op != Op::Select || ny.op != Op::Select || nx.args[0] != ny.args[0] {
+        return None;
+    }
+    if nx.shape != ctx.shape || ny.shape != ctx.shape {
+        return None;
+    }
+    let then = rewrite_new(ctx, Op::Binary(op), &[nx.args[1], ny.args[1]]);
+    let otherwise = rewrite_new(ctx, Op::Binary(op), &[nx.args[2], ny.args[2]]);
+    Some(remake(ctx, Op::Select, &[nx.args[0], then, otherwise]))
 }
 
 /// `pad(a, 0) + pad(b, wa)` covering all columns exactly is `[a | b]`: the

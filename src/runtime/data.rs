@@ -77,10 +77,11 @@ pub struct Table {
 }
 
 impl Table {
-    /// A column's name for messages: its header name or `column N`.
+    /// A column for messages: ``column `name` `` by its header name, or
+    /// `column N` (1-based) without a header.
     pub fn column_name(&self, c: usize) -> String {
         match &self.header {
-            Some(names) => format!("`{}`", names[c]),
+            Some(names) => format!("column `{}`", shorten(&names[c])),
             None => format!("column {}", c + 1),
         }
     }
@@ -96,6 +97,13 @@ pub fn read_file(path: &Path) -> Result<Table, DataError> {
     let fail = |message: String| DataError { file: file.clone(), line: None, column: None, message, help: None };
     if path.is_dir() {
         return Err(fail("is a directory, not a data file".into()));
+    }
+    // A device such as /dev/zero never ends. (Pipes are fine: `<(zcat ..)`.)
+    if std::fs::metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_char_device() || m.file_type().is_block_device()
+    }) {
+        return Err(fail("is a device, not a data file".into()));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the data file: {e}")))?;
     read_table(&file, &bytes)
@@ -113,9 +121,10 @@ pub fn read_table(file: &str, bytes: &[u8]) -> Result<Table, DataError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
     let mut records = Vec::new();
+    let mut lines = Lines { bytes, offset: 0, line: 1 };
     for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(i + 1, |p| p.line() as usize);
+            let line = e.position().map_or(i + 1, |p| lines.at(p.byte() as usize));
             match e.kind() {
                 csv::ErrorKind::Utf8 { err, .. } => DataError {
                     column: Some(err.field() + 1),
@@ -124,7 +133,7 @@ pub fn read_table(file: &str, bytes: &[u8]) -> Result<Table, DataError> {
                 _ => error(Some(line), format!("unreadable CSV: {e}")),
             }
         })?;
-        let line = record.position().map_or(i + 1, |p| p.line() as usize);
+        let line = record.position().map_or(i + 1, |p| lines.at(p.byte() as usize));
         // A line of only spaces is not a row.
         if record.len() == 1 && record[0].trim().is_empty() {
             continue;
@@ -163,6 +172,37 @@ pub fn read_table(file: &str, bytes: &[u8]) -> Result<Table, DataError> {
         }
     }
     Ok(Table { file: file.to_string(), header, width, rows })
+}
+
+/// Line numbers from byte offsets. (The csv crate's own line count is off
+/// after CRLF line ends: BurntSushi/rust-csv#395.) A record's offset may
+/// point at the end of the line before it, so line breaks at the offset are
+/// skipped: no record starts with one. `\n`, `\r\n` and a lone `\r` each end
+/// a line. Offsets must not decrease from call to call.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, offset: usize) -> usize {
+        let mut end = offset.min(self.bytes.len());
+        while end < self.bytes.len() && matches!(self.bytes[end], b'\r' | b'\n') {
+            end += 1;
+        }
+        let start = self.offset.min(end);
+        for i in start..end {
+            let ends_line = match self.bytes[i] {
+                b'\n' => true,
+                b'\r' => self.bytes.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            };
+            self.line += usize::from(ends_line);
+        }
+        self.offset = self.offset.max(end);
+        self.line
+    }
 }
 
 /// The CSV columns (0-based) each binding reads, in `program.data` order;
@@ -213,11 +253,18 @@ fn resolve_with(program: &Program, table: &Table, with_targets: bool) -> Result<
     let wanted: usize = positional.iter().map(|&i| program.data[i].column_count()).sum();
     if all_positional && wanted != table.width {
         let summary = describe(program, with_targets);
+        let columns = if table.width == 1 { "1 column".to_string() } else { format!("{} columns", table.width) };
+        let first = table.header.as_ref().map_or_else(|| table.rows[0].1[0].to_string(), |h| h[0].clone());
+        let help = match (table.width, first.contains(';'), first.contains('\t')) {
+            (1, true, _) => "the fields seem to be separated by `;`: nnc reads comma-separated values".to_string(),
+            (1, _, true) => "the fields seem to be separated by tabs: nnc reads comma-separated values".to_string(),
+            _ => format!("{summary}; name the columns (`x = columns(a, b)`) to use some of them"),
+        };
         return Err(BindError::Data(table.error(
             Some(1),
             None,
-            format!("the file has {} columns but the model's data block binds {wanted} by position", table.width),
-            Some(format!("{summary}; name the columns (`x = columns(a, b)`) to use some of them")),
+            format!("the file has {columns} but the model's data block binds {wanted} by position"),
+            Some(help),
         )));
     }
     let mut next = 0;
@@ -311,7 +358,13 @@ fn lookup(table: &Table, r: &ColumnRef) -> Result<usize, Diagnostic> {
                 .with_label(*span, "not in the header");
             Err(match suggest(name, header.iter().map(String::as_str)) {
                 Some(s) => diag.with_help(format!("did you mean `{s}`?")),
-                None => diag.with_help(format!("its columns are: {}", header.join(", "))),
+                None => {
+                    let mut names: Vec<String> = header.iter().take(20).map(|h| shorten(h)).collect();
+                    if header.len() > names.len() {
+                        names.push(format!("… ({} in all)", header.len()));
+                    }
+                    diag.with_help(format!("its columns are: {}", names.join(", ")))
+                }
             })
         }
     }
@@ -370,6 +423,14 @@ pub fn fit_transforms(
                     sum += v;
                     sum_sq += v * v;
                 }
+                if !(sum.is_finite() && sum_sq.is_finite()) {
+                    return Err(table.error(
+                        None,
+                        Some(c + 1),
+                        format!("the values in {} are too large to standardize", table.column_name(c)),
+                        Some("their squares overflow a 64-bit float: scale the column down first, e.g. `/ 1e6`".into()),
+                    ));
+                }
                 let n = rows.len().max(1) as f64;
                 let mean = sum / n;
                 let var = (sum_sq / n - mean * mean).max(0.0);
@@ -389,29 +450,47 @@ pub fn fit_transforms(
     Ok(transforms)
 }
 
+/// A cell or a header name as messages show it: at most 40 chars.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 /// A finite number from row `r` (0-based data row), column `c`.
 fn cell(table: &Table, r: usize, c: usize) -> Result<f64, DataError> {
     let (line, record) = &table.rows[r];
     let text = record[c].trim();
     let value: f64 = text.parse().map_err(|_| {
-        let shown: String = text.chars().take(40).collect();
-        let what = if text.is_empty() { "an empty cell".to_string() } else { format!("`{shown}`") };
-        table.error(
-            Some(*line),
-            Some(c + 1),
-            format!("{what} in column {} is not a number", table.column_name(c)),
-            None,
-        )
+        let what = if text.is_empty() { "an empty cell".to_string() } else { format!("`{}`", shorten(text)) };
+        table.error(Some(*line), Some(c + 1), format!("{what} in {} is not a number", table.column_name(c)), None)
     })?;
     if !value.is_finite() {
         return Err(table.error(
             Some(*line),
             Some(c + 1),
-            format!("`{text}` in column {} is not a finite number", table.column_name(c)),
+            format!("`{}` in {} is not a finite number", shorten(text), table.column_name(c)),
             Some("remove or fill in rows with missing values before training".into()),
         ));
     }
     Ok(value)
+}
+
+/// A cell whose value, once scaled or standardized, is beyond the range of
+/// the 32-bit floats that training uses (about ±3.4e38).
+fn beyond_f32(table: &Table, r: usize, c: usize, binding: &Binding) -> DataError {
+    let text = shorten(table.rows[r].1[c].trim());
+    let scaled = if binding.scale != 1.0 || binding.standardize { " once scaled" } else { "" };
+    table.error(
+        Some(table.rows[r].0),
+        Some(c + 1),
+        format!(
+            "`{text}` in {} is too large{scaled}: beyond ±3.4e38, the range of 32-bit floats",
+            table.column_name(c)
+        ),
+        Some(format!("nnc trains in 32-bit floats: scale `{}` down, e.g. `/ 1e6`, or standardize it", binding.name)),
+    )
 }
 
 /// Rows bound for the model: one row-major matrix per input and target.
@@ -451,7 +530,11 @@ impl Dataset {
                 match binding.encoding {
                     Encoding::Raw { .. } => {
                         for (k, &c) in cols.iter().enumerate() {
-                            out.push(transforms[i].apply(k, cell(table, r, c)?) as f32);
+                            let value = transforms[i].apply(k, cell(table, r, c)?) as f32;
+                            if !value.is_finite() {
+                                return Err(beyond_f32(table, r, c, binding));
+                            }
+                            out.push(value);
                         }
                     }
                     Encoding::OneHot { classes } => {
@@ -462,7 +545,7 @@ impl Dataset {
                                 Some(table.rows[r].0),
                                 Some(c + 1),
                                 format!(
-                                    "class `{class}` in column {} is not one of 0..{}",
+                                    "class `{class}` in {} is not a class from 0 to {}",
                                     table.column_name(c),
                                     classes - 1
                                 ),
@@ -542,7 +625,7 @@ pub fn binding_summary(program: &Program, layout: &Layout, table_header: Option<
             let cols = cols.as_ref()?;
             let contiguous = cols.windows(2).all(|w| w[1] == w[0] + 1);
             let text = match (cols.as_slice(), contiguous, table_header) {
-                ([c], _, Some(h)) => format!("`{}`", h[*c]),
+                ([c], _, Some(h)) => format!("`{}`", shorten(&h[*c])),
                 ([c], _, None) => format!("column {}", c + 1),
                 ([first, .., last], true, _) => format!("columns {}-{}", first + 1, last + 1),
                 _ => format!("{} columns", cols.len()),

@@ -9,7 +9,7 @@
 
 use super::data::{Dataset, Transform};
 use crate::codegen::{Compiled, KernelArgs, param_len, param_offsets};
-use crate::ir::program::{Program, Task};
+use crate::ir::program::{HyperContext, Program, Task};
 use crate::ir::{Init, Shape};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -28,12 +28,51 @@ pub struct RunConfig {
     pub shuffle: bool,
 }
 
-/// The packed parameters of a model.
+/// The packed parameters of a model, and the optimizer's state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
     pub values: Vec<f32>,
     pub offsets: Vec<usize>,
     pub shapes: Vec<Shape>,
+    pub state: OptimizerState,
+}
+
+/// The optimizer's state tensors (momentum buffers, Adam's moments; see
+/// `Optimizer::states`), packed like the parameters, and the step count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OptimizerState {
+    /// `<param>.<kind>`, in `Optimizer::states` order.
+    pub names: Vec<String>,
+    pub values: Vec<f32>,
+    pub offsets: Vec<usize>,
+    pub shapes: Vec<Shape>,
+    /// Optimizer steps taken so far: the next one is step `t = step + 1`.
+    pub step: u64,
+}
+
+impl OptimizerState {
+    /// The state of a fresh optimizer: zeros, no steps taken.
+    pub fn zeros(program: &Program) -> OptimizerState {
+        let states = program.train.optimizer.value.states(&program.graph.params);
+        let shapes: Vec<Shape> = states.iter().map(|s| s.shape).collect();
+        OptimizerState {
+            names: states.into_iter().map(|s| s.name).collect(),
+            values: vec![0.0; param_len(&shapes)],
+            offsets: param_offsets(&shapes),
+            shapes,
+            step: 0,
+        }
+    }
+
+    /// The values of state tensor `i`, row-major.
+    pub fn get(&self, i: usize) -> &[f32] {
+        &self.values[self.offsets[i]..self.offsets[i] + self.shapes[i].len(1)]
+    }
+
+    pub fn get_mut(&mut self, i: usize) -> &mut [f32] {
+        let n = self.shapes[i].len(1);
+        &mut self.values[self.offsets[i]..self.offsets[i] + n]
+    }
 }
 
 impl Params {
@@ -60,7 +99,7 @@ impl Params {
                 }
             }
         }
-        Params { values, offsets, shapes }
+        Params { values, offsets, shapes, state: OptimizerState::zeros(program) }
     }
 
     /// The values of parameter `i`, row-major.
@@ -142,6 +181,13 @@ pub fn train(
     };
     let n_batches = rows.div_ceil(batch);
     let mut losses = vec![0.0f32; n_batches];
+    // Run-time scalars: the base rate and the schedule, a cosine without a
+    // length running to the last step of this run.
+    let last_step = params.state.step + epochs * n_batches as u64;
+    let hypers = HyperContext {
+        learning_rate: config.learning_rate as f64,
+        schedule: program.train.schedule.value.resolved(last_step),
+    };
     // With shuffling, each epoch trains on a permuted copy of the rows.
     let mut shuffled = data.filter(|_| config.shuffle).cloned();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0053_4855_4646_4c45);
@@ -170,13 +216,19 @@ pub fn train(
             rows: rows as i64,
             batch: batch as i64,
             learning_rate: config.learning_rate,
+            state: params.state.values.as_mut_ptr(),
+            step: params.state.step as i64,
+            hypers: &hypers,
         };
         // SAFETY: the buffers above have the sizes the kernels were lowered
-        // for: the packed parameters, the scratch area, one loss per batch,
-        // and `rows × width` data matrices checked when the CSV was bound.
+        // for: the packed parameters and optimizer state (both laid out from
+        // the program, as the kernel's buffers are), the scratch area, one
+        // loss per batch, and `rows × width` data matrices checked when the
+        // CSV was bound; `hypers` outlives the call.
         let start = Instant::now();
         unsafe { train_kernel.call(&args) };
         kernel_time += start.elapsed();
+        params.state.step += n_batches as u64;
         let bad_batch = losses.iter().position(|l| !l.is_finite());
         let bad_param = params.first_non_finite();
         if bad_batch.is_some() || bad_param.is_some() {
@@ -282,7 +334,7 @@ pub fn evaluate(
         targets: target_ptrs.as_ptr(),
         rows: rows as i64,
         batch: rows as i64,
-        learning_rate: 0.0,
+        ..KernelArgs::default()
     };
     assert!(
         data.is_none_or(|d| d.has_targets) || eval_kernel.kernel.kind == crate::kernel::KernelKind::Predict,
@@ -302,6 +354,11 @@ pub fn evaluate(
                     let correct = (0..rows)
                         .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
                         .count();
+                    metrics.accuracy = Some(correct as f64 / rows as f64);
+                } else if let Some(target) = d.targets.iter().find(|t| t.len() == rows) {
+                    // One column of class indices (`cross_entropy(out, y)` with `y[1]`).
+                    let correct =
+                        (0..rows).filter(|&r| argmax(&predict[r * k..(r + 1) * k]) as f32 == target[r]).count();
                     metrics.accuracy = Some(correct as f64 / rows as f64);
                 }
             }

@@ -20,9 +20,13 @@
 //! - On load, a tensor must have its [`disk_shape`], with two friendly
 //!   exceptions: a bias may also be `[1, n]`, and a scalar may also be `[1]`
 //!   or `[1, 1]`. Weights must match exactly.
+//! - Optimizer state, when the optimizer keeps any, follows: one tensor per
+//!   entry of `Optimizer::states`, named `<param>.<kind>` (`h.w.momentum`,
+//!   `h.w.adam_m`, `h.w.adam_v`), shaped on disk like its parameter.
 //! - The header metadata (a string → string map) is the caller's map plus
 //!   `"format": "nnc-weights-1"` ([`FORMAT_KEY`], [`FORMAT`]), which
-//!   overrides a caller's `format`. A file without a `format` key (say,
+//!   overrides a caller's `format`, `nnc.optimizer` ([`OPTIMIZER_KEY`]) and
+//!   `nnc.step` ([`STEP_KEY`]), the optimizer steps taken. A file without a `format` key (say,
 //!   written by Python) loads; one whose format is another `nnc-weights-*`
 //!   version is refused. [`SOURCE_HASH_KEY`] is the conventional key for the
 //!   model source's [`source_hash`].
@@ -32,6 +36,11 @@
 //! Loading is strict: every parameter must be present with an accepted shape
 //! and dtype `F32` and only finite values, and the file must hold no tensor
 //! the model does not have (that is most likely a different model's file).
+//! Optimizer state is loaded when the file has the model's optimizer's state
+//! tensors — all of them, under the same rules — and then `nnc.step` too;
+//! without them the state starts at zero and the step at 0 (an optimizer
+//! without state, plain sgd, takes `nnc.step` alone, so that its schedule
+//! continues). State tensors of another optimizer are ignored.
 //! Saving refuses non-finite values, since the file could not be loaded.
 //!
 //! # Atomic writes
@@ -41,7 +50,7 @@
 //! file or the new one, never half of one. On failure the temporary file is
 //! removed and the target is untouched.
 
-use super::train::Params;
+use super::train::{OptimizerState, Params};
 use crate::codegen::{param_len, param_offsets};
 use crate::ir::program::Program;
 use crate::ir::{Dim, ParamInfo, Shape};
@@ -60,6 +69,10 @@ pub const FORMAT_KEY: &str = "format";
 pub const FORMAT: &str = "nnc-weights-1";
 /// The metadata key for the model source's [`source_hash`].
 pub const SOURCE_HASH_KEY: &str = "nnc.source_hash";
+/// The metadata key for the number of optimizer steps taken (decimal).
+pub const STEP_KEY: &str = "nnc.step";
+/// The metadata key naming the optimizer (`sgd`, `adam`, `adamw`).
+pub const OPTIMIZER_KEY: &str = "nnc.optimizer";
 
 /// What went wrong, for callers that branch on it; the message says the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +95,8 @@ pub enum WeightsErrorKind {
     Dtype,
     /// A tensor holds a NaN or an infinity.
     NonFinite,
+    /// A metadata value nnc reads (the step count) is malformed.
+    Metadata,
     /// The `Params` given to [`save`] do not fit the program (a caller bug).
     Mismatch,
 }
@@ -307,6 +322,37 @@ pub fn to_bytes(
         let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
         encoded.push((param.name.clone(), shape, bytes));
     }
+    // Optimizer state, each tensor shaped like its parameter on disk.
+    let states = program.train.optimizer.value.states(declared);
+    let state = &params.state;
+    if state.names.len() != states.len() || state.names.iter().zip(&states).any(|(n, s)| *n != s.name) {
+        return Err(mismatch(format!(
+            "the model's optimizer keeps {} state tensors but {} were given",
+            states.len(),
+            state.names.len()
+        )));
+    }
+    for (i, info) in states.iter().enumerate() {
+        let shape = disk_shape(&declared[info.param as usize]);
+        let Some(values) = state.values.get(state.offsets[i]..state.offsets[i] + info.shape.len(1)) else {
+            return Err(mismatch(format!("the packed optimizer state is too short for `{}`", info.name)));
+        };
+        if let Some((at, &x)) = values.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(WeightsError::new(
+                WeightsErrorKind::NonFinite,
+                file,
+                Some(&info.name),
+                format!(
+                    "cannot save {file}: optimizer state `{}` holds {}{}",
+                    info.name,
+                    describe_non_finite(x),
+                    show_index(&shape, at)
+                ),
+            ));
+        }
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        encoded.push((info.name.clone(), shape, bytes));
+    }
     let views = encoded
         .iter()
         .map(|(name, shape, bytes)| Ok((name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
@@ -314,6 +360,8 @@ pub fn to_bytes(
         .map_err(|e| mismatch(e.to_string()))?;
     let mut header: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     header.insert(FORMAT_KEY.to_string(), FORMAT.to_string());
+    header.insert(OPTIMIZER_KEY.to_string(), program.train.optimizer.value.name().to_string());
+    header.insert(STEP_KEY.to_string(), state.step.to_string());
     let bytes = safetensors::serialize(views, Some(header)).map_err(|e| mismatch(e.to_string()))?;
     Ok(canonical_header(bytes))
 }
@@ -418,7 +466,7 @@ pub fn from_bytes(
     let mut values = vec![0.0f32; param_len(&shapes)];
     for (i, param) in declared.iter().enumerate() {
         let name = param.name.as_str();
-        let Ok(view) = tensors.tensor(name) else {
+        if tensors.tensor(name).is_err() {
             let has =
                 if names.is_empty() { "has no tensors".to_string() } else { format!("has: {}", names.join(", ")) };
             let mut err = error(
@@ -430,51 +478,58 @@ pub fn from_bytes(
                 err = err.with_help(format!("did you mean `{close}`? the file's names must match the model's"));
             }
             return Err(err);
-        };
-        if view.dtype() != Dtype::F32 {
-            return Err(error(
-                WeightsErrorKind::Dtype,
-                Some(name),
-                format!("`{name}` in {file} has dtype {} but nnc weights are F32", view.dtype()),
-            )
-            .with_help("convert it before saving, e.g. `array.astype(numpy.float32)`"));
         }
-        if !accepts(param, view.shape()) {
-            let mut err = error(
-                WeightsErrorKind::Shape,
-                Some(name),
-                format!(
-                    "`{name}` in {file} has shape {} but the model needs {}",
-                    show_shape(view.shape()),
-                    show_shape(&disk_shape(param))
-                ),
-            );
-            err.help = shape_help(program, param);
-            return Err(err);
-        }
-        let data = view.data();
-        let n = param.shape.len(1);
-        if data.len() != 4 * n {
-            return Err(error(
-                WeightsErrorKind::NotSafetensors,
-                Some(name),
-                format!("`{name}` in {file} has {} bytes of data but its shape needs {}", data.len(), 4 * n),
-            ));
-        }
-        let slot = &mut values[offsets[i]..offsets[i] + n];
-        for (x, chunk) in slot.iter_mut().zip(data.chunks_exact(4)) {
-            *x = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
-        if let Some((at, &x)) = slot.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(error(
-                WeightsErrorKind::NonFinite,
-                Some(name),
-                format!("`{name}` in {file} holds {}{}", describe_non_finite(x), show_index(view.shape(), at)),
-            )
-            .with_help("the weights were probably saved from a run that diverged"));
+        read_tensor(file, &tensors, program, param, name, &mut values[offsets[i]..offsets[i] + param.shape.len(1)])?;
+    }
+
+    // Optimizer state: all of it or none (then it starts at zero).
+    let mut state = OptimizerState::zeros(program);
+    let present: Vec<&str> = state.names.iter().map(String::as_str).filter(|n| names.contains(n)).collect();
+    if let Some(missing) = state.names.iter().find(|n| !present.is_empty() && !names.contains(&n.as_str())) {
+        return Err(error(
+            WeightsErrorKind::MissingTensor,
+            Some(missing),
+            format!(
+                "{file} has optimizer state (`{}`) but no tensor `{missing}`: the {} optimizer needs all of it",
+                present[0],
+                program.train.optimizer.value.name()
+            ),
+        )
+        .with_help("save the weights again with `nnc run --save-weights`, or remove the state tensors"));
+    }
+    let states = program.train.optimizer.value.states(declared);
+    if !present.is_empty() {
+        for (i, info) in states.iter().enumerate() {
+            let param = &declared[info.param as usize];
+            let n = info.shape.len(1);
+            let slot = &mut state.values[state.offsets[i]..state.offsets[i] + n];
+            read_tensor(file, &tensors, program, param, &info.name, slot)?;
         }
     }
-    if let Some(extra) = names.iter().find(|n| !declared.iter().any(|p| p.name == **n)) {
+    // The step continues with the state, or alone for an optimizer without
+    // state (for the schedule); fresh state starts again at step 0.
+    if let Some(text) = metadata.get(STEP_KEY)
+        && (!present.is_empty() || states.is_empty())
+    {
+        state.step = text.parse().map_err(|_| {
+            error(
+                WeightsErrorKind::Metadata,
+                None,
+                format!("{file} has `{STEP_KEY}` = `{text}`, which is not a step count"),
+            )
+            .with_help(format!("`{STEP_KEY}` is the number of optimizer steps taken, a whole number"))
+        })?;
+    }
+
+    let is_state_of_any_optimizer = |n: &str| {
+        declared.iter().any(|p| {
+            n.strip_prefix(p.name.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|kind| crate::ir::program::STATE_KINDS.contains(&kind))
+        })
+    };
+    if let Some(extra) = names.iter().find(|n| !declared.iter().any(|p| p.name == **n) && !is_state_of_any_optimizer(n))
+    {
         let wanted: Vec<&str> = declared.iter().map(|p| p.name.as_str()).collect();
         let wanted = if wanted.is_empty() { "none".to_string() } else { wanted.join(", ") };
         return Err(error(
@@ -484,7 +539,61 @@ pub fn from_bytes(
         )
         .with_help("the file was probably saved from a different model"));
     }
-    Ok((Params { values, offsets, shapes }, metadata))
+    Ok((Params { values, offsets, shapes, state }, metadata))
+}
+
+/// Read tensor `name` (parameter `param`, or optimizer state of its shape)
+/// into `slot`, checking its dtype, shape and values.
+fn read_tensor(
+    file: &str,
+    tensors: &SafeTensors,
+    program: &Program,
+    param: &ParamInfo,
+    name: &str,
+    slot: &mut [f32],
+) -> Result<(), WeightsError> {
+    let error = |kind, message: String| WeightsError::new(kind, file, Some(name), message);
+    let view = tensors
+        .tensor(name)
+        .map_err(|e| error(WeightsErrorKind::MissingTensor, format!("{file} has no tensor `{name}`: {e}")))?;
+    if view.dtype() != Dtype::F32 {
+        return Err(error(
+            WeightsErrorKind::Dtype,
+            format!("`{name}` in {file} has dtype {} but nnc weights are F32", view.dtype()),
+        )
+        .with_help("convert it before saving, e.g. `array.astype(numpy.float32)`"));
+    }
+    if !accepts(param, view.shape()) {
+        let mut err = error(
+            WeightsErrorKind::Shape,
+            format!(
+                "`{name}` in {file} has shape {} but the model needs {}",
+                show_shape(view.shape()),
+                show_shape(&disk_shape(param))
+            ),
+        );
+        err.help = shape_help(program, param);
+        return Err(err);
+    }
+    let data = view.data();
+    let n = param.shape.len(1);
+    if data.len() != 4 * n {
+        return Err(error(
+            WeightsErrorKind::NotSafetensors,
+            format!("`{name}` in {file} has {} bytes of data but its shape needs {}", data.len(), 4 * n),
+        ));
+    }
+    for (x, chunk) in slot.iter_mut().zip(data.chunks_exact(4)) {
+        *x = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    if let Some((at, &x)) = slot.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(error(
+            WeightsErrorKind::NonFinite,
+            format!("`{name}` in {file} holds {}{}", describe_non_finite(x), show_index(view.shape(), at)),
+        )
+        .with_help("the weights were probably saved from a run that diverged"));
+    }
+    Ok(())
 }
 
 /// The same file with its JSON header's keys in sorted order.
@@ -530,4 +639,3 @@ mod tests {
         assert_eq!(show_index(&[], 0), "");
     }
 }
-

@@ -4,7 +4,8 @@
 //! exist. Every node carries the [`Span`] it was parsed from, so the checker
 //! can point at it. Calls are uniform — `dense(x, 8, tanh)`, `sgd(lr = 0.1)`,
 //! `one_hot(3)` and `mse(a, b)` are all [`ExprKind::Call`] — and the checker
-//! decides what each callee means.
+//! decides what each callee means. A dotted name such as `h.w` is one
+//! [`ExprKind::Name`] with the dot in its text.
 
 use crate::span::Span;
 
@@ -19,6 +20,7 @@ pub enum Item {
     Data(DataBlock),
     Model(ModelBlock),
     Param(ParamDecl),
+    Fn(FnDecl),
     Loss(LossDecl),
     Train(TrainBlock),
 }
@@ -29,6 +31,7 @@ impl Item {
             Item::Data(b) => b.span,
             Item::Model(b) => b.span,
             Item::Param(p) => p.span,
+            Item::Fn(f) => f.span,
             Item::Loss(l) => l.span,
             Item::Train(t) => t.span,
         }
@@ -93,6 +96,15 @@ pub struct ParamDecl {
     pub span: Span,
 }
 
+/// `fn swish(x) = x * sigmoid(x)`: a user function, inlined where it is called.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FnDecl {
+    pub name: Ident,
+    pub params: Vec<Ident>,
+    pub body: Expr,
+    pub span: Span,
+}
+
 /// `loss mse(out, y)` or `loss x^3 / 3 - x`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LossDecl {
@@ -135,6 +147,8 @@ pub enum ExprKind {
     Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
     /// `[tanh, sigmoid]`
     List(Vec<Expr>),
+    /// `if cond then a else b`
+    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +158,13 @@ pub enum BinOp {
     Mul,
     Div,
     Pow,
+    /// Comparisons: 1 where true, 0 where false.
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
 }
 
 impl BinOp {
@@ -154,6 +175,12 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Div => "/",
             BinOp::Pow => "^",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
         }
     }
 }

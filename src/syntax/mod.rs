@@ -13,13 +13,18 @@
 //! train { optimizer = sgd(lr = 0.05)  epochs = 200 }
 //! ```
 //!
-//! Items come in any order and number (the checker counts them). The item
-//! keywords `data`, `model`, `param`, `loss` and `train` are reserved; `input`
-//! and `target` are keywords only where a data declaration starts.
-//! Expressions, loosest first: `+ -`, `* /` (both left-associative), prefix
-//! `-`, `^` (right-associative, and its exponent may be negated: `x^-1`), then
-//! numbers, names, calls `f(a, key = b)`, lists `[a, b]` and `( … )`.
-//! `-x^2` is `-(x^2)` and `2^3^2` is `2^(3^2)`.
+//! Items come in any order and number (the checker counts them); besides the
+//! blocks there are user functions, `fn swish(x) = x * sigmoid(x)`. The item
+//! keywords `data`, `model`, `param`, `fn`, `loss` and `train`, and `if`,
+//! `then`, `else`, are reserved; `input` and `target` are keywords only where
+//! a data declaration starts.
+//! Expressions, loosest first: `if c then a else b` (a run of `else if`s
+//! needs no brackets; a condition or `then` branch that is itself a
+//! conditional does), one comparison `< <= > >= == !=` (they do not chain),
+//! `+ -`, `* /` (both left-associative), prefix `-`, `^` (right-associative,
+//! and its exponent may be negated: `x^-1`), then numbers, names (`h`, or
+//! `h.w` with no spaces around the dot), calls `f(a, key = b)`, lists
+//! `[a, b]` and `( … )`. `-x^2` is `-(x^2)` and `2^3^2` is `2^(3^2)`.
 //!
 //! Spans are byte ranges that cover a node's text exactly (no surrounding
 //! whitespace). A parenthesised expression is its inner node, with the span

@@ -15,8 +15,8 @@
 use crate::diag::Diagnostic;
 use crate::span::Span;
 use crate::syntax::ast::{
-    Arg, BinOp, Binding, DataBlock, DataDecl, DataKind, Expr, ExprKind, File, Ident, Item, LossDecl, ModelBlock,
-    ParamDecl, Setting, TrainBlock,
+    Arg, BinOp, Binding, DataBlock, DataDecl, DataKind, Expr, ExprKind, File, FnDecl, Ident, Item, LossDecl,
+    ModelBlock, ParamDecl, Setting, TrainBlock,
 };
 use pest::Parser as _;
 use pest::Token;
@@ -90,7 +90,7 @@ fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnosti
         && let Some(&(open, bracket)) = scan.unclosed.last()
     {
         diag = diag.with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is never closed"));
-    } else if is_item_keyword(found_text) && source[span.end as usize..].trim_start().starts_with('=') {
+    } else if is_reserved(found_text) && source[span.end as usize..].trim_start().starts_with('=') {
         diag = diag.with_help(format!(
             "`{found_text}` is a reserved word: it cannot name a layer, a param or a setting; choose another name"
         ));
@@ -106,6 +106,10 @@ fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnosti
         diag = diag
             .with_label(Span::new(open, open + bracket.len_utf8()), format!("this `{bracket}` is still open"))
             .with_help(format!("close it with `{close}` before the next item"));
+    } else if ["<", ">", "==", "!="].iter().any(|op| source[pos..].starts_with(op))
+        && ["<", ">", "==", "!="].iter().any(|op| source[..pos].rsplit('\n').next().unwrap_or_default().contains(op))
+    {
+        diag = diag.with_help("comparisons do not chain: write `a < b < c` as `(a < b) * (b < c)`");
     } else if source[pos..].chars().next().is_some_and(|c| c.is_alphabetic() && !c.is_ascii()) {
         diag = diag.with_help("names are made of ASCII letters, digits and `_`");
     }
@@ -113,7 +117,12 @@ fn syntax_error(source: &str, error: &PestError<Rule>, scan: &Scan) -> Diagnosti
 }
 
 fn is_item_keyword(word: &str) -> bool {
-    matches!(word, "data" | "model" | "param" | "loss" | "train")
+    matches!(word, "data" | "model" | "param" | "fn" | "loss" | "train")
+}
+
+/// Words that cannot be names: the item keywords and `if`, `then`, `else`.
+fn is_reserved(word: &str) -> bool {
+    is_item_keyword(word) || matches!(word, "if" | "then" | "else")
 }
 
 /// The brackets still open at byte `end`, outermost first (comments skipped).
@@ -157,6 +166,9 @@ fn expected_message(positives: &[Rule]) -> String {
 fn words(rule: Rule) -> Vec<(u8, &'static str)> {
     let word = match rule {
         Rule::expr
+        | Rule::compare
+        | Rule::sum
+        | Rule::kw_if
         | Rule::product
         | Rule::unary
         | Rule::power
@@ -170,8 +182,21 @@ fn words(rule: Rule) -> Vec<(u8, &'static str)> {
             (1, "a name")
         }
         Rule::number => (2, "a number"),
-        Rule::plus | Rule::minus | Rule::star | Rule::slash | Rule::caret => (3, "an operator"),
+        Rule::plus
+        | Rule::minus
+        | Rule::star
+        | Rule::slash
+        | Rule::caret
+        | Rule::lt
+        | Rule::le
+        | Rule::gt
+        | Rule::ge
+        | Rule::eqeq
+        | Rule::ne
+        | Rule::compare_op => (3, "an operator"),
         Rule::eq => (4, "`=`"),
+        Rule::kw_then => (4, "`then`"),
+        Rule::kw_else => (4, "`else`"),
         Rule::lbracket => (5, "`[`"),
         Rule::lparen => (6, "`(`"),
         Rule::modifier => (7, "a modifier"),
@@ -187,6 +212,7 @@ fn words(rule: Rule) -> Vec<(u8, &'static str)> {
         Rule::data_block | Rule::kw_data => (14, "`data`"),
         Rule::model_block | Rule::kw_model => (14, "`model`"),
         Rule::param_decl | Rule::kw_param => (14, "`param`"),
+        Rule::fn_decl | Rule::kw_fn => (14, "`fn`"),
         Rule::loss_decl | Rule::kw_loss => (14, "`loss`"),
         Rule::train_block | Rule::kw_train => (14, "`train`"),
         Rule::EOI | Rule::file => (15, "end of file"),
@@ -497,22 +523,8 @@ fn reduce(
             }
         }
         Rule::power => Child::Expr(power(children, span)?),
-        Rule::expr | Rule::product => {
-            let mut operands = children.into_iter();
-            let Some(Child::Expr(mut acc)) = operands.next() else {
-                return Err(malformed(span));
-            };
-            while let (Some(Child::Token(op, op_span)), Some(Child::Expr(rhs))) = (operands.next(), operands.next()) {
-                let op = match op {
-                    Rule::plus => BinOp::Add,
-                    Rule::minus => BinOp::Sub,
-                    Rule::star => BinOp::Mul,
-                    _ => BinOp::Div,
-                };
-                acc = binary(op, op_span, acc, rhs)?;
-            }
-            Child::Expr(acc)
-        }
+        Rule::expr => Child::Expr(conditional(children, span)?),
+        Rule::compare | Rule::sum | Rule::product => Child::Expr(operators(children, span)?),
         Rule::data_decl => Child::Decl(data_decl(children, outer)),
         Rule::binding | Rule::setting | Rule::param_decl => {
             let mut name = None;
@@ -531,6 +543,22 @@ fn reduce(
                 Rule::param_decl => Child::Item(Item::Param(ParamDecl { name, init: value, span: outer })),
                 _ => Child::Assign(name, value, outer),
             }
+        }
+        Rule::fn_decl => {
+            let mut idents = Vec::new();
+            let mut body = None;
+            for child in children {
+                match child {
+                    Child::Ident(ident) => idents.push(ident),
+                    Child::Expr(node) => body = Some(node.expr),
+                    _ => {}
+                }
+            }
+            let (Some(body), false) = (body, idents.is_empty()) else {
+                return Err(malformed(span));
+            };
+            let name = idents.remove(0);
+            Child::Item(Item::Fn(FnDecl { name, params: idents, body, span: outer }))
         }
         Rule::loss_decl => {
             let expr = children.into_iter().find_map(|child| match child {
@@ -609,6 +637,58 @@ fn power(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
         caret = previous;
     }
     binary(BinOp::Pow, caret, base, acc)
+}
+
+/// `operand (op operand)*`, folded from the left: sums, products, and a
+/// sum with at most one comparison at its end.
+fn operators(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
+    let mut operands = children.into_iter();
+    let Some(Child::Expr(mut acc)) = operands.next() else {
+        return Err(malformed(span));
+    };
+    while let (Some(Child::Token(op, op_span)), Some(Child::Expr(rhs))) = (operands.next(), operands.next()) {
+        let op = match op {
+            Rule::plus => BinOp::Add,
+            Rule::minus => BinOp::Sub,
+            Rule::star => BinOp::Mul,
+            Rule::slash => BinOp::Div,
+            Rule::lt => BinOp::Lt,
+            Rule::le => BinOp::Le,
+            Rule::gt => BinOp::Gt,
+            Rule::ge => BinOp::Ge,
+            Rule::eqeq => BinOp::Eq,
+            _ => BinOp::Ne,
+        };
+        acc = binary(op, op_span, acc, rhs)?;
+    }
+    Ok(acc)
+}
+
+/// `(if cond then value else)* last`, folded from the right: each `if`
+/// takes everything after its `else` as its alternative. The last branch is
+/// spelled out in `expr`'s own children (a sum and perhaps a comparison).
+fn conditional(children: Vec<Child>, span: Span) -> Result<Node, Diagnostic> {
+    let mut keywords = Vec::new();
+    let mut operands = Vec::new();
+    let mut children = children.into_iter().peekable();
+    while let Some(Child::Token(Rule::kw_if, if_span)) = children.peek() {
+        keywords.push(*if_span);
+        children.next();
+        for _ in 0..2 {
+            match (children.next(), children.next()) {
+                (Some(Child::Expr(node)), Some(Child::Token(..))) => operands.push(node),
+                _ => return Err(malformed(span)),
+            }
+        }
+    }
+    let mut acc = operators(children.collect(), span)?;
+    while let (Some(if_span), Some(then), Some(cond)) = (keywords.pop(), operands.pop(), operands.pop()) {
+        let span = if_span.to(acc.expr.span);
+        let depth = 1 + cond.depth.max(then.depth).max(acc.depth);
+        let kind = ExprKind::If { cond: Box::new(cond.expr), then: Box::new(then.expr), otherwise: Box::new(acc.expr) };
+        acc = node(kind, span, depth, if_span)?;
+    }
+    Ok(acc)
 }
 
 /// `input x[3] = source modifier*`: the expression after `[` is the width,

@@ -50,8 +50,9 @@
 //!
 //! Identifiers are `ident` (a declared name), `callee`, `modifier` and
 //! `arg NAME` (a named argument, its value below it); positional arguments sit
-//! directly under their call. Expressions are `number`, `name`, `call`, `neg`,
-//! `binary OP` and `list`. Numbers print as [`number`] does.
+//! directly under their call. A `fn` item lists its `param`s, then its body.
+//! Expressions are `number`, `name`, `call`, `neg`, `binary OP`, `list` and
+//! `if` (condition, value, alternative). Numbers print as [`number`] does.
 //!
 //! [`source`] prints valid `.nn` text with only the parentheses precedence
 //! needs, so `parse(source(parse(s)))` equals `parse(s)` up to spans. That
@@ -146,6 +147,14 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
             dump_ident(out, depth + 1, "ident", &param.name);
             dump_expr(out, depth + 1, &param.init);
         }
+        Item::Fn(decl) => {
+            line(out, depth, format_args!("fn @{}", decl.span));
+            dump_ident(out, depth + 1, "ident", &decl.name);
+            for param in &decl.params {
+                dump_ident(out, depth + 1, "param", param);
+            }
+            dump_expr(out, depth + 1, &decl.body);
+        }
         Item::Loss(loss) => {
             line(out, depth, format_args!("loss @{}", loss.span));
             dump_expr(out, depth + 1, &loss.expr);
@@ -194,6 +203,12 @@ fn dump_expr(out: &mut String, depth: usize, expr: &Expr) {
                 dump_expr(out, depth + 1, item);
             }
         }
+        ExprKind::If { cond, then, otherwise } => {
+            line(out, depth, format_args!("if @{span}"));
+            dump_expr(out, depth + 1, cond);
+            dump_expr(out, depth + 1, then);
+            dump_expr(out, depth + 1, otherwise);
+        }
     }
 }
 
@@ -226,6 +241,10 @@ fn item_source(item: &Item) -> String {
             block.layers.iter().map(|layer| format!("{} = {}", layer.name.name, expr(&layer.value))),
         ),
         Item::Param(param) => format!("param {} = {}\n", param.name.name, expr(&param.init)),
+        Item::Fn(decl) => {
+            let params: Vec<&str> = decl.params.iter().map(|p| p.name.as_str()).collect();
+            format!("fn {}({}) = {}\n", decl.name.name, params.join(", "), expr(&decl.body))
+        }
         Item::Loss(loss) => format!("loss {}\n", expr(&loss.expr)),
         Item::Train(block) => block_source(
             "train",
@@ -248,16 +267,23 @@ fn block_source(keyword: &str, lines: impl Iterator<Item = String>) -> String {
     out
 }
 
-/// Binding strength: `+ -` 1, `* /` 2, prefix minus 3, `^` 4, atoms 5.
+/// Binding strength: `if` 0, comparisons 1, `+ -` 2, `* /` 3, prefix minus
+/// 4, `^` 5, atoms 6.
 fn precedence(expr: &Expr) -> u8 {
     match &expr.kind {
-        ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 1,
-        ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 2,
-        ExprKind::Neg(_) => 3,
-        ExprKind::Number(value) if value.is_sign_negative() => 3,
-        ExprKind::Binary { op: BinOp::Pow, .. } => 4,
-        _ => 5,
+        ExprKind::If { .. } => 0,
+        ExprKind::Binary { op, .. } if is_comparison(*op) => 1,
+        ExprKind::Binary { op: BinOp::Add | BinOp::Sub, .. } => 2,
+        ExprKind::Binary { op: BinOp::Mul | BinOp::Div, .. } => 3,
+        ExprKind::Neg(_) => 4,
+        ExprKind::Number(value) if value.is_sign_negative() => 4,
+        ExprKind::Binary { op: BinOp::Pow, .. } => 5,
+        _ => 6,
     }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(op, BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge | BinOp::Eq | BinOp::Ne)
 }
 
 /// Writes `expr`, in parentheses if it binds looser than `min`.
@@ -292,15 +318,17 @@ fn write_expr(out: &mut String, expr: &Expr) {
         }
         ExprKind::Neg(operand) => {
             out.push('-');
-            write_operand(out, operand, 3);
+            write_operand(out, operand, 4);
         }
         ExprKind::Binary { op, lhs, rhs } => {
             // Left-associative operators need parentheses on an equal-strength
             // right operand; `^` is right-associative and takes a negated exponent.
+            // Comparisons do not chain: both operands bind tighter.
             let (lhs_min, rhs_min) = match op {
-                BinOp::Add | BinOp::Sub => (1, 2),
-                BinOp::Mul | BinOp::Div => (2, 3),
-                BinOp::Pow => (5, 3),
+                BinOp::Add | BinOp::Sub => (2, 3),
+                BinOp::Mul | BinOp::Div => (3, 4),
+                BinOp::Pow => (6, 4),
+                _ => (2, 2),
             };
             write_operand(out, lhs, lhs_min);
             match op {
@@ -322,6 +350,16 @@ fn write_expr(out: &mut String, expr: &Expr) {
                 write_expr(out, item);
             }
             out.push(']');
+        }
+        ExprKind::If { cond, then, otherwise } => {
+            // The condition and the `then` branch are comparisons at most; the
+            // `else` branch may be another conditional.
+            out.push_str("if ");
+            write_operand(out, cond, 1);
+            out.push_str(" then ");
+            write_operand(out, then, 1);
+            out.push_str(" else ");
+            write_expr(out, otherwise);
         }
     }
 }
