@@ -14,9 +14,15 @@ use rules::Builder;
 
 /// Add `grad.<param>` outputs (∂loss/∂param) for every parameter.
 pub fn grad(graph: &mut Graph) {
-    let leaves: Vec<Option<NodeId>> = (0..graph.params.len())
-        .map(|index| graph.nodes.iter().position(|node| node.op == Op::Param(index as u32)).map(|i| NodeId(i as u32)))
-        .collect();
+    // Each parameter's leaf, found in one pass over the nodes.
+    let mut leaves: Vec<Option<NodeId>> = vec![None; graph.params.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if let Op::Param(index) = node.op
+            && leaves[index as usize].is_none()
+        {
+            leaves[index as usize] = Some(NodeId(i as u32));
+        }
+    }
     let wanted: Vec<NodeId> = leaves.iter().flatten().copied().collect();
     let adjoints = adjoints(graph, &wanted);
     let mut found = adjoints.into_iter();
@@ -38,10 +44,14 @@ pub fn adjoints(graph: &mut Graph, wanted: &[NodeId]) -> Vec<Option<NodeId>> {
     let loss = graph.output("loss").expect("a checked graph has a loss");
     let n = graph.nodes.len();
     // Which nodes depend on a wanted node (so their adjoint matters).
+    let mut is_wanted = vec![false; n];
+    for w in wanted {
+        is_wanted[w.index()] = true;
+    }
     let mut needs = vec![false; n];
     for i in 0..n {
         let node = &graph.nodes[i];
-        needs[i] = wanted.contains(&NodeId(i as u32)) || node.args.iter().any(|a| needs[a.index()]);
+        needs[i] = is_wanted[i] || node.args.iter().any(|a| needs[a.index()]);
     }
     let mut adjoint: Vec<Option<NodeId>> = vec![None; n];
     let origin = graph.node(loss).origin.clone();
