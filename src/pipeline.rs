@@ -48,6 +48,21 @@ pub struct Graphs {
     pub grad_ms: f64,
 }
 
+/// Make the training graph's dropout masks depend on the run's seed: each
+/// dropout site is rehashed with it (seed 0 leaves them as they are), so a
+/// different `--seed` draws different masks and the same seed the same ones.
+pub fn seed_dropout(graphs: &mut Graphs, seed: u64) {
+    if seed == 0 {
+        return;
+    }
+    let salt = crate::ir::mix32(seed as u32 ^ crate::ir::mix32((seed >> 32) as u32 ^ 0x9e37_79b9));
+    for node in &mut graphs.train.nodes {
+        if let crate::ir::Op::Dropout { site, .. } = &mut node.op {
+            *site = crate::ir::mix32(*site ^ salt);
+        }
+    }
+}
+
 /// Differentiate, add the optimizer step, and simplify.
 pub fn graphs(program: &Program) -> Graphs {
     let start = Instant::now();

@@ -298,3 +298,41 @@ fn regression_predictions_are_in_the_targets_units() {
     let reported = trained["metrics"]["mse"].as_f64().unwrap();
     assert!((mse - reported).abs() < 1e-3 * reported, "{mse} vs {reported}");
 }
+
+/// Dropout masks follow the seed: from the same initial weights, two seeds
+/// train differently, and the same seed identically.
+#[test]
+fn dropout_masks_follow_the_seed() {
+    let d = dir("dropout-seed");
+    let init = d.join("init.safetensors");
+    ok(&[
+        "run",
+        "examples/skip.nn",
+        "examples/iris.csv",
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-9",
+        "--save-weights",
+        s(&init),
+        "--quiet",
+    ]);
+    let run = |seed: &str| {
+        json(&[
+            "run",
+            "examples/skip.nn",
+            "examples/iris.csv",
+            "--epochs",
+            "3",
+            "--init-weights",
+            s(&init),
+            "--seed",
+            seed,
+            "--json",
+            "--quiet",
+        ])["final_loss"]
+            .clone()
+    };
+    assert_eq!(run("5"), run("5"));
+    assert_ne!(run("5"), run("6"));
+}

@@ -269,7 +269,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         Some(path) => weights::load(path, program).map_err(Failure::input)?.0,
         None => Params::init(program, config.seed),
     };
-    let graphs = pipeline::graphs(program);
+    let mut graphs = pipeline::graphs(program);
+    pipeline::seed_dropout(&mut graphs, config.seed);
     let rows = train_data.map_or(1, |d| d.rows);
     let eval_rows = rows.max(validation.map_or(0, |v| v.rows));
     let batch = if train_data.is_some() { config.batch.min(rows) } else { 1 };

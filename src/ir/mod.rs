@@ -34,5 +34,5 @@ pub mod verify;
 
 pub use graph::{
     Binary, Compare, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError,
-    StateInfo, Unary, dropout_hash, dropout_keeps, dropout_site_key, dropout_threshold, infer_shape, pow,
+    StateInfo, Unary, dropout_hash, dropout_keeps, dropout_site_key, dropout_threshold, infer_shape, mix32, pow,
 };
