@@ -336,3 +336,11 @@ fn dropout_masks_follow_the_seed() {
     assert_eq!(run("5"), run("5"));
     assert_ne!(run("5"), run("6"));
 }
+
+/// A device or an oversized file is refused before it is read.
+#[test]
+fn init_weights_from_a_device_is_refused() {
+    let output = nnc(&["run", "examples/iris.nn", "examples/iris.csv", "--init-weights", "/dev/zero", "--quiet"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a regular file"));
+}

@@ -424,10 +424,32 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
 /// Load all parameters of `program` from `path`; returns the params (in the
 /// packed layout of [`Params::init`]) and the file's metadata.
 pub fn load(path: &Path, program: &Program) -> Result<(Params, BTreeMap<String, String>), WeightsError> {
+    use std::io::Read;
     let file = path.display().to_string();
-    let bytes = fs::read(path).map_err(|e| {
-        WeightsError::new(WeightsErrorKind::Read, &file, None, format!("cannot read weights file {file}: {e}"))
-    })?;
+    let read_error = |message: String| WeightsError::new(WeightsErrorKind::Read, &file, None, message);
+    let handle = fs::File::open(path).map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
+    let metadata = handle.metadata().map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
+    if metadata.is_dir() {
+        return Err(read_error(format!("cannot read weights file {file}: Is a directory")));
+    }
+    if !metadata.is_file() {
+        return Err(read_error(format!("cannot read weights file {file}: it is not a regular file")));
+    }
+    // The model's own tensors (and optimizer state) plus a generous header:
+    // anything much larger is not this model's weights, and is not read.
+    let expected: u64 = program.graph.params.iter().map(|p| p.shape.len(1) as u64 * 4).sum();
+    let limit = expected * 4 + (64 << 20);
+    if metadata.len() > limit {
+        return Err(read_error(format!(
+            "{file} is {} bytes, far more than this model's weights ({expected} bytes)",
+            metadata.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    handle
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
     from_bytes(&file, &bytes, program)
 }
 
