@@ -540,8 +540,12 @@ pub struct Graph {
     pub params: Vec<ParamInfo>,
     /// Optimizer state, added by the optimizer pass (empty before it).
     pub states: Vec<StateInfo>,
+    /// Read-only outside this file: change outputs with [`Graph::set_output`].
     pub outputs: Vec<(String, NodeId)>,
     interned: HashMap<(u8, u64, u64, Vec<NodeId>, Shape), NodeId>,
+    /// Output name → its place in `outputs`, so lookups stay O(1) in models
+    /// with thousands of parameters.
+    output_index: HashMap<String, usize>,
 }
 
 /// Why an op cannot take arguments of these shapes.
@@ -558,13 +562,16 @@ impl Graph {
     }
 
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.output_index.get(name).map(|&i| self.outputs[i].1)
     }
 
     pub fn set_output(&mut self, name: &str, id: NodeId) {
-        match self.outputs.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = id,
-            None => self.outputs.push((name.to_string(), id)),
+        match self.output_index.get(name) {
+            Some(&i) => self.outputs[i].1 = id,
+            None => {
+                self.output_index.insert(name.to_string(), self.outputs.len());
+                self.outputs.push((name.to_string(), id));
+            }
         }
     }
 
