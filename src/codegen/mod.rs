@@ -390,6 +390,9 @@ struct Emitter<'a, 'b> {
 
 const MEM: MemFlagsData = MemFlagsData::trusted();
 
+/// Innermost loops of at most this many iterations are written out in full.
+const UNROLL_LIMIT: u32 = 8;
+
 /// At most this many groups of four lanes per vector-loop iteration.
 const MAX_GROUPS: usize = 4;
 
@@ -547,6 +550,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
             match stmt {
                 Stmt::Loop { var, extent, body } if self.lanes.is_none() && self.kernel.vector_loops.contains(var) => {
                     self.vector_loop(*var, *extent, body)
+                }
+                // A short innermost loop of fixed length is written out: the
+                // index becomes a constant in every address, and the loop
+                // control disappears (tiny layers such as iris's 4 inputs).
+                Stmt::Loop { var, extent: Extent::Fixed(n), body }
+                    if *n <= UNROLL_LIMIT && !body.iter().any(|s| matches!(s, Stmt::Loop { .. })) =>
+                {
+                    let variable = self.loop_vars[var.0 as usize];
+                    for k in 0..*n {
+                        let index = self.b.ins().iconst(types::I64, k as i64);
+                        self.b.def_var(variable, index);
+                        self.stmts(body);
+                    }
                 }
                 Stmt::Loop { var, extent, body } => {
                     let start = self.b.ins().iconst(types::I64, 0);
