@@ -4,24 +4,17 @@
 //! left half-written: on failure the final file is absent (or untouched) and
 //! no temporary file remains.
 
+mod common;
+use common::nnc;
+
 use nnc::runtime::train::Params;
 use nnc::runtime::weights;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `nnc` run from the crate root.
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the nnc binary runs")
 }
 
 fn stderr(output: &Output) -> String {

@@ -1,17 +1,11 @@
 //! The `nnc` binary end to end: exit codes, stdout and stderr of `run`,
 //! `ir`, `grad` and `check` on the shipped examples.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::nnc;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the nnc binary runs")
-}
+use std::path::Path;
+use std::process::Output;
 
 fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")

@@ -8,17 +8,10 @@
 //! The op-level oracles are elsewhere: `gradcheck.rs` (finite differences)
 //! and `jit_vs_interp.rs` (kernels against the interpreter).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::nnc;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the nnc binary runs")
-}
+use std::path::Path;
 
 fn ok(args: &[&str]) -> String {
     let output = nnc(args);

@@ -23,6 +23,7 @@
 //! final parameters, final state tensors and the step count must match.
 
 mod common;
+use common::nnc;
 
 use common::{assert_all_close, to_f64};
 use nnc::codegen::{KernelArgs, Options};
@@ -34,7 +35,6 @@ use nnc::runtime::train::{self, Params, RunConfig};
 use nnc::runtime::weights;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
 
 /// f32 kernels against float64 numbers: the largest error seen is 2.2e-7
 /// (printed with `--nocapture`), so this leaves a margin of ten.
@@ -298,15 +298,6 @@ fn state_tensors_are_named_and_all_or_nothing() {
 }
 
 // ---- the examples, end to end through the binary -------------------------------------
-
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the nnc binary runs")
-}
 
 fn run_json(args: &[&str]) -> (Value, String) {
     let output = nnc(args);

@@ -2,17 +2,11 @@
 //! "rest", preprocessing, validation, shuffling, reproducibility, weights
 //! in and out, and prediction — through the `nnc` binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::nnc;
 
-fn nnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the nnc binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 fn ok(args: &[&str]) -> Output {
     let output = nnc(args);

@@ -1,6 +1,6 @@
-//! Helpers shared by the oracle tests (`gradcheck.rs`, `jit_vs_interp.rs`):
-//! a deterministic random generator, loading the shipped examples, and
-//! element-wise tolerance checks that say which element failed and by how much.
+//! Helpers shared by the tests: a deterministic random generator, loading
+//! the shipped examples, element-wise tolerance checks that say which element
+//! failed and by how much, and [`nnc`], which runs the binary.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use nnc::diag::{self, Style};
@@ -268,4 +268,14 @@ pub mod random {
         }
         *values.last().expect("at least one value")
     }
+}
+
+/// Run the `nnc` binary from the repository root, without colour.
+pub fn nnc(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the nnc binary runs")
 }
