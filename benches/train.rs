@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-const RELEASE: Options = Options { verify: false, disassemble: false };
+const RELEASE: Options = Options { verify: false, listings: false };
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.nn")))

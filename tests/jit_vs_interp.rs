@@ -67,7 +67,7 @@ fn compile(source: &str, batch: usize, rows: usize, eval_rows: usize) -> Model {
 fn compile_program(program: Program, batch: usize, rows: usize, eval_rows: usize) -> Model {
     let graphs = pipeline::graphs(&program);
     let kernels = pipeline::kernels(&graphs, batch, eval_rows).unwrap_or_else(|e| panic!("lowering failed: {e}"));
-    let options = Options { verify: true, disassemble: false };
+    let options = Options { verify: true, listings: false };
     let native = pipeline::compile(&program, &kernels, options).unwrap_or_else(|e| panic!("compilation failed: {e}"));
     Model { program, graphs, native, rows, batch }
 }
@@ -925,4 +925,26 @@ fn random_graphs() {
         }
     }
     assert!(checked >= 80, "only {checked} of 100 random graphs trained without exploding");
+}
+
+/// Layer widths and batch sizes around every boundary of the generated loops:
+/// partial groups of 1–3 lanes, straight-line groups up to 16 lanes, vector
+/// loops of 16 lanes with leftovers beyond, blocked rows (2 or 4 at a time)
+/// with leftover rows, and the two-step reduction loop with an odd length.
+#[test]
+fn widths_and_batches_at_every_loop_boundary() {
+    for (inputs, hidden, outputs) in
+        [(1, 1, 2), (2, 3, 2), (5, 7, 3), (9, 10, 6), (3, 13, 5), (17, 19, 11), (33, 35, 18)]
+    {
+        let source = format!(
+            "data {{ input x[{inputs}] target y = one_hot({outputs}) }}
+             model {{ h = dense(x, {hidden}, relu)  out = dense(h, {outputs}, softmax) }}
+             loss cross_entropy(out, y)
+             train {{ optimizer = sgd(lr = 0.1)  seed = 11 }}"
+        );
+        for (batch, rows) in [(1, 3), (2, 5), (3, 7), (4, 9), (5, 11), (9, 19), (16, 37)] {
+            let name = format!("{inputs}-{hidden}-{outputs}");
+            check_with_data(&name, &source, |p| synthetic(p, rows, (inputs * batch) as u64), Some(batch));
+        }
+    }
 }

@@ -8,6 +8,12 @@
 //! index in bounds for the batch size the scratch memory was sized for, and
 //! [`Compiled`] refuses arguments that break those assumptions.
 //!
+//! Vector loops (see [`crate::kernel::vectorize`]) emit each statement once
+//! per *copy*: a group of four lanes of one blocked row. Copies share the
+//! loads they make at the same address (one weight row for all blocked
+//! rows), and a reduction loop inside a vector loop runs two steps per
+//! iteration.
+//!
 //! `acc + a·b` becomes one `fma` when the CPU has it. `exp`, `log`, `tanh`
 //! and `sigmoid` call small Rust functions (see [`math`]).
 //!
@@ -21,7 +27,7 @@ mod math;
 
 use crate::ir::program::HyperContext;
 use crate::ir::{Compare, Hyper};
-use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, LoopVar, Stmt, UnaryOp};
+use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, KernelKind, LoopVar, Stmt, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -169,13 +175,15 @@ type KernelFn = unsafe extern "C" fn(*const KernelArgs);
 pub struct Options {
     /// Run Cranelift's IR verifier (on in tests and debug builds).
     pub verify: bool,
-    /// Keep the machine code listing for `nnc ir --stage asm`.
-    pub disassemble: bool,
+    /// Keep the Cranelift IR text and the machine code listing for
+    /// `nnc ir --stage clif|asm` (printing them costs about a tenth of the
+    /// compile time, so runs that only execute the kernel skip it).
+    pub listings: bool,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { verify: cfg!(debug_assertions), disassemble: false }
+        Options { verify: cfg!(debug_assertions), listings: false }
     }
 }
 
@@ -188,8 +196,8 @@ pub struct Compiled {
     /// Whether it reads [`KernelArgs::state`] and [`KernelArgs::hypers`].
     uses_state: bool,
     uses_hypers: bool,
-    /// Cranelift IR as text, before optimisation.
-    pub clif: String,
+    /// Cranelift IR as text, before optimisation (with [`Options::listings`]).
+    pub clif: Option<String>,
     /// The machine code listing, when asked for.
     pub asm: Option<String>,
     pub code_size: usize,
@@ -267,7 +275,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let pointer = module.target_config().pointer_type();
 
     let mut ctx = module.make_context();
-    ctx.set_disasm(options.disassemble);
+    ctx.set_disasm(options.listings);
     ctx.func.signature.params.push(AbiParam::new(pointer));
     let func_id = module.declare_function("kernel", Linkage::Export, &ctx.func.signature).map_err(|e| e.to_string())?;
     ctx.func.name = UserFuncName::user(0, func_id.as_u32());
@@ -309,7 +317,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         b.seal_all_blocks();
         b.finalize(module.target_config());
     }
-    let clif = ctx.func.display().to_string();
+    let clif = options.listings.then(|| ctx.func.display().to_string());
     module.define_function(func_id, &mut ctx).map_err(|e| format!("cranelift: {e:?}"))?;
     let compiled = ctx.compiled_code().ok_or("cranelift produced no code")?;
     let code_size = compiled.code_buffer().len();
@@ -358,14 +366,23 @@ struct Emitter<'a, 'b> {
     math: HashMap<&'static str, FuncRef>,
     loop_vars: Vec<Variable>,
     locals: Vec<Variable>,
-    /// The same locals as four lanes, one per group of lanes, inside vector loops.
+    /// The same locals as four lanes, one per copy, inside vector loops.
     vector_locals: Vec<Vec<Variable>>,
-    /// Groups of four lanes processed per iteration of the current vector loop.
+    /// Copies of each statement per iteration of the current vector loop:
+    /// `groups` groups of four lanes for each blocked row.
     copies: usize,
-    /// The group being emitted.
+    /// The copy being emitted: row `copy / groups`, group `copy % groups`.
     copy: usize,
-    /// Lane-invariant loads already emitted for the current statement.
-    invariants: HashMap<(u32, Index), V>,
+    groups: usize,
+    /// Lanes in use in the last group when it is partial (1 to 3).
+    partial: Option<u32>,
+    /// The blocked row loop around the current vector loop, and its rows
+    /// per iteration (see [`Kernel::blocked_rows`]).
+    row_block: Option<(LoopVar, u32)>,
+    /// A constant added to each loop variable (for unrolled copies of a body).
+    shift: Vec<i64>,
+    /// Loads already emitted for the current statement, by address.
+    loaded: HashMap<(u32, Index, i32), V>,
     /// Locals assigned (so far) in the current vector loop.
     vector_locals_defined: std::collections::HashSet<crate::kernel::Local>,
     /// The loop variable whose iterations are the lanes, inside a vector loop.
@@ -391,10 +408,16 @@ struct Emitter<'a, 'b> {
 const MEM: MemFlagsData = MemFlagsData::trusted();
 
 /// Innermost loops of at most this many iterations are written out in full.
-const UNROLL_LIMIT: u32 = 8;
+pub const UNROLL_LIMIT: u32 = 8;
 
 /// At most this many groups of four lanes per vector-loop iteration.
 const MAX_GROUPS: usize = 4;
+
+/// At most this many copies of a statement (groups × blocked rows).
+const MAX_COPIES: usize = 8;
+
+/// Fixed-length vector loops of at most this many lanes are written out.
+const WRITE_OUT_LANES: u32 = 4 * MAX_GROUPS as u32;
 
 impl<'a, 'b> Emitter<'a, 'b> {
     fn new(
@@ -408,7 +431,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let loop_vars = (0..kernel.n_loop_vars).map(|_| b.declare_var(types::I64)).collect();
         let locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32)).collect();
         let vector_locals =
-            (0..kernel.n_locals).map(|_| (0..MAX_GROUPS).map(|_| b.declare_var(types::F32X4)).collect()).collect();
+            (0..kernel.n_locals).map(|_| (0..MAX_COPIES).map(|_| b.declare_var(types::F32X4)).collect()).collect();
         let placeholder = Value::from_u32(0);
         Emitter {
             b,
@@ -422,7 +445,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
             vector_locals,
             copies: 1,
             copy: 0,
-            invariants: HashMap::new(),
+            groups: 1,
+            partial: None,
+            row_block: None,
+            shift: vec![0; kernel.n_loop_vars as usize],
+            loaded: HashMap::new(),
             vector_locals_defined: Default::default(),
             lanes: None,
             bases: Vec::new(),
@@ -551,6 +578,34 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 Stmt::Loop { var, extent, body } if self.lanes.is_none() && self.kernel.vector_loops.contains(var) => {
                     self.vector_loop(*var, *extent, body)
                 }
+                Stmt::Loop { var, extent, body } if self.lanes.is_none() && self.rows_of(*var).is_some() => {
+                    let rows = self.rows_of(*var).expect("matched");
+                    self.blocked_loop(*var, *extent, rows, body)
+                }
+                // The reduction inside a vector loop (a matrix product's inner
+                // loop) runs two steps per iteration: half the loop control,
+                // and the register allocator can alternate registers between
+                // the two steps instead of moving every accumulator back.
+                Stmt::Loop { var, extent, body }
+                    if self.lanes.is_some()
+                        && self.kernel.kind != KernelKind::Eval
+                        && !body.iter().any(|s| matches!(s, Stmt::Loop { .. }))
+                        && !matches!(extent, Extent::Fixed(n) if *n <= UNROLL_LIMIT) =>
+                {
+                    let start = self.b.ins().iconst(types::I64, 0);
+                    let limit = self.limit(*extent);
+                    let v = var.0 as usize;
+                    self.counted_loop(*var, start, limit, 2, |e| {
+                        e.stmts(body);
+                        e.shift[v] += 1;
+                        e.stmts(body);
+                        e.shift[v] -= 1;
+                    });
+                    if !matches!(extent, Extent::Fixed(n) if n % 2 == 0) {
+                        let start = self.b.use_var(self.loop_vars[v]);
+                        self.counted_loop(*var, start, limit, 1, |e| e.stmts(body));
+                    }
+                }
                 // A short innermost loop of fixed length is written out: the
                 // index becomes a constant in every address, and the loop
                 // control disappears (tiny layers such as iris's 4 inputs).
@@ -573,7 +628,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     if self.lanes.is_some() {
                         // Evaluate every copy before defining any: a copy may
                         // read the local's previous value.
-                        self.invariants.clear();
+                        self.loaded.clear();
                         let mut values = Vec::new();
                         for copy in 0..self.copies {
                             self.copy = copy;
@@ -591,14 +646,25 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     }
                 }
                 Stmt::Store { buffer, index, value } => {
-                    self.invariants.clear();
+                    // Every copy's value first, then the stores: no copy
+                    // reads what another one stores.
+                    self.loaded.clear();
+                    let mut values = Vec::with_capacity(self.copies);
                     for copy in 0..self.copies {
                         self.copy = copy;
                         let value = self.expr(value);
-                        let value = if self.lanes.is_some() { self.splat_if_scalar(value) } else { value };
+                        values.push(if self.lanes.is_some() { self.splat_if_scalar(value) } else { value });
+                    }
+                    for (copy, value) in values.into_iter().enumerate() {
+                        self.copy = copy;
                         let (address, offset) = self.address(buffer.0, index);
-                        let offset = offset + (self.copy as u32 * 16) as i32;
-                        self.b.ins().store(MEM, value.value, address, offset);
+                        let offset = offset + (self.group() as u32 * 16) as i32;
+                        match self.lanes_in_copy() {
+                            4 => {
+                                self.b.ins().store(MEM, value.value, address, offset);
+                            }
+                            lanes => self.store_partial(value.value, address, offset, lanes),
+                        }
                     }
                     self.copy = 0;
                 }
@@ -640,55 +706,158 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.seal_block(exit);
     }
 
-    /// Four lanes at a time — several groups of four at once when the body
-    /// has an inner loop, so independent accumulators hide the latency of
-    /// `fma` — then the remaining iterations one at a time.
-    fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
+    /// The rows per iteration of a blocked row loop.
+    fn rows_of(&self, var: LoopVar) -> Option<u32> {
+        self.kernel.blocked_rows.iter().find(|(v, _)| *v == var).map(|(_, rows)| *rows)
+    }
+
+    /// A row loop around a vector loop, `rows` rows per iteration (each
+    /// statement of the vector loop is emitted once per row and group of
+    /// lanes), then the rows left over one at a time.
+    fn blocked_loop(&mut self, var: LoopVar, extent: Extent, rows: u32, body: &[Stmt]) {
         let zero = self.b.ins().iconst(types::I64, 0);
         let limit = self.limit(extent);
+        self.row_block = Some((var, rows));
+        self.counted_loop(var, zero, limit, rows as i64, |e| e.stmts(body));
+        self.row_block = None;
+        if !matches!(extent, Extent::Fixed(n) if n % rows == 0) {
+            let start = self.b.use_var(self.loop_vars[var.0 as usize]);
+            self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
+        }
+    }
+
+    /// The group of four lanes the current copy covers.
+    fn group(&self) -> usize {
+        self.copy % self.groups
+    }
+
+    /// Lanes in use in the current copy: 4, or fewer in a partial last group.
+    fn lanes_in_copy(&self) -> u32 {
+        match self.partial {
+            Some(lanes) if self.lanes.is_some() && self.group() == self.groups - 1 => lanes,
+            _ => 4,
+        }
+    }
+
+    /// Emit `body` with `groups` groups of lanes per blocked row.
+    fn with_groups(&mut self, groups: usize, partial: Option<u32>, body: impl FnOnce(&mut Self)) {
+        let rows = self.row_block.map_or(1, |(_, rows)| rows as usize);
+        debug_assert!(groups * rows <= MAX_COPIES, "the blocking keeps copies within MAX_COPIES");
+        (self.groups, self.partial, self.copies) = (groups, partial, groups * rows);
+        body(self);
+        (self.groups, self.partial, self.copies) = (1, None, 1);
+    }
+
+    /// Four lanes at a time — several groups of four at once when the body
+    /// has an inner loop, so independent accumulators hide the latency of
+    /// `fma`. A loop of fixed length ends in straight-line code for the
+    /// last groups, the very last one partial (1 to 3 lanes) if the length
+    /// is not a multiple of four; short ones are only that. A loop over the
+    /// batch ends with the remaining iterations one at a time.
+    fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
         let has_inner_loop = body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
-        let groups = match extent {
-            Extent::Fixed(n) if has_inner_loop => (n / 4).clamp(1, MAX_GROUPS as u32) as usize,
-            Extent::Batch if has_inner_loop => MAX_GROUPS,
-            _ => 1,
-        };
         let variable = self.loop_vars[var.0 as usize];
         self.lanes = Some(var);
         self.vector_locals_defined.clear();
-        self.copies = groups;
-        self.counted_loop(var, zero, limit, 4 * groups as i64, |e| e.stmts(body));
-        let needs_single_group = match extent {
-            Extent::Fixed(n) => groups > 1 && n % (4 * groups as u32) >= 4,
-            Extent::Batch => groups > 1,
-        };
-        if needs_single_group {
-            self.copies = 1;
-            let start = self.b.use_var(variable);
-            self.counted_loop(var, start, limit, 4, |e| e.stmts(body));
-        }
-        self.copies = 1;
-        self.lanes = None;
-        let has_tail = match extent {
-            Extent::Fixed(n) => n % 4 != 0,
-            Extent::Batch => true,
-        };
-        if has_tail {
-            // The vector loops left `var` at the first unprocessed index
-            // (or at 0 when they never ran).
-            let start = self.b.use_var(variable);
-            self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
+        match extent {
+            Extent::Fixed(n) => {
+                let mut done = 0;
+                if n > WRITE_OUT_LANES {
+                    let groups = if has_inner_loop { MAX_GROUPS } else { 1 };
+                    let step = 4 * groups as u32;
+                    done = n / step * step;
+                    let zero = self.b.ins().iconst(types::I64, 0);
+                    let limit = self.b.ins().iconst(types::I64, done as i64);
+                    self.with_groups(groups, None, |e| {
+                        e.counted_loop(var, zero, limit, step as i64, |e| e.stmts(body))
+                    });
+                }
+                let rest = n - done;
+                if rest > 0 {
+                    let start = self.b.ins().iconst(types::I64, done as i64);
+                    self.b.def_var(variable, start);
+                    let partial = (rest % 4 != 0).then_some(rest % 4);
+                    self.with_groups(rest.div_ceil(4) as usize, partial, |e| e.stmts(body));
+                }
+                self.lanes = None;
+            }
+            Extent::Batch => {
+                let zero = self.b.ins().iconst(types::I64, 0);
+                let limit = self.limit(extent);
+                let groups = if has_inner_loop { MAX_GROUPS } else { 1 };
+                self.with_groups(groups, None, |e| {
+                    e.counted_loop(var, zero, limit, 4 * groups as i64, |e| e.stmts(body))
+                });
+                if groups > 1 {
+                    let start = self.b.use_var(variable);
+                    self.counted_loop(var, start, limit, 4, |e| e.stmts(body));
+                }
+                // The vector loops left `var` at the first unprocessed index
+                // (or at 0 when they never ran).
+                self.lanes = None;
+                let start = self.b.use_var(variable);
+                self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
+            }
         }
     }
 
     /// Base plus variable part, and the constant part as an immediate offset.
     fn address(&mut self, buffer: u32, index: &Index) -> (Value, i32) {
         let (mut address, base_offset) = self.bases[buffer as usize];
+        let mut offset = base_offset as i64 + index.offset as i64 * 4;
         for (var, stride) in &index.terms {
             let value = self.b.use_var(self.loop_vars[var.0 as usize]);
             let scaled = self.b.ins().imul_imm_u(value, *stride as i64 * 4);
             address = self.b.ins().iadd(address, scaled);
+            offset += self.shift_of(*var) * *stride as i64 * 4;
         }
-        (address, base_offset + (index.offset * 4) as i32)
+        (address, offset as i32)
+    }
+
+    /// The constant added to `var` in the copy being emitted: the blocked
+    /// row it covers, or its place in an unrolled body.
+    fn shift_of(&self, var: LoopVar) -> i64 {
+        let row = match self.row_block {
+            Some((row_var, _)) if row_var == var => (self.copy / self.groups) as i64,
+            _ => 0,
+        };
+        self.shift[var.0 as usize] + row
+    }
+
+    /// The first `lanes` (1 to 3) floats at `address + offset` in the low
+    /// lanes of a vector, reading nothing beyond them.
+    fn load_partial(&mut self, address: Value, offset: i32, lanes: u32) -> Value {
+        let flags = MemFlagsData::new().with_notrap();
+        if lanes == 1 {
+            let x = self.b.ins().load(types::F32, flags, address, offset);
+            return self.b.ins().scalar_to_vector(types::F32X4, x);
+        }
+        let pair = self.b.ins().load(types::F64, flags, address, offset);
+        let pair = self.b.ins().scalar_to_vector(types::F64X2, pair);
+        let v = self.b.ins().bitcast(types::F32X4, LANES, pair);
+        if lanes == 3 {
+            let third = self.b.ins().load(types::F32, flags, address, offset + 8);
+            self.b.ins().insertlane(v, third, 2)
+        } else {
+            v
+        }
+    }
+
+    /// Store the first `lanes` (1 to 3) lanes of `value`, nothing beyond.
+    fn store_partial(&mut self, value: Value, address: Value, offset: i32, lanes: u32) {
+        let flags = MemFlagsData::new().with_notrap();
+        if lanes == 1 {
+            let x = self.b.ins().extractlane(value, 0);
+            self.b.ins().store(flags, x, address, offset);
+            return;
+        }
+        let pair = self.b.ins().bitcast(types::F64X2, LANES, value);
+        let low = self.b.ins().extractlane(pair, 0);
+        self.b.ins().store(flags, low, address, offset);
+        if lanes == 3 {
+            let third = self.b.ins().extractlane(value, 2);
+            self.b.ins().store(flags, third, address, offset + 8);
+        }
     }
 
     fn scalar(&mut self, x: f32) -> V {
@@ -728,17 +897,21 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     fn load(&mut self, buffer: u32, index: &Index) -> V {
         let stride = self.lanes.map_or(0, |lane| vectorize_stride(index, lane));
-        if self.lanes.is_some() && stride == 0 {
-            // The same for every copy: load it once per statement.
-            if let Some(v) = self.invariants.get(&(buffer, index.clone())) {
-                return *v;
-            }
-        }
         let (address, offset) = self.address(buffer, index);
-        // Copy k of the lanes starts 4k iterations further on.
-        let offset = offset + (self.copy as u32 * 4 * stride * 4) as i32;
+        // Group g of the lanes starts 4g iterations further on.
+        let offset = offset + (self.group() as u32 * 4 * stride * 4) as i32;
+        // Copies share what they read at the same place (a weight row read
+        // by every blocked row, an input broadcast to every group).
+        let key = (buffer, index.clone(), offset);
+        if self.lanes.is_some()
+            && let Some(v) = self.loaded.get(&key)
+        {
+            return *v;
+        }
+        let lanes = self.lanes_in_copy();
         let v = match (self.lanes, stride) {
             (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, MEM, address, offset), vector: false },
+            (Some(_), 1) if lanes < 4 => V { value: self.load_partial(address, offset, lanes), vector: true },
             (Some(_), 1) => {
                 // Lanes are contiguous but only 4-byte aligned.
                 let flags = MemFlagsData::new().with_notrap();
@@ -747,7 +920,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             (Some(_), stride) => {
                 let first = self.b.ins().load(types::F32, MEM, address, offset);
                 let mut value = self.b.ins().splat(types::F32X4, first);
-                for lane in 1..4u8 {
+                for lane in 1..lanes as u8 {
                     let lane_offset = offset + (lane as u32 * stride * 4) as i32;
                     let element = self.b.ins().load(types::F32, MEM, address, lane_offset);
                     value = self.b.ins().insertlane(value, element, lane);
@@ -755,8 +928,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 V { value, vector: true }
             }
         };
-        if self.lanes.is_some() && stride == 0 {
-            self.invariants.insert((buffer, index.clone()), v);
+        if self.lanes.is_some() {
+            self.loaded.insert(key, v);
         }
         v
     }
@@ -834,6 +1007,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 let Expr::Binary(BinaryOp::Mul, a, b) = &**y else { unreachable!("matched above") };
                 let acc = self.expr(x);
                 let (a, b) = (self.expr(a), self.expr(b));
+                // x86's fma overwrites its first operand: make that the
+                // per-copy vector (a weight row), not a broadcast scalar that
+                // every copy shares and would otherwise have to copy first.
+                let (a, b) = if !a.vector && b.vector { (b, a) } else { (a, b) };
                 let vector = acc.vector || a.vector || b.vector;
                 let (acc, a, b) = if vector {
                     (self.splat_if_scalar(acc).value, self.splat_if_scalar(a).value, self.splat_if_scalar(b).value)
@@ -940,7 +1117,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     /// An affine index's value (in elements), as an i64.
     fn element_index(&mut self, index: &Index) -> Value {
-        let mut value = self.b.ins().iconst(types::I64, index.offset as i64);
+        let shifts: i64 = index.terms.iter().map(|(var, stride)| self.shift_of(*var) * *stride as i64).sum();
+        let mut value = self.b.ins().iconst(types::I64, index.offset as i64 + shifts);
         for (var, stride) in &index.terms {
             let v = self.b.use_var(self.loop_vars[var.0 as usize]);
             let scaled = self.b.ins().imul_imm_u(v, *stride as i64);

@@ -28,11 +28,11 @@ pub fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -
                     if stage == Stage::Kernel {
                         nnc::kernel::print(kernel)
                     } else {
-                        let options = Options { disassemble: stage == Stage::Asm, ..Options::default() };
+                        let options = Options { listings: true, ..Options::default() };
                         let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
                         let compiled = nnc::codegen::compile(kernel, &shapes, options).map_err(internal)?;
                         if stage == Stage::Clif {
-                            compiled.clif.clone()
+                            compiled.clif.clone().unwrap_or_default()
                         } else {
                             compiled.asm.clone().unwrap_or_default()
                         }

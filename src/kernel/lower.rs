@@ -75,6 +75,7 @@ pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel
         scratch_len: lowerer.scratch_len,
         max_batch: max_batch.max(1),
         vector_loops: Vec::new(),
+        blocked_rows: Vec::new(),
     };
     check_bounds(&kernel)?;
     let mut kernel = kernel;

@@ -160,4 +160,7 @@ pub struct Kernel {
     pub max_batch: usize,
     /// Loops that run four lanes at a time (see [`vectorize`]).
     pub vector_loops: Vec<LoopVar>,
+    /// Loops whose iterations run this many at a time around a vector loop
+    /// (register blocking, see [`vectorize`]).
+    pub blocked_rows: Vec<(LoopVar, u32)>,
 }

@@ -36,12 +36,12 @@ pub fn print(kernel: &Kernel) -> String {
         writeln!(out, "  b{i}: f32{} {kind}", buffer.shape).unwrap();
     }
     out.push_str("  for each batch of B rows {\n");
-    stmts(&mut out, &kernel.body, 2, &kernel.vector_loops);
+    stmts(&mut out, &kernel.body, 2, kernel);
     out.push_str("  }\n}\n");
     out
 }
 
-fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, vector: &[super::LoopVar]) {
+fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) {
     let pad = "  ".repeat(depth);
     for stmt in body {
         match stmt {
@@ -50,9 +50,14 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, vector: &[super::
                     Extent::Fixed(n) => n.to_string(),
                     Extent::Batch => "B".to_string(),
                 };
-                let lanes = if vector.contains(var) { " step 4 (f32x4)" } else { "" };
-                writeln!(out, "{pad}for i{} in 0..{n}{lanes} {{", var.0).unwrap();
-                stmts(out, body, depth + 1, vector);
+                let lanes =
+                    if kernel.vector_loops.contains(var) { " step 4 (f32x4)".to_string() } else { String::new() };
+                let rows = match kernel.blocked_rows.iter().find(|(v, _)| v == var) {
+                    Some((_, u)) => format!(" ({u} at a time)"),
+                    None => String::new(),
+                };
+                writeln!(out, "{pad}for i{} in 0..{n}{lanes}{rows} {{", var.0).unwrap();
+                stmts(out, body, depth + 1, kernel);
                 writeln!(out, "{pad}}}").unwrap();
             }
             Stmt::Assign { local, value } => writeln!(out, "{pad}l{} = {}", local.0, expr(value)).unwrap(),

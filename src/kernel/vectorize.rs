@@ -13,24 +13,129 @@
 //! Loads may have any stride: stride 0 becomes one scalar load broadcast to
 //! all lanes, stride 1 a vector load, anything else four scalar loads.
 //! Loops are considered outermost first and the first legal one in a nest
-//! is chosen; a trip count that is not a multiple of four gets a scalar
-//! tail in the generated code.
+//! is chosen. A fixed trip count that is not a multiple of four ends in a
+//! partial group of 1–3 lanes (loads and stores touch only those lanes); a
+//! loop over the batch ends in a scalar tail.
+//!
+//! Around a vector loop whose body is a long reduction (a matrix product),
+//! the enclosing row loop may be *blocked*: several rows per iteration, so
+//! one load of a weight row feeds several rows' multiply-adds
+//! ([`Kernel::blocked_rows`], printed as `(2 at a time)`).
 
 use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt};
 use std::collections::{HashMap, HashSet};
 
-/// Mark the loops of `kernel` that run as f32x4.
+/// Mark the loops of `kernel` that run as f32x4, and the loops around them
+/// whose iterations run several at a time (register blocking).
 pub fn vectorize(kernel: &mut Kernel) {
     let mut chosen = Vec::new();
     choose(&kernel.body, &mut chosen);
     kernel.vector_loops = chosen;
+    // An evaluation runs once per epoch at most: its kernel is kept small,
+    // since compiling the larger blocked code would cost more than it saves.
+    let mut blocked = Vec::new();
+    if kernel.kind != super::KernelKind::Eval {
+        choose_blocks(&kernel.body, &kernel.vector_loops, kernel.max_batch, &mut blocked);
+    }
+    kernel.blocked_rows = blocked;
+}
+
+/// At most this many vector accumulators live at once in a blocked nest:
+/// x86-64 has 16 vector registers, and each step of the reduction also
+/// holds one row of weights per group and one broadcast per blocked row.
+const MAX_ACCUMULATORS: u32 = 8;
+
+/// Register blocking. In a matrix product
+///
+/// ```text
+/// for r in 0..B { for c in 0..n (f32x4) { acc = 0; for k { acc += a[r,k]·w[k,c] }; out[r,c] = f(acc) } }
+/// ```
+///
+/// every step of the inner loop loads a row of `w` for a single row `r`.
+/// Running `U` rows of `r` together (unroll and jam) loads it once for all
+/// `U`, so the loop does `U` times the multiply-adds per weight load. Legal
+/// when the rows are independent: each row's stores land in its own part of
+/// the buffer, and a buffer that is stored is read only where it is written.
+fn choose_blocks(body: &[Stmt], vector: &[LoopVar], max_batch: usize, out: &mut Vec<(LoopVar, u32)>) {
+    for stmt in body {
+        let Stmt::Loop { var, extent, body: inner } = stmt else { continue };
+        if vector.contains(var) {
+            continue;
+        }
+        if let [Stmt::Loop { var: lanes, extent: Extent::Fixed(width), body: lane_body }] = &inner[..]
+            && vector.contains(lanes)
+            && lane_body.iter().any(|s| matches!(s, Stmt::Loop { extent, .. } if long_reduction(*extent)))
+        {
+            // Groups of four lanes per vector iteration, as codegen runs them.
+            let groups = width.div_ceil(4).min(4);
+            let rows = if groups <= 2 { 4 } else { 2 };
+            let trips = match extent {
+                Extent::Fixed(n) => *n as usize,
+                Extent::Batch => max_batch,
+            };
+            if groups * rows <= MAX_ACCUMULATORS && trips >= rows as usize && rows_independent(*var, inner, max_batch) {
+                out.push((*var, rows));
+                continue;
+            }
+        }
+        choose_blocks(inner, vector, max_batch, out);
+    }
+}
+
+/// Whether a reduction is long enough for blocking to pay for the code it
+/// adds: short ones (a layer of a few inputs) are written out in full by
+/// codegen, where blocking would multiply straight-line code that compiles
+/// slower than it runs.
+fn long_reduction(extent: Extent) -> bool {
+    match extent {
+        Extent::Fixed(n) => n > crate::codegen::UNROLL_LIMIT,
+        Extent::Batch => true,
+    }
+}
+
+/// Whether iterations of the loop over `var` touch disjoint stored elements
+/// and read no element another iteration stores.
+fn rows_independent(var: LoopVar, body: &[Stmt], max_batch: usize) -> bool {
+    let mut extents: HashMap<LoopVar, u32> = HashMap::new();
+    let mut stores: HashMap<BufferId, Vec<&Index>> = HashMap::new();
+    let mut loads: Vec<(BufferId, &Index)> = Vec::new();
+    walk(body, &mut |stmt| match stmt {
+        Stmt::Loop { var, extent, .. } => {
+            let n = match extent {
+                Extent::Fixed(n) => *n,
+                Extent::Batch => max_batch as u32,
+            };
+            extents.insert(*var, n);
+        }
+        Stmt::Store { buffer, index, value } => {
+            stores.entry(*buffer).or_default().push(index);
+            loads_of(value, &mut loads);
+        }
+        Stmt::Assign { value, .. } => loads_of(value, &mut loads),
+        Stmt::StoreLoss(_) => {}
+    });
+    let disjoint = stores.values().flatten().all(|index| {
+        let step = stride(index, var);
+        let span: u32 = index
+            .terms
+            .iter()
+            .filter(|(v, _)| *v != var)
+            .map(|(v, s)| extents.get(v).map_or(u32::MAX, |n| n.saturating_sub(1).saturating_mul(*s)))
+            .fold(0, u32::saturating_add);
+        step > span
+    });
+    let in_place =
+        loads.iter().all(|(buffer, index)| stores.get(buffer).is_none_or(|w| w.iter().all(|w| *w == *index)));
+    disjoint && in_place && !stores.is_empty()
 }
 
 fn choose(body: &[Stmt], chosen: &mut Vec<LoopVar>) {
     for stmt in body {
         if let Stmt::Loop { var, extent, body } = stmt {
+            // Two or three lanes are still one vector operation (a partial
+            // group of four in the generated code).
             let long_enough = match extent {
-                Extent::Fixed(n) => *n >= 4,
+                Extent::Fixed(n) => *n >= 2,
                 Extent::Batch => true,
             };
             if long_enough && legal(*var, body) {
