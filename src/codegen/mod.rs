@@ -586,9 +586,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 // loop) runs two steps per iteration: half the loop control,
                 // and the register allocator can alternate registers between
                 // the two steps instead of moving every accumulator back.
+                // Not with more than four copies: both steps' loads would be
+                // live at once, more than the 16 vector registers hold.
                 Stmt::Loop { var, extent, body }
                     if self.lanes.is_some()
                         && self.kernel.kind != KernelKind::Eval
+                        && self.copies * 2 <= MAX_COPIES
                         && !body.iter().any(|s| matches!(s, Stmt::Loop { .. }))
                         && !matches!(extent, Extent::Fixed(n) if *n <= UNROLL_LIMIT) =>
                 {
