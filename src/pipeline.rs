@@ -69,8 +69,8 @@ pub fn graphs(program: &Program) -> Graphs {
     let mut grad = program.graph.clone();
     autodiff::grad(&mut grad);
     optimizer::step(&mut grad, program.train.optimizer.value, program.train.schedule.value);
-    let train = opt::simplify(&grad);
-    let eval = opt::simplify(&opt::inference(&program.graph));
+    let train = opt::share_softmax(&opt::simplify(&grad));
+    let eval = opt::share_softmax(&opt::simplify(&opt::inference(&program.graph)));
     let grad_ms = ms(start);
     debug_assert_verified(&[&grad, &train, &eval]);
     Graphs { grad, train, eval, grad_ms }
