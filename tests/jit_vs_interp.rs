@@ -132,6 +132,7 @@ fn jit_train(model: &Model, data: Option<&Dataset>, params: &mut Params, rows: u
         state: params.state.values.as_mut_ptr(),
         step: params.state.step as i64,
         hypers: &hypers,
+        ..KernelArgs::default()
     };
     // SAFETY: as in `jit_eval`; the data matrices hold at least `rows` rows,
     // the kernel was lowered for batches of `model.batch` rows, and the

@@ -20,8 +20,10 @@
 //! Optimizer state is one more packed buffer ([`KernelArgs::state`]). A
 //! kernel that reads run-time scalars besides `lr` keeps the step counter
 //! `t` (from [`KernelArgs::step`], plus one per batch) and, at the top of
-//! each batch, computes the others — the schedule's factor, Adam's `1 − βᵗ`
-//! — by calling `nnc_hyper` (f64, [`HyperContext::value`]).
+//! each batch, loads the others — the schedule's factor, Adam's `1 − βᵗ` —
+//! from [`KernelArgs::hyper_table`], which [`Compiled::call`] fills before
+//! the call with [`HyperContext::value`] (f64, rounded to f32) for every
+//! batch: a load per scalar, no call out of native code.
 
 mod math;
 
@@ -65,7 +67,13 @@ pub struct KernelArgs {
     pub step: i64,
     /// The learning rate's schedule and what else run-time scalars are
     /// computed from; null when the kernel reads none but `lr` and `t`.
+    /// Read by [`Compiled::call`], not by the kernel.
     pub hypers: *const HyperContext,
+    /// The run-time scalars of every batch of the call, computed from
+    /// `hypers`: batch `k`'s values at `k × n`, `n` scalars a batch, in the
+    /// order of [`Compiled::hypers`]. Filled in by [`Compiled::call`]; callers
+    /// leave it null (the default).
+    pub hyper_table: *const f32,
 }
 
 impl Default for KernelArgs {
@@ -84,33 +92,8 @@ impl Default for KernelArgs {
             state: std::ptr::null_mut(),
             step: 0,
             hypers: std::ptr::null(),
+            hyper_table: std::ptr::null(),
         }
-    }
-}
-
-/// A run-time scalar for the kernel: `ctx` (a [`HyperContext`]), the scalar
-/// as `(kind, parameter)` (see [`hyper_code`]) and the step `t`. Called once
-/// per batch for each scalar the kernel reads; NaN without a context.
-extern "C" fn nnc_hyper(ctx: *const HyperContext, kind: i64, parameter: f64, step: i64) -> f32 {
-    // SAFETY: `Compiled::call` checks that kernels reading these scalars get
-    // a context, which the caller guarantees valid for the call.
-    let Some(ctx) = (unsafe { ctx.as_ref() }) else { return f32::NAN };
-    let hyper = match kind {
-        0 => Hyper::LearningRate,
-        1 => Hyper::Step,
-        2 => Hyper::Schedule,
-        _ => Hyper::BiasCorrection(parameter),
-    };
-    ctx.value(hyper, step.max(0) as u64) as f32
-}
-
-/// `(kind, parameter)` of a run-time scalar, as [`nnc_hyper`] reads them.
-fn hyper_code(hyper: Hyper) -> (i64, f64) {
-    match hyper {
-        Hyper::LearningRate => (0, 0.0),
-        Hyper::Step => (1, 0.0),
-        Hyper::Schedule => (2, 0.0),
-        Hyper::BiasCorrection(beta) => (3, beta),
     }
 }
 
@@ -193,9 +176,12 @@ pub struct Compiled {
     function: KernelFn,
     /// The kernel it was compiled from (buffer layout, sizes).
     pub kernel: Kernel,
-    /// Whether it reads [`KernelArgs::state`] and [`KernelArgs::hypers`].
+    /// Whether it reads [`KernelArgs::state`].
     uses_state: bool,
-    uses_hypers: bool,
+    /// The run-time scalars it loads from [`KernelArgs::hyper_table`], in
+    /// table order (all it reads but `lr` and `t`); empty when it needs no
+    /// [`KernelArgs::hypers`].
+    pub hypers: Vec<Hyper>,
     /// Cranelift IR as text, before optimisation (with [`Options::listings`]).
     pub clif: Option<String>,
     /// The machine code listing, when asked for.
@@ -222,14 +208,32 @@ impl Compiled {
     /// was lowered for: `params` at least [`param_len`] f32s, `scratch`
     /// `kernel.scratch_len`, `losses` one per batch, inputs and targets
     /// `rows × width` each, `predict` `rows × width` for evaluation kernels;
-    /// `batch` must be between 1 and `kernel.max_batch`.
+    /// `batch` must be between 1 and `kernel.max_batch`; `hypers`, when the
+    /// kernel reads run-time scalars, must point to a valid context.
+    /// `args.hyper_table` is ignored: the call fills in its own.
     pub unsafe fn call(&self, args: &KernelArgs) {
         assert!(args.batch >= 1 && args.batch as usize <= self.kernel.max_batch, "batch exceeds the kernel's sizing");
         assert!(!self.uses_state || !args.state.is_null(), "the kernel keeps optimizer state: pass its buffer");
-        assert!(!self.uses_hypers || !args.hypers.is_null(), "the kernel reads run-time scalars: pass their context");
+        assert!(self.hypers.is_empty() || !args.hypers.is_null(), "the kernel reads run-time scalars: pass hypers");
         assert!(args.step >= 0, "the step count is never negative");
-        // SAFETY: guaranteed by the caller, see above.
-        unsafe { (self.function)(args) }
+        // The run-time scalars of batch `k` (step `t = step + k + 1`), computed
+        // here so that the kernel calls nothing per batch.
+        let mut table = Vec::new();
+        // SAFETY: checked non-null above when needed; valid by the caller.
+        if let Some(context) = unsafe { args.hypers.as_ref() }.filter(|_| !self.hypers.is_empty()) {
+            let batches = (args.rows.max(0) as u64).div_ceil(args.batch as u64);
+            table.reserve(batches as usize * self.hypers.len());
+            for k in 0..batches {
+                let t = args.step as u64 + k + 1;
+                table.extend(self.hypers.iter().map(|&hyper| context.value(hyper, t) as f32));
+            }
+        }
+        let hyper_table = if table.is_empty() { std::ptr::null() } else { table.as_ptr() };
+        let args = KernelArgs { hyper_table, ..*args };
+        // SAFETY: guaranteed by the caller, see above; the kernel reads
+        // `hyper_table` only when it reads scalars, and then `table` holds
+        // `hypers.len()` values for each of its batches and outlives the call.
+        unsafe { (self.function)(&args) }
     }
 }
 
@@ -269,8 +273,6 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     for (name, f) in math::SYMBOLS {
         builder.symbol(*name, *f);
     }
-    type HyperFn = extern "C" fn(*const HyperContext, i64, f64, i64) -> f32;
-    builder.symbol("nnc_hyper", nnc_hyper as HyperFn as *const u8);
     let mut module = JITModule::new(builder);
     let pointer = module.target_config().pointer_type();
 
@@ -290,29 +292,19 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         math_ids.push((*name, id));
     }
 
-    // Run-time scalars other than `lr` and `t` come from `nnc_hyper`, declared
-    // only in kernels that read them.
+    // Run-time scalars other than `lr` and `t` come from the table that
+    // `Compiled::call` fills, in this order.
     let hypers = hypers_of(kernel);
-    let calls_hyper = hypers.iter().any(|h| *h != Hyper::Step);
-    let hyper_id = if calls_hyper {
-        let mut sig = module.make_signature();
-        sig.params.extend([pointer, types::I64, types::F64, types::I64].map(AbiParam::new));
-        sig.returns.push(AbiParam::new(types::F32));
-        Some(module.declare_function("nnc_hyper", Linkage::Import, &sig).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
+    let table_hypers: Vec<Hyper> = hypers.iter().copied().filter(|h| *h != Hyper::Step).collect();
 
     let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let math_refs: HashMap<&str, FuncRef> =
             math_ids.iter().map(|(name, id)| (*name, module.declare_func_in_func(*id, b.func))).collect();
-        let hyper_ref = hyper_id.map(|id| module.declare_func_in_func(id, b.func));
         let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma, math_refs);
         emitter.state_offsets = param_offsets(&state_shapes(kernel));
         emitter.hypers = hypers.iter().map(|h| (*h, Value::from_u32(0))).collect();
-        emitter.hyper_fn = hyper_ref;
         emitter.function();
         b.seal_all_blocks();
         b.finalize(module.target_config());
@@ -333,7 +325,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         function,
         kernel: kernel.clone(),
         uses_state: kernel.buffers.iter().any(|b| matches!(b.kind, BufferKind::State(_))),
-        uses_hypers: calls_hyper,
+        hypers: table_hypers,
         clif,
         asm,
         code_size,
@@ -354,7 +346,7 @@ mod field {
     pub const LEARNING_RATE: i32 = 64;
     pub const STATE: i32 = std::mem::offset_of!(super::KernelArgs, state) as i32;
     pub const STEP: i32 = std::mem::offset_of!(super::KernelArgs, step) as i32;
-    pub const HYPERS: i32 = std::mem::offset_of!(super::KernelArgs, hypers) as i32;
+    pub const HYPER_TABLE: i32 = std::mem::offset_of!(super::KernelArgs, hyper_table) as i32;
 }
 
 struct Emitter<'a, 'b> {
@@ -396,10 +388,9 @@ struct Emitter<'a, 'b> {
     /// Where each optimizer state tensor starts in `KernelArgs::state` (f32s).
     state_offsets: Vec<usize>,
     /// The run-time scalars the kernel reads (besides `lr`) and, inside the
-    /// batch loop, their values for the current batch.
+    /// batch loop, their values for the current batch: `t` from the step
+    /// counter, the others from [`KernelArgs::hyper_table`] in this order.
     hypers: Vec<(Hyper, Value)>,
-    /// `nnc_hyper`, when the kernel reads scalars that it computes.
-    hyper_fn: Option<FuncRef>,
     /// Inside the batch loop of a kernel that reads any run-time scalar but
     /// `lr`: the current step `t` (1-based, i64), e.g. to seed random numbers.
     step: Option<Value>,
@@ -459,7 +450,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
             loss_slot: placeholder,
             state_offsets: Vec::new(),
             hypers: Vec::new(),
-            hyper_fn: None,
             step: None,
         }
     }
@@ -490,7 +480,15 @@ impl<'a, 'b> Emitter<'a, 'b> {
             self.b.def_var(var, first);
             var
         });
-        let hyper_context = self.hyper_fn.map(|_| load_ptr(self.b, field::HYPERS));
+        // The table of the other run-time scalars: `n` f32s per batch, read
+        // through a pointer that moves on by one batch's worth each batch.
+        let n_table = self.hypers.iter().filter(|(h, _)| *h != Hyper::Step).count();
+        let table_var = (n_table > 0).then(|| {
+            let table = load_ptr(self.b, field::HYPER_TABLE);
+            let var = self.b.declare_var(types::I64);
+            self.b.def_var(var, table);
+            var
+        });
 
         let start = self.b.declare_var(types::I64);
         let loss_ptr = self.b.declare_var(types::I64);
@@ -514,21 +512,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.batch_rows = self.b.ins().select(is_short, left, batch);
         self.batch_rows_f32 = self.b.ins().fcvt_from_sint(types::F32, self.batch_rows);
         self.loss_slot = self.b.use_var(loss_ptr);
+        let table_slot = table_var.map(|var| self.b.use_var(var));
         if let Some(var) = step_var {
             let t = self.b.use_var(var);
             self.step = Some(t);
+            let mut slot = 0;
             for k in 0..self.hypers.len() {
-                let hyper = self.hypers[k].0;
-                let value = match (hyper, self.hyper_fn, hyper_context) {
-                    (Hyper::Step, _, _) => self.b.ins().fcvt_from_sint(types::F32, t),
-                    (_, Some(func), Some(context)) => {
-                        let (kind, parameter) = hyper_code(hyper);
-                        let kind = self.b.ins().iconst(types::I64, kind);
-                        let parameter = self.b.ins().f64const(parameter);
-                        let call = self.b.ins().call(func, &[context, kind, parameter, t]);
-                        self.b.inst_results(call)[0]
+                let value = match (self.hypers[k].0, table_slot) {
+                    (Hyper::Step, _) => self.b.ins().fcvt_from_sint(types::F32, t),
+                    (_, Some(table)) => {
+                        slot += 1;
+                        self.b.ins().load(types::F32, MEM, table, (slot - 1) * 4)
                     }
-                    _ => unreachable!("nnc_hyper is declared for kernels that read computed scalars"),
+                    _ => unreachable!("kernels that read computed scalars load the table"),
                 };
                 self.hypers[k].1 = value;
             }
@@ -556,6 +552,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.def_var(start, next);
         let next_loss = self.b.ins().iadd_imm_u(self.loss_slot, 4);
         self.b.def_var(loss_ptr, next_loss);
+        if let (Some(var), Some(table)) = (table_var, table_slot) {
+            let next_table = self.b.ins().iadd_imm_u(table, (n_table * 4) as i64);
+            self.b.def_var(var, next_table);
+        }
         if let (Some(var), Some(t)) = (step_var, self.step) {
             let next_step = self.b.ins().iadd_imm_s(t, 1);
             self.b.def_var(var, next_step);

@@ -219,6 +219,7 @@ pub fn train(
             state: params.state.values.as_mut_ptr(),
             step: params.state.step as i64,
             hypers: &hypers,
+            ..KernelArgs::default()
         };
         // SAFETY: the buffers above have the sizes the kernels were lowered
         // for: the packed parameters and optimizer state (both laid out from
