@@ -53,7 +53,6 @@ fn sigmoid_and_tanh_are_within_3e_7_absolute() {
 }
 
 #[test]
-#[ignore = "enabled once codegen calls math::log"]
 fn log_is_within_three_ulp() {
     let err = max_error("log", f64::ln, true, 0.001..=20.0);
     println!("log: max relative error {err:.3e}");

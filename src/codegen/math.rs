@@ -2,8 +2,7 @@
 //!
 //! `exp`, `sigmoid`, `tanh` and `log` are emitted inline as Cranelift IR that
 //! works on one f32 or on f32x4 lanes alike (Cephes' `expf` and `logf` range
-//! reductions and polynomials), so hot loops never leave native code. Until
-//! codegen switches to the inline [`log`], kernels call [`nnc_log`] per lane.
+//! reductions and polynomials), so kernels never call out of native code.
 //!
 //! Accuracy, measured by `tests/kernel_math.rs` against f64 on a 0.001 grid
 //! over [-20, 20]: `exp` 7.6e-8 relative (under one f32 ulp), `sigmoid`
@@ -18,15 +17,6 @@
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value, types};
 use cranelift_frontend::FunctionBuilder;
-
-pub extern "C" fn nnc_log(x: f32) -> f32 {
-    x.ln()
-}
-
-type MathFn = extern "C" fn(f32) -> f32;
-
-/// Symbol name and address of every function the kernels may call.
-pub const SYMBOLS: &[(&str, *const u8)] = &[("nnc_log", nnc_log as MathFn as *const u8)];
 
 /// Lane order for bitcasts between vector types (x86 is little-endian).
 const LANES: MemFlagsData = MemFlagsData::new().with_endianness(cranelift_codegen::ir::Endianness::Little);
@@ -128,7 +118,6 @@ const SQRT_HALF_BITS: i32 = 0x3f35_04f3;
 /// degree 8, plus e·ln2 with ln2 split in two for precision. Subnormals are
 /// first scaled by 2^23 (exactly) into the normal range. ln(±0) = −∞,
 /// ln(+∞) = +∞, and negatives or NaN give NaN.
-#[allow(dead_code, reason = "the kernels still call `nnc_log`, until codegen emits this instead")]
 pub fn log(b: &mut FunctionBuilder, x: Value, vector: bool) -> Value {
     let (int, float) = if vector { (types::I32X4, types::F32X4) } else { (types::I32, types::F32) };
     let flags = if vector { LANES } else { MemFlagsData::new() };

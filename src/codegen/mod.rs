@@ -15,7 +15,8 @@
 //! iteration.
 //!
 //! `acc + a·b` becomes one `fma` when the CPU has it. `exp`, `log`, `tanh`
-//! and `sigmoid` call small Rust functions (see [`math`]).
+//! and `sigmoid` are inline polynomials (see [`math`]): the generated code
+//! calls nothing.
 //!
 //! Optimizer state is one more packed buffer ([`KernelArgs::state`]). A
 //! kernel that reads run-time scalars besides `lr` keeps the step counter
@@ -31,7 +32,7 @@ use crate::ir::program::HyperContext;
 use crate::ir::{Compare, Hyper};
 use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, KernelKind, LoopVar, Stmt, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
+use cranelift_codegen::ir::{AbiParam, BlockArg, InstBuilder, MemFlagsData, Type, UserFuncName, Value, types};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -269,10 +270,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let start = Instant::now();
     let isa = isa(options)?;
     let has_fma = isa.has_native_fma();
-    let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    for (name, f) in math::SYMBOLS {
-        builder.symbol(*name, *f);
-    }
+    let builder = JITBuilder::with_isa(isa, default_libcall_names());
     let mut module = JITModule::new(builder);
     let pointer = module.target_config().pointer_type();
 
@@ -282,16 +280,6 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let func_id = module.declare_function("kernel", Linkage::Export, &ctx.func.signature).map_err(|e| e.to_string())?;
     ctx.func.name = UserFuncName::user(0, func_id.as_u32());
 
-    let mut math_sig = module.make_signature();
-    math_sig.params.push(AbiParam::new(types::F32));
-    math_sig.returns.push(AbiParam::new(types::F32));
-    // In SYMBOLS order, so the printed IR is the same on every run.
-    let mut math_ids = Vec::new();
-    for (name, _) in math::SYMBOLS {
-        let id = module.declare_function(name, Linkage::Import, &math_sig).map_err(|e| e.to_string())?;
-        math_ids.push((*name, id));
-    }
-
     // Run-time scalars other than `lr` and `t` come from the table that
     // `Compiled::call` fills, in this order.
     let hypers = hypers_of(kernel);
@@ -300,9 +288,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let math_refs: HashMap<&str, FuncRef> =
-            math_ids.iter().map(|(name, id)| (*name, module.declare_func_in_func(*id, b.func))).collect();
-        let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma, math_refs);
+        let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma);
         emitter.state_offsets = param_offsets(&state_shapes(kernel));
         emitter.hypers = hypers.iter().map(|h| (*h, Value::from_u32(0))).collect();
         emitter.function();
@@ -355,7 +341,6 @@ struct Emitter<'a, 'b> {
     param_offsets: Vec<usize>,
     pointer: Type,
     has_fma: bool,
-    math: HashMap<&'static str, FuncRef>,
     loop_vars: Vec<Variable>,
     locals: Vec<Variable>,
     /// The same locals as four lanes, one per copy, inside vector loops.
@@ -417,7 +402,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
         param_shapes: &[crate::ir::Shape],
         pointer: Type,
         has_fma: bool,
-        math: HashMap<&'static str, FuncRef>,
     ) -> Self {
         let loop_vars = (0..kernel.n_loop_vars).map(|_| b.declare_var(types::I64)).collect();
         let locals = (0..kernel.n_locals).map(|_| b.declare_var(types::F32)).collect();
@@ -430,7 +414,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
             param_offsets: param_offsets(param_shapes),
             pointer,
             has_fma,
-            math,
             loop_vars,
             locals,
             vector_locals,
@@ -881,23 +864,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
         }
     }
 
-    fn call(&mut self, name: &str, x: Value) -> Value {
-        let func = self.math[name];
-        let call = self.b.ins().call(func, &[x]);
-        self.b.inst_results(call)[0]
-    }
-
-    /// A scalar function applied to each of four lanes.
-    fn call_lanes(&mut self, name: &str, x: Value) -> Value {
-        let mut out = x;
-        for lane in 0..4u8 {
-            let element = self.b.ins().extractlane(x, lane);
-            let result = self.call(name, element);
-            out = self.b.ins().insertlane(out, result, lane);
-        }
-        out
-    }
-
     fn load(&mut self, buffer: u32, index: &Index) -> V {
         let stride = self.lanes.map_or(0, |lane| vectorize_stride(index, lane));
         let (address, offset) = self.address(buffer, index);
@@ -1070,8 +1036,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             UnaryOp::Exp => math::exp(self.b, v, vector),
             UnaryOp::Sigmoid => math::sigmoid(self.b, v, vector),
             UnaryOp::Tanh => math::tanh(self.b, v, vector),
-            UnaryOp::Log if vector => self.call_lanes("nnc_log", v),
-            UnaryOp::Log => self.call("nnc_log", v),
+            UnaryOp::Log => math::log(self.b, v, vector),
             UnaryOp::Relu => {
                 let zero = self.constant_like(0.0, vector);
                 let positive = self.b.ins().fcmp(FloatCC::GreaterThan, v, zero);
