@@ -360,6 +360,10 @@ struct Emitter<'a, 'b> {
     shift: Vec<i64>,
     /// Loads already emitted for the current statement, by address.
     loaded: HashMap<(u32, Index, i32), V>,
+    /// Buffers stored anywhere in the top-level loop nest being emitted.
+    nest_stores: std::collections::HashSet<u32>,
+    /// Loop variables of the loops being emitted (not written-out ones).
+    active_loops: Vec<LoopVar>,
     /// Locals assigned (so far) in the current vector loop.
     vector_locals_defined: std::collections::HashSet<crate::kernel::Local>,
     /// The loop variable whose iterations are the lanes, inside a vector loop.
@@ -424,6 +428,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
             row_block: None,
             shift: vec![0; kernel.n_loop_vars as usize],
             loaded: HashMap::new(),
+            nest_stores: Default::default(),
+            active_loops: Vec::new(),
             vector_locals_defined: Default::default(),
             lanes: None,
             bases: Vec::new(),
@@ -530,7 +536,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
             self.bases.push(base);
         }
         let stmts = self.kernel.body.clone();
-        self.stmts(&stmts);
+        for stmt in &stmts {
+            self.nest_stores = stored_buffers(std::slice::from_ref(stmt));
+            self.stmts(std::slice::from_ref(stmt));
+        }
+        self.nest_stores.clear();
         let next = self.b.ins().iadd(current, batch);
         self.b.def_var(start, next);
         let next_loss = self.b.ins().iadd_imm_u(self.loss_slot, 4);
@@ -569,12 +579,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 // loop) runs two steps per iteration: half the loop control,
                 // and the register allocator can alternate registers between
                 // the two steps instead of moving every accumulator back.
-                // Not with more than four copies: both steps' loads would be
-                // live at once, more than the 16 vector registers hold.
+                // (With loads that may move — see `load_flags` — Cranelift
+                // schedules each step's loads next to their multiply-adds;
+                // otherwise both steps' loads were live at once and spilled.)
                 Stmt::Loop { var, extent, body }
                     if self.lanes.is_some()
                         && self.kernel.kind != KernelKind::Eval
-                        && self.copies * 2 <= MAX_COPIES
                         && !body.iter().any(|s| matches!(s, Stmt::Loop { .. }))
                         && !matches!(extent, Extent::Fixed(n) if *n <= UNROLL_LIMIT) =>
                 {
@@ -680,7 +690,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let enter = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, first_end, limit);
         self.b.ins().brif(enter, head, &[] as &[BlockArg], exit, &[]);
         self.b.switch_to_block(head);
+        self.active_loops.push(var);
         body(self);
+        self.active_loops.pop();
         let value = self.b.use_var(variable);
         let next = self.b.ins().iadd_imm_s(value, step);
         self.b.def_var(variable, next);
@@ -810,6 +822,23 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.shift[var.0 as usize] + row
     }
 
+    /// Flags for a load: movable (a pure value that Cranelift may schedule
+    /// freely and merge with identical loads) when nothing can store to
+    /// that element while the load's value is in use — data, which the
+    /// kernel never writes, or a buffer that the current loop nest does not
+    /// store, at an address that moves with one of the nest's loops (so the
+    /// load can neither move out of the nest nor merge with a load in
+    /// another one).
+    fn load_flags(&self, buffer: u32, index: &Index) -> MemFlagsData {
+        let data = matches!(self.kernel.buffers[buffer as usize].kind, BufferKind::Input(_) | BufferKind::Target(_));
+        let in_loop = index.terms.iter().any(|(v, _)| self.active_loops.contains(v));
+        if data || (!self.nest_stores.contains(&buffer) && in_loop) {
+            MEM.with_readonly().with_can_move()
+        } else {
+            MEM
+        }
+    }
+
     /// The first `lanes` (1 to 3) floats at `address + offset` in the low
     /// lanes of a vector, reading nothing beyond them.
     fn load_partial(&mut self, address: Value, offset: i32, lanes: u32) -> Value {
@@ -878,12 +907,17 @@ impl<'a, 'b> Emitter<'a, 'b> {
             return *v;
         }
         let lanes = self.lanes_in_copy();
+        let flags = self.load_flags(buffer, index);
         let v = match (self.lanes, stride) {
-            (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, MEM, address, offset), vector: false },
+            (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, flags, address, offset), vector: false },
             (Some(_), 1) if lanes < 4 => V { value: self.load_partial(address, offset, lanes), vector: true },
             (Some(_), 1) => {
                 // Lanes are contiguous but only 4-byte aligned.
-                let flags = MemFlagsData::new().with_notrap();
+                let flags = if flags.readonly() {
+                    MemFlagsData::new().with_notrap().with_readonly().with_can_move()
+                } else {
+                    MemFlagsData::new().with_notrap()
+                };
                 V { value: self.b.ins().load(types::F32X4, flags, address, offset), vector: true }
             }
             (Some(_), stride) => {
@@ -1138,6 +1172,21 @@ fn float_cc(kind: Compare) -> FloatCC {
         Compare::Eq => FloatCC::Equal,
         Compare::Ne => FloatCC::NotEqual,
     }
+}
+
+/// The buffers a statement list stores to.
+fn stored_buffers(body: &[Stmt]) -> std::collections::HashSet<u32> {
+    let mut out = std::collections::HashSet::new();
+    for stmt in body {
+        match stmt {
+            Stmt::Store { buffer, .. } => {
+                out.insert(buffer.0);
+            }
+            Stmt::Loop { body, .. } => out.extend(stored_buffers(body)),
+            Stmt::Assign { .. } | Stmt::StoreLoss(_) => {}
+        }
+    }
+    out
 }
 
 /// Lane order for bitcasts between vector types (x86 is little-endian).
