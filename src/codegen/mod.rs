@@ -832,11 +832,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn load_flags(&self, buffer: u32, index: &Index) -> MemFlagsData {
         let data = matches!(self.kernel.buffers[buffer as usize].kind, BufferKind::Input(_) | BufferKind::Target(_));
         let in_loop = index.terms.iter().any(|(v, _)| self.active_loops.contains(v));
-        if data || (!self.nest_stores.contains(&buffer) && in_loop) {
-            MEM.with_readonly().with_can_move()
-        } else {
-            MEM
-        }
+        if data || (!self.nest_stores.contains(&buffer) && in_loop) { MEM.with_readonly().with_can_move() } else { MEM }
     }
 
     /// The first `lanes` (1 to 3) floats at `address + offset` in the low
@@ -909,7 +905,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let lanes = self.lanes_in_copy();
         let flags = self.load_flags(buffer, index);
         let v = match (self.lanes, stride) {
-            (None, _) | (Some(_), 0) => V { value: self.b.ins().load(types::F32, flags, address, offset), vector: false },
+            (None, _) | (Some(_), 0) => {
+                V { value: self.b.ins().load(types::F32, flags, address, offset), vector: false }
+            }
             (Some(_), 1) if lanes < 4 => V { value: self.load_partial(address, offset, lanes), vector: true },
             (Some(_), 1) => {
                 // Lanes are contiguous but only 4-byte aligned.
