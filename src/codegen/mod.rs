@@ -364,6 +364,13 @@ struct Emitter<'a, 'b> {
     nest_stores: std::collections::HashSet<u32>,
     /// Loop variables of the loops being emitted (not written-out ones).
     active_loops: Vec<LoopVar>,
+    /// Loop variables whose value is a constant where code is being emitted
+    /// (written-out loops, straight-line vector groups): folded into the
+    /// immediate offsets of addresses instead of multiplied at run time.
+    known: Vec<Option<i64>>,
+    /// Address computations (base plus the variable terms of an index)
+    /// already emitted for the current statement.
+    addresses: HashMap<(Value, Vec<(LoopVar, u32)>), Value>,
     /// Locals assigned (so far) in the current vector loop.
     vector_locals_defined: std::collections::HashSet<crate::kernel::Local>,
     /// The loop variable whose iterations are the lanes, inside a vector loop.
@@ -430,6 +437,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
             loaded: HashMap::new(),
             nest_stores: Default::default(),
             active_loops: Vec::new(),
+            known: vec![None; kernel.n_loop_vars as usize],
+            addresses: HashMap::new(),
             vector_locals_defined: Default::default(),
             lanes: None,
             bases: Vec::new(),
@@ -608,12 +617,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 Stmt::Loop { var, extent: Extent::Fixed(n), body }
                     if *n <= UNROLL_LIMIT && !body.iter().any(|s| matches!(s, Stmt::Loop { .. })) =>
                 {
-                    let variable = self.loop_vars[var.0 as usize];
                     for k in 0..*n {
-                        let index = self.b.ins().iconst(types::I64, k as i64);
-                        self.b.def_var(variable, index);
+                        self.set_constant(*var, k as i64);
                         self.stmts(body);
                     }
+                    self.known[var.0 as usize] = None;
                 }
                 Stmt::Loop { var, extent, body } => {
                     let start = self.b.ins().iconst(types::I64, 0);
@@ -621,6 +629,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     self.counted_loop(*var, start, limit, 1, |e| e.stmts(body));
                 }
                 Stmt::Assign { local, value } => {
+                    self.addresses.clear();
                     if self.lanes.is_some() {
                         // Evaluate every copy before defining any: a copy may
                         // read the local's previous value.
@@ -645,6 +654,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     // Every copy's value first, then the stores: no copy
                     // reads what another one stores.
                     self.loaded.clear();
+                    self.addresses.clear();
                     let mut values = Vec::with_capacity(self.copies);
                     for copy in 0..self.copies {
                         self.copy = copy;
@@ -665,6 +675,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     self.copy = 0;
                 }
                 Stmt::StoreLoss(value) => {
+                    self.addresses.clear();
                     let value = self.expr(value);
                     self.b.ins().store(MEM, value.value, self.loss_slot, 0);
                 }
@@ -683,6 +694,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn counted_loop(&mut self, var: LoopVar, start: Value, limit: Value, step: i64, body: impl FnOnce(&mut Self)) {
         let variable = self.loop_vars[var.0 as usize];
         self.b.def_var(variable, start);
+        self.known[var.0 as usize] = None;
         let head = self.b.create_block();
         let exit = self.b.create_block();
         // Enter only if at least one iteration fits: start + step <= limit.
@@ -772,10 +784,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 }
                 let rest = n - done;
                 if rest > 0 {
-                    let start = self.b.ins().iconst(types::I64, done as i64);
-                    self.b.def_var(variable, start);
+                    self.set_constant(var, done as i64);
                     let partial = (rest % 4 != 0).then_some(rest % 4);
                     self.with_groups(rest.div_ceil(4) as usize, partial, |e| e.stmts(body));
+                    self.known[var.0 as usize] = None;
                 }
                 self.lanes = None;
             }
@@ -801,15 +813,37 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     /// Base plus variable part, and the constant part as an immediate offset.
     fn address(&mut self, buffer: u32, index: &Index) -> (Value, i32) {
-        let (mut address, base_offset) = self.bases[buffer as usize];
+        let (base, base_offset) = self.bases[buffer as usize];
         let mut offset = base_offset as i64 + index.offset as i64 * 4;
-        for (var, stride) in &index.terms {
-            let value = self.b.use_var(self.loop_vars[var.0 as usize]);
-            let scaled = self.b.ins().imul_imm_u(value, *stride as i64 * 4);
-            address = self.b.ins().iadd(address, scaled);
-            offset += self.shift_of(*var) * *stride as i64 * 4;
+        let mut terms = Vec::new();
+        for &(var, stride) in &index.terms {
+            offset += (self.shift_of(var) + self.known[var.0 as usize].unwrap_or(0)) * stride as i64 * 4;
+            if self.known[var.0 as usize].is_none() {
+                terms.push((var, stride));
+            }
         }
+        if terms.is_empty() {
+            return (base, offset as i32);
+        }
+        let key = (base, terms);
+        if let Some(&address) = self.addresses.get(&key) {
+            return (address, offset as i32);
+        }
+        let mut address = base;
+        for &(var, stride) in &key.1 {
+            let value = self.b.use_var(self.loop_vars[var.0 as usize]);
+            let scaled = self.b.ins().imul_imm_u(value, stride as i64 * 4);
+            address = self.b.ins().iadd(address, scaled);
+        }
+        self.addresses.insert(key, address);
         (address, offset as i32)
+    }
+
+    /// Give `var` the value `k` in the code that follows, known at compile time.
+    fn set_constant(&mut self, var: LoopVar, k: i64) {
+        let value = self.b.ins().iconst(types::I64, k);
+        self.b.def_var(self.loop_vars[var.0 as usize], value);
+        self.known[var.0 as usize] = Some(k);
     }
 
     /// The constant added to `var` in the copy being emitted: the blocked
