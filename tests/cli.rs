@@ -78,6 +78,22 @@ fn iris_trains_to_high_accuracy() {
     assert!(loss < 0.2, "final loss {loss}");
     assert_eq!(result["epochs"], 200);
     assert_eq!(result["batch"], 16);
+    // One evaluation of 150 rows: the interpreter does it sooner than the
+    // evaluation kernel would compile.
+    assert_eq!(result["evaluations"], "interpreter");
+}
+
+#[test]
+fn evaluations_run_on_a_kernel_when_there_are_many() {
+    // --log evaluates every epoch: 200 evaluations of iris.
+    let dir = tempdir("eval-kernel");
+    let log = dir.join("log.csv");
+    let log = log.to_str().unwrap();
+    let output = nnc(&["run", "examples/iris.nn", "examples/iris.csv", "--json", "--quiet", "--log", log]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let result = json(&output);
+    assert_eq!(result["evaluations"], "kernel");
+    assert!(result["accuracy"].as_f64().unwrap() >= 0.95);
 }
 
 #[test]

@@ -85,7 +85,8 @@ fn jit_eval(model: &Model, data: Option<&Dataset>, params: &Params) -> (f64, Vec
     let rows = data.map_or(1, |d| d.rows);
     let width = predict_width(&model.graphs.eval);
     let mut values = params.values.clone();
-    let mut scratch = vec![f32::NAN; model.native.eval.kernel.scratch_len.max(1)];
+    let eval_kernel = model.native.eval.compiled().expect("pipeline::compile compiles the evaluation kernel");
+    let mut scratch = vec![f32::NAN; eval_kernel.kernel.scratch_len.max(1)];
     let mut loss = [f32::NAN];
     // NaN-filled, so anything the kernel does not write shows up.
     let mut predict = vec![f32::NAN; (rows * width).max(1)];
@@ -104,7 +105,7 @@ fn jit_eval(model: &Model, data: Option<&Dataset>, params: &Params) -> (f64, Vec
     // SAFETY: the buffers have the sizes the kernel was lowered for: packed
     // parameters, its scratch, one loss, `rows × width` data and predictions,
     // and the evaluation kernel was lowered for batches of `rows` rows.
-    unsafe { model.native.eval.call(&args) };
+    unsafe { eval_kernel.call(&args) };
     assert_eq!(values, params.values, "the evaluation kernel changed the parameters");
     (loss[0] as f64, to_f64(&predict[..rows * width]))
 }
@@ -947,5 +948,31 @@ fn widths_and_batches_at_every_loop_boundary() {
             let name = format!("{inputs}-{hidden}-{outputs}");
             check_with_data(&name, &source, |p| synthetic(p, rows, (inputs * batch) as u64), Some(batch));
         }
+    }
+}
+
+/// Evaluations on the interpreter (what `nnc run` uses for small data) give
+/// the compiled evaluation kernel's loss, predictions and accuracy.
+#[test]
+fn interpreted_evaluations_match_the_kernel() {
+    for (model, data) in [("iris.nn", "iris.csv"), ("diabetes.nn", "diabetes.csv"), ("seed.nn", "seed.csv")] {
+        let program = common::program(&common::example(model));
+        let data = load_csv(&program, data);
+        let graphs = pipeline::graphs(&program);
+        let kernels = pipeline::kernels(&graphs, 16.min(data.rows), data.rows).expect("lowers");
+        let options = Options { verify: true, listings: false };
+        let compiled = pipeline::compile(&program, &kernels, options).expect("compiles");
+        let interpreted =
+            pipeline::compile_interpreted_eval(&program, &kernels.0, &graphs.eval, options).expect("compiles");
+        assert!(interpreted.eval.compiled().is_none());
+        let params = Params::init(&program, 3);
+        let a = train::evaluate(&program, &compiled.eval, Some(&data), &params, None);
+        let b = train::evaluate(&program, &interpreted.eval, Some(&data), &params, None);
+        let (la, lb) = (a.metrics.loss.unwrap(), b.metrics.loss.unwrap());
+        assert!((la - lb).abs() <= 1e-5 * la.abs().max(1.0), "{model}: loss {la} vs {lb}");
+        for (x, y) in a.predictions.iter().zip(&b.predictions) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{model}: prediction {x} vs {y}");
+        }
+        assert_eq!(a.metrics.accuracy, b.metrics.accuracy, "{model}");
     }
 }

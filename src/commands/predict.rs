@@ -101,7 +101,8 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     let kernel = kernel::lower(&graphs.eval, kind, dataset.rows).map_err(internal)?;
     let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
     let compiled = nnc::codegen::compile(&kernel, &shapes, Options::default()).map_err(internal)?;
-    let evaluation = train::evaluate(program, &compiled, Some(&dataset), &params, Some(&transforms));
+    let evaluator = train::Evaluator::Compiled(Box::new(compiled));
+    let evaluation = train::evaluate(program, &evaluator, Some(&dataset), &params, Some(&transforms));
     let (k, rows) = (evaluation.width, dataset.rows);
     let mut text = String::new();
     match program.task {

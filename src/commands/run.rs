@@ -275,9 +275,30 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let eval_rows = rows.max(validation.map_or(0, |v| v.rows));
     let batch = if train_data.is_some() { config.batch.min(rows) } else { 1 };
     let kernels = pipeline::kernels(&graphs, batch, eval_rows).map_err(internal)?;
-    let native = pipeline::compile(program, &kernels, Options::default()).map_err(internal)?;
-
     let verbose = !args.quiet;
+    // Evaluations this run makes: the final one, and one per reported epoch
+    // (every epoch with --log). Few enough over small data, the interpreter
+    // does them sooner than the evaluation kernel would compile.
+    let epochs = config.epochs;
+    let every = epochs.div_ceil(20).max(1);
+    let per_epoch = match (train_data.is_some(), args.log.is_some(), verbose) {
+        (false, _, _) => 0,
+        (true, true, _) => epochs,
+        (true, false, true) => epochs / every + 2,
+        (true, false, false) => 0,
+    };
+    let evaluated_rows = rows + validation.map_or(0, |v| v.rows);
+    let native = if pipeline::interpret_evaluations(&graphs.eval, evaluated_rows, 1 + per_epoch) {
+        pipeline::compile_interpreted_eval(program, &kernels.0, &graphs.eval, Options::default())
+    } else {
+        pipeline::compile(program, &kernels, Options::default())
+    }
+    .map_err(internal)?;
+    let compiled_what = match native.eval {
+        train::Evaluator::Compiled(_) => "training and evaluation kernels",
+        train::Evaluator::Interpreted(_) => "training kernel; evaluations interpreted",
+    };
+
     if verbose {
         let mut lines = vec![("model", model.path.clone())];
         if let (Some(b), Some(path)) = (&bound, &args.data) {
@@ -307,14 +328,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             None => format!("Xavier-uniform from seed {}", config.seed),
         };
         lines.push(("weights", init));
-        lines.push(("compiled", format!("{:.2} ms (training and evaluation kernels)", native.compile_ms)));
+        lines.push(("compiled", format!("{:.2} ms ({compiled_what})", native.compile_ms)));
         for (key, value) in lines {
             eprintln!("  {key:<10} {value}");
         }
     }
 
-    let epochs = config.epochs;
-    let every = epochs.div_ceil(20).max(1);
     let unit = if train_data.is_some() { "epoch" } else { "step" };
     let width = epochs.to_string().len();
     let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
@@ -442,6 +461,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "shuffle": config.shuffle,
             "samples": outcome.samples,
             "samples_per_second": samples_per_second,
+            "evaluations": match native.eval {
+                train::Evaluator::Compiled(_) => "kernel",
+                train::Evaluator::Interpreted(_) => "interpreter",
+            },
             "timings_ms": {
                 "parse": model.front.parse_ms,
                 "check": model.front.check_ms,

@@ -309,20 +309,78 @@ pub struct Evaluation {
     pub width: usize,
 }
 
-/// Run the evaluation kernel over all rows of `data` (or once, without
-/// data). `transforms` undo the target's preprocessing for the metrics.
+/// What runs evaluations (loss, predictions, metrics over a data set).
+pub enum Evaluator {
+    /// The compiled evaluation kernel.
+    Compiled(Box<Compiled>),
+    /// The f64 reference interpreter on the evaluation graph, for data so
+    /// small that interpreting every evaluation of a run costs less than
+    /// compiling the kernel (see [`crate::pipeline::interpret_evaluations`]).
+    Interpreted(Box<crate::ir::Graph>),
+}
+
+impl Evaluator {
+    /// The compiled kernel, if evaluations run on one.
+    pub fn compiled(&self) -> Option<&Compiled> {
+        match self {
+            Evaluator::Compiled(kernel) => Some(kernel.as_ref()),
+            Evaluator::Interpreted(_) => None,
+        }
+    }
+}
+
+/// Evaluate over all rows of `data` (or once, without data), on the kernel
+/// or the interpreter. `transforms` undo the target's preprocessing for the
+/// metrics.
 pub fn evaluate(
     program: &Program,
-    eval_kernel: &Compiled,
+    evaluator: &Evaluator,
     data: Option<&Dataset>,
     params: &Params,
     transforms: Option<&[Transform]>,
 ) -> Evaluation {
     let rows = data.map_or(1, |d| d.rows);
+    let width = program.graph.output("predict").map_or(0, |id| program.graph.shape(id).width().unwrap_or(0) as usize);
+    let (loss, predict) = match evaluator {
+        Evaluator::Compiled(kernel) => run_eval_kernel(kernel, data, params, rows, width),
+        Evaluator::Interpreted(graph) => interpret(graph, data, params, rows, width),
+    };
+    let has_targets = data.is_none_or(|d| d.has_targets);
+    let mut metrics = Metrics { loss: has_targets.then_some(loss), ..Metrics::default() };
+    if let (Some(d), true) = (data, has_targets) {
+        match program.task {
+            Task::Classification { classes } => {
+                let k = classes as usize;
+                if let Some(target) = d.targets.iter().find(|t| t.len() == rows * k) {
+                    let correct = (0..rows)
+                        .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
+                        .count();
+                    metrics.accuracy = Some(correct as f64 / rows as f64);
+                } else if let Some(target) = d.targets.iter().find(|t| t.len() == rows) {
+                    // One column of class indices (`cross_entropy(out, y)` with `y[1]`).
+                    let correct =
+                        (0..rows).filter(|&r| argmax(&predict[r * k..(r + 1) * k]) as f32 == target[r]).count();
+                    metrics.accuracy = Some(correct as f64 / rows as f64);
+                }
+            }
+            Task::Regression => regression_metrics(program, d, &predict, width, transforms, &mut metrics),
+            Task::Minimize => {}
+        }
+    }
+    Evaluation { metrics, predictions: predict, width }
+}
+
+/// Loss and predictions from the compiled evaluation kernel.
+fn run_eval_kernel(
+    eval_kernel: &Compiled,
+    data: Option<&Dataset>,
+    params: &Params,
+    rows: usize,
+    width: usize,
+) -> (f64, Vec<f32>) {
     let mut params = params.clone();
     let mut scratch = vec![0.0f32; eval_kernel.kernel.scratch_len.max(1)];
     let mut loss = [f32::NAN];
-    let width = program.graph.output("predict").map_or(0, |id| program.graph.shape(id).width().unwrap_or(0) as usize);
     let mut predict = vec![0.0f32; (rows * width).max(1)];
     let input_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
     let target_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
@@ -345,29 +403,51 @@ pub fn evaluate(
     // of all `rows` rows, `predict` holds `rows × width` values, and target
     // pointers are only read by kernels that compute the loss.
     unsafe { eval_kernel.call(&args) };
+    (loss[0] as f64, predict)
+}
+
+/// Loss and predictions from the reference interpreter (f64, rounded to f32
+/// like the kernel's outputs).
+fn interpret(
+    graph: &crate::ir::Graph,
+    data: Option<&Dataset>,
+    params: &Params,
+    rows: usize,
+    width: usize,
+) -> (f64, Vec<f32>) {
+    use crate::ir::interp::{self, Env, Tensor};
+    let matrix = |values: &[f32], width: u32| {
+        let width = width as usize;
+        Tensor::new(values.len() / width.max(1), width, values.iter().map(|&v| v as f64).collect())
+    };
     let has_targets = data.is_none_or(|d| d.has_targets);
-    let mut metrics = Metrics { loss: has_targets.then_some(loss[0] as f64), ..Metrics::default() };
-    if let (Some(d), true) = (data, has_targets) {
-        match program.task {
-            Task::Classification { classes } => {
-                let k = classes as usize;
-                if let Some(target) = d.targets.iter().find(|t| t.len() == rows * k) {
-                    let correct = (0..rows)
-                        .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
-                        .count();
-                    metrics.accuracy = Some(correct as f64 / rows as f64);
-                } else if let Some(target) = d.targets.iter().find(|t| t.len() == rows) {
-                    // One column of class indices (`cross_entropy(out, y)` with `y[1]`).
-                    let correct =
-                        (0..rows).filter(|&r| argmax(&predict[r * k..(r + 1) * k]) as f32 == target[r]).count();
-                    metrics.accuracy = Some(correct as f64 / rows as f64);
-                }
-            }
-            Task::Regression => regression_metrics(program, d, &predict, width, transforms, &mut metrics),
-            Task::Minimize => {}
-        }
-    }
-    Evaluation { metrics, predictions: predict, width }
+    let env = Env {
+        inputs: data
+            .map_or(Vec::new(), |d| graph.inputs.iter().zip(&d.inputs).map(|(v, m)| matrix(m, v.width)).collect()),
+        targets: data
+            .filter(|d| d.has_targets)
+            .map_or(Vec::new(), |d| graph.targets.iter().zip(&d.targets).map(|(v, m)| matrix(m, v.width)).collect()),
+        params: (0..params.shapes.len())
+            .map(|i| {
+                let shape = params.shapes[i];
+                let (r, c) = (interp::resolve(shape.rows, 1), interp::resolve(shape.cols, 1));
+                Tensor::new(r, c, params.get(i).iter().map(|&v| v as f64).collect())
+            })
+            .collect(),
+        ..Env::default()
+    };
+    let predict = |values: &[Tensor]| {
+        graph.output("predict").map_or_else(
+            || vec![0.0; (rows * width).max(1)],
+            |id| values[id.index()].data.iter().map(|&v| v as f32).collect(),
+        )
+    };
+    // `nnc run` chooses the interpreter, always with labelled data: the
+    // evaluation graph's loss reads the targets.
+    assert!(has_targets, "the interpreter evaluates data with targets");
+    let values = interp::eval(graph, &env);
+    let loss = graph.output("loss").map_or(f64::NAN, |id| values[id.index()].data[0] as f32 as f64);
+    (loss, predict(&values))
 }
 
 /// MSE, MAE and R² of the predictions against the first target of the
