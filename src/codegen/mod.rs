@@ -15,7 +15,7 @@
 //! iteration.
 //!
 //! `acc + a·b` becomes one `fma` when the CPU has it. `exp`, `log`, `tanh`
-//! and `sigmoid` are inline polynomials (see [`math`]): the generated code
+//! and `sigmoid` are inline polynomials (see `math.rs`): the generated code
 //! calls nothing.
 //!
 //! Optimizer state is one more packed buffer ([`KernelArgs::state`]). A
@@ -45,7 +45,7 @@ use std::time::Instant;
 #[repr(C)]
 #[derive(Debug)]
 pub struct KernelArgs {
-    /// All parameters, back to back at [`Compiled::param_offsets`].
+    /// All parameters, back to back at [`param_offsets`].
     pub params: *mut f32,
     pub scratch: *mut f32,
     /// One loss per batch.
