@@ -453,3 +453,25 @@ fn long_files_check_quickly() {
     assert_eq!(code, Some(0), "{err}");
     assert!(elapsed < Duration::from_secs(30), "spaces: {elapsed:?}");
 }
+
+#[test]
+fn class_indices_out_of_range_name_the_row_and_column() {
+    let dir = scratch("class_indices");
+    let model = dir.join("model.nn");
+    std::fs::write(
+        &model,
+        "data { input x[2] target y[1] }\nmodel { out = dense(x, 3, softmax) }\nloss cross_entropy(out, y)\n",
+    )
+    .unwrap();
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "a,b,label\n0.1,0.2,0\n0.3,0.4,2\n0.5,0.6,1\n").unwrap();
+    succeeds(&["run", s(&model), s(&good), "--epochs", "2", "--quiet"]);
+    for (bad, shown) in [("3", "class `3`"), ("-1", "class `-1`"), ("1.5", "class `1.5`")] {
+        let data = dir.join("bad.csv");
+        std::fs::write(&data, format!("a,b,label\n0.1,0.2,0\n0.3,0.4,{bad}\n")).unwrap();
+        let err = fails(&["run", s(&model), s(&data), "--quiet"], 1, shown);
+        assert!(err.contains("from 0 to 2"), "{err}");
+        assert!(err.contains(":3:3") || err.contains("row 3"), "names the row and column: {err}");
+        assert!(err.contains("class indices for `cross_entropy` over 3 classes"), "{err}");
+    }
+}

@@ -880,6 +880,7 @@ fn random_program(seed: u64) -> (Program, String) {
         encoding: Encoding::Raw { width },
         scale: 1.0,
         standardize: false,
+        class_indices: None,
         span: Default::default(),
     };
     let data = vec![binding("x", false, 0, 3), binding("w", false, 1, 1), binding("t", true, 0, 3)];

@@ -236,6 +236,13 @@ impl Checker {
         let (sp, sy) = (self.graph.shape(p.0), self.graph.shape(y.0));
         let y = match (sp.cols, sy.cols) {
             (Dim::Fixed(classes), Dim::Fixed(1)) if classes > 1 && sp.rows == sy.rows => {
+                // A target column read directly: its values are checked
+                // against the classes when the CSV is read.
+                if let Op::Target(index) = self.graph.node(y.0).op
+                    && let Some(binding) = self.data.iter_mut().find(|b| b.is_target && b.index == index)
+                {
+                    binding.class_indices = Some(binding.class_indices.map_or(classes, |k| k.min(classes)));
+                }
                 let indices: Vec<NodeId> = (0..classes).map(|k| self.constant(k as f64, y.1)).collect();
                 let row = self.op(Op::ConcatCols, &indices, y.1)?;
                 (self.op(Op::Compare(Compare::Eq), &[y.0, row], y.1)?, y.1)

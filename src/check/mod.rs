@@ -269,6 +269,7 @@ impl Checker {
                 encoding: spec.encoding,
                 scale: spec.scale,
                 standardize: spec.standardize,
+                class_indices: None,
                 span: decl.span,
             };
             vars.push(DataVar { name: decl.name.name.clone(), width: binding.width() });

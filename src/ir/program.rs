@@ -59,6 +59,11 @@ pub struct Binding {
     /// Subtract the mean and divide by the population standard deviation,
     /// both measured on the training rows.
     pub standardize: bool,
+    /// A column of class indices that `cross_entropy` compares with this
+    /// many classes: each value must be a whole number from 0 to classes − 1
+    /// (checked when the CSV is read; a value out of range would otherwise
+    /// match no class and silently drop out of the loss).
+    pub class_indices: Option<u32>,
     pub span: Span,
 }
 

@@ -534,6 +534,23 @@ impl Dataset {
                             if !value.is_finite() {
                                 return Err(beyond_f32(table, r, c, binding));
                             }
+                            if let Some(classes) = binding.class_indices
+                                && (value.fract() != 0.0 || value < 0.0 || value >= classes as f32)
+                            {
+                                return Err(table.error(
+                                    Some(table.rows[r].0),
+                                    Some(c + 1),
+                                    format!(
+                                        "class `{value}` in {} is not a class from 0 to {}",
+                                        table.column_name(c),
+                                        classes - 1
+                                    ),
+                                    Some(format!(
+                                        "`{}` holds class indices for `cross_entropy` over {classes} classes",
+                                        binding.name
+                                    )),
+                                ));
+                            }
                             out.push(value);
                         }
                     }
