@@ -1209,15 +1209,11 @@ fn float_cc(kind: Compare) -> FloatCC {
 /// The buffers a statement list stores to.
 fn stored_buffers(body: &[Stmt]) -> std::collections::HashSet<u32> {
     let mut out = std::collections::HashSet::new();
-    for stmt in body {
-        match stmt {
-            Stmt::Store { buffer, .. } => {
-                out.insert(buffer.0);
-            }
-            Stmt::Loop { body, .. } => out.extend(stored_buffers(body)),
-            Stmt::Assign { .. } | Stmt::StoreLoss(_) => {}
+    crate::kernel::vectorize::walk(body, &mut |stmt| {
+        if let Stmt::Store { buffer, .. } = stmt {
+            out.insert(buffer.0);
         }
-    }
+    });
     out
 }
 

@@ -231,7 +231,8 @@ fn locals_are_lanes(body: &[Stmt]) -> bool {
     true
 }
 
-fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
+/// Call `f` on every statement of `body`, loops before their bodies.
+pub fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
     for stmt in body {
         f(stmt);
         if let Stmt::Loop { body, .. } = stmt {
