@@ -3,6 +3,7 @@ pub mod autodiff;
 pub mod check;
 pub mod codegen;
 pub mod diag;
+pub mod export;
 pub mod ir;
 pub mod kernel;
 pub mod opt;

@@ -24,6 +24,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Predict with trained weights: CSV rows in, predictions out
     Predict(commands::predict::PredictArgs),
+    /// Export a trained model: ONNX for serving, or a PyTorch training project
+    Export(commands::export::ExportArgs),
     /// Print one compiler stage as text
     Ir {
         /// The model file
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(&args),
         Command::Predict(args) => commands::predict::predict(&args),
+        Command::Export(args) => commands::export::export(&args),
         Command::Ir { model, stage, kernel, batch } => commands::inspect::ir(&model, stage, kernel, batch),
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Check { model, data } => commands::inspect::check(&model, data.as_deref()),

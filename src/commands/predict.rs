@@ -33,7 +33,7 @@ pub struct PredictArgs {
 }
 
 /// The transforms saved in the weights file, in `program.data` order.
-fn saved_transforms(
+pub fn saved_transforms(
     program: &Program,
     metadata: &BTreeMap<String, String>,
     file: &str,

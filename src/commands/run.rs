@@ -159,8 +159,11 @@ fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> R
     let mut metadata = BTreeMap::new();
     metadata.insert("nnc.model".to_string(), model.path.clone());
     metadata.insert("nnc.source_hash".to_string(), weights::source_hash(&model.text));
+    metadata.insert(weights::SOURCE_KEY.to_string(), model.text.clone());
     if let Some(bound) = bound {
         metadata.insert("nnc.preprocessing".to_string(), preprocessing_json(program, bound));
+        let columns = weights::columns_json(program, &bound.layout.columns, bound.header.as_deref());
+        metadata.insert(weights::COLUMNS_KEY.to_string(), columns);
     }
     weights::save(path, program, params, &metadata).map_err(Failure::input)
 }

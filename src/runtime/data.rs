@@ -590,6 +590,8 @@ pub struct Bound {
     pub transforms: Vec<Transform>,
     pub layout: Layout,
     pub columns: usize,
+    /// The training file's column names, when it has a header.
+    pub header: Option<Vec<String>>,
 }
 
 /// Read, resolve and bind a training file; the last `validation` fraction
@@ -624,7 +626,7 @@ pub fn load_training(
         None if held_out > 0 => Some(Dataset::build(program, &table, &layout, &transforms, n - held_out..n)?),
         None => None,
     };
-    Ok(Bound { train, validation, transforms, layout, columns: table.width })
+    Ok(Bound { train, validation, transforms, layout, columns: table.width, header: table.header })
 }
 
 /// All rows of a training file, bound for `program` (no validation split).

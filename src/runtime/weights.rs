@@ -74,6 +74,12 @@ pub const STEP_KEY: &str = "nnc.step";
 /// The metadata key naming the optimizer (`sgd`, `adam`, `adamw`).
 pub const OPTIMIZER_KEY: &str = "nnc.optimizer";
 
+/// The metadata key for the model's source text, so that the file stands
+/// alone: `nnc predict --weights FILE data.csv` needs no `.nn` file.
+pub const SOURCE_KEY: &str = "nnc.source";
+/// The metadata key for the bound columns ([`columns_json`]).
+pub const COLUMNS_KEY: &str = "nnc.columns";
+
 /// What went wrong, for callers that branch on it; the message says the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightsErrorKind {
@@ -252,6 +258,55 @@ pub fn source_hash(source: &str) -> String {
 /// Whether `metadata` records the hash of `source`; `None` when it records none.
 pub fn source_matches(metadata: &BTreeMap<String, String>, source: &str) -> Option<bool> {
     metadata.get(SOURCE_HASH_KEY).map(|hash| *hash == source_hash(source))
+}
+
+/// The columns each binding read in training and how they became model
+/// values, as JSON for [`COLUMNS_KEY`]: one object per binding, in
+/// `program.data` order, with `name`, `role` (`input` or `target`),
+/// `columns` (header names, or 1-based positions in a file without a
+/// header), `encoding` (`raw`, or `one_hot` with `classes`), and `steps`,
+/// the transformations in the order they apply: `scale` (multiply by the
+/// binding's `scale` in `nnc.preprocessing`), then `standardize` (subtract
+/// `mean`, divide by `std`, both per column and measured after scaling).
+/// `layout` gives the 0-based columns of each binding, `header` the file's
+/// column names if it has them.
+pub fn columns_json(program: &Program, layout: &[Option<Vec<usize>>], header: Option<&[String]>) -> String {
+    use crate::ir::program::Encoding;
+    let list: Vec<serde_json::Value> = program
+        .data
+        .iter()
+        .zip(layout)
+        .map(|(binding, columns)| {
+            let columns: Vec<serde_json::Value> = columns
+                .iter()
+                .flatten()
+                .map(|&c| match header {
+                    Some(names) => serde_json::Value::from(names[c].clone()),
+                    None => serde_json::Value::from(c + 1),
+                })
+                .collect();
+            let mut steps = Vec::new();
+            if binding.scale != 1.0 {
+                steps.push("scale");
+            }
+            if binding.standardize {
+                steps.push("standardize");
+            }
+            let mut entry = serde_json::json!({
+                "name": binding.name,
+                "role": if binding.is_target { "target" } else { "input" },
+                "columns": columns,
+                "encoding": "raw",
+                "steps": steps,
+            });
+            if let Encoding::OneHot { classes } = binding.encoding {
+                entry["encoding"] = "one_hot".into();
+                entry["classes"] = classes.into();
+            }
+            entry
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
 }
 
 /// Save every parameter of `program` from `params` to `path`, atomically

@@ -1,0 +1,272 @@
+//! `nnc export`: the ONNX file checked by the tools that consume it
+//! (`onnx.checker` and onnxruntime, through `tests/export/onnx_check.py`,
+//! against `nnc predict` on every shipped example with data), its structure
+//! decoded on the Rust side, and the exports' bad-input paths.
+//!
+//! The Python checks need `onnx`, `onnxruntime` and `numpy`: `.ci/run` makes
+//! a virtual environment with them and names its interpreter in
+//! `NNC_PYTHON`. Under CI (`CI` set) a missing module fails the test; on a
+//! developer's machine without them the check is skipped with a note.
+
+use nnc::export::onnx_proto::{DimensionValue, ModelProto, TensorProto, data_type};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Every shipped example with data, and its CSV.
+const EXAMPLES: &[(&str, &str)] = &[
+    ("iris", "iris"),
+    ("digits", "digits"),
+    ("diabetes", "diabetes"),
+    ("linnerud", "linnerud"),
+    ("seed", "seed"),
+    ("activations", "iris"),
+    ("adam", "digits"),
+    ("adamw", "diabetes"),
+    ("binary", "iris"),
+    ("functions", "diabetes"),
+    ("losses", "diabetes"),
+    ("momentum", "iris"),
+    ("skip", "iris"),
+];
+
+fn nnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("nnc runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let output = nnc(args);
+    assert!(output.status.success(), "nnc {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn example(name: &str) -> String {
+    format!("examples/{name}.nn")
+}
+
+fn data(name: &str) -> String {
+    format!("examples/{name}.csv")
+}
+
+/// Train `model` briefly on `csv` and export it: (weights, onnx) paths.
+fn trained(dir: &Path, model: &str, csv: &str) -> (String, String) {
+    let weights = dir.join(format!("{model}.safetensors")).display().to_string();
+    let onnx = dir.join(format!("{model}.onnx")).display().to_string();
+    ok(&["run", &example(model), &data(csv), "--epochs", "3", "--quiet", "--save-weights", &weights]);
+    ok(&["export", &example(model), "--weights", &weights, "--onnx", &onnx, "--quiet"]);
+    (weights, onnx)
+}
+
+fn decode(path: &str) -> ModelProto {
+    ModelProto::decode(std::fs::read(path).unwrap().as_slice()).expect("a protobuf ModelProto")
+}
+
+/// A Python interpreter with `modules`, or `None` (a note printed) when
+/// there is none outside CI. Under CI a missing one fails the test.
+fn python_with(modules: &str) -> Option<String> {
+    let python = std::env::var("NNC_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python).args(["-c", &format!("import {modules}")]).output();
+    if probe.as_ref().is_ok_and(|o| o.status.success()) {
+        return Some(python);
+    }
+    let why = match probe {
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => e.to_string(),
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("under CI, {python} must have {modules} (.ci/run installs them): {why}");
+    }
+    eprintln!("note: skipping the onnxruntime check: {python} lacks {modules} ({why})");
+    None
+}
+
+#[test]
+fn onnxruntime_agrees_with_predict_on_every_example() {
+    let dir = tempdir("export_onnxruntime");
+    // Every shipped example with data is in the table.
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "nn") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            assert!(
+                !nnc::pipeline::frontend(&text).unwrap().program.has_data() || EXAMPLES.iter().any(|(m, _)| *m == stem),
+                "examples/{stem}.nn has data but is not in EXAMPLES"
+            );
+        }
+    }
+    let mut triples = Vec::new();
+    for (model, csv) in EXAMPLES {
+        let (weights, onnx) = trained(&dir, model, csv);
+        let predictions = dir.join(format!("{model}.predictions.csv")).display().to_string();
+        ok(&["predict", &example(model), &data(csv), "--weights", &weights, "--out", &predictions, "--quiet"]);
+        triples.push([onnx, data(csv), predictions]);
+    }
+    let Some(python) = python_with("onnx, onnxruntime, numpy") else { return };
+    let mut command = Command::new(python);
+    command.arg("tests/export/onnx_check.py").current_dir(env!("CARGO_MANIFEST_DIR"));
+    for triple in &triples {
+        command.args(triple);
+    }
+    let output = command.output().expect("python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "onnx_check.py failed:\n{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("max rel diff")).count(), EXAMPLES.len(), "{text}");
+}
+
+fn initializer<'m>(model: &'m ModelProto, name: &str) -> &'m TensorProto {
+    let graph = model.graph.as_ref().unwrap();
+    graph.initializer.iter().find(|t| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no `{name}`"))
+}
+
+fn metadata<'m>(model: &'m ModelProto, key: &str) -> &'m str {
+    let entry = model.metadata_props.iter().find(|p| p.key.as_deref() == Some(key));
+    entry.and_then(|p| p.value.as_deref()).unwrap_or_else(|| panic!("no metadata `{key}`"))
+}
+
+fn dims(info: &nnc::export::onnx_proto::ValueInfoProto) -> Vec<String> {
+    let tensor = info.r#type.as_ref().unwrap().tensor_type.as_ref().unwrap();
+    let shape = tensor.shape.as_ref().unwrap();
+    shape
+        .dim
+        .iter()
+        .map(|d| match d.value.as_ref().unwrap() {
+            DimensionValue::DimValue(n) => n.to_string(),
+            DimensionValue::DimParam(p) => p.clone(),
+        })
+        .collect()
+}
+
+#[test]
+fn iris_decodes_to_nncs_names_and_layout() {
+    let dir = tempdir("export_iris_structure");
+    let (weights, onnx) = trained(&dir, "iris", "iris");
+    let model = decode(&onnx);
+    assert_eq!(model.ir_version, Some(8));
+    assert_eq!(model.opset_import.len(), 1);
+    assert_eq!(model.opset_import[0].version, Some(17));
+    let graph = model.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_deref().unwrap()).collect();
+    assert_eq!(ops, ["MatMul", "Add", "Tanh", "MatMul", "Add", "Softmax", "ArgMax"]);
+    let outputs: Vec<&str> = graph.node.iter().map(|n| n.output[0].as_str()).collect();
+    assert_eq!(outputs, ["h.matmul", "h.add", "h", "out.matmul", "out.add", "out", "class"]);
+    assert_eq!(graph.input.len(), 1);
+    assert_eq!(graph.input[0].name.as_deref(), Some("x"));
+    assert_eq!(dims(&graph.input[0]), ["batch", "4"]);
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["out", "class"]);
+    assert_eq!(dims(&graph.output[0]), ["batch", "3"]);
+    assert_eq!(dims(&graph.output[1]), ["batch"]);
+    let class_type = graph.output[1].r#type.as_ref().unwrap().tensor_type.as_ref().unwrap();
+    assert_eq!(class_type.elem_type, Some(data_type::INT64));
+    // Weights stored [inputs, outputs] with the weights file's values.
+    let w = initializer(&model, "h.w");
+    assert_eq!(w.dims, [4, 8]);
+    assert_eq!(initializer(&model, "h.b").dims, [8]);
+    let tensors = safetensors::SafeTensors::deserialize(&std::fs::read(&weights).unwrap())
+        .map(|t| t.tensor("h.w").unwrap().data().to_vec())
+        .unwrap();
+    assert_eq!(w.raw_data.as_deref(), Some(tensors.as_slice()));
+    assert_eq!(metadata(&model, "nnc.classes"), r#"["0","1","2"]"#);
+    let source = std::fs::read_to_string("examples/iris.nn").unwrap();
+    assert_eq!(metadata(&model, "nnc.source"), source);
+    assert_eq!(metadata(&model, "nnc.source_hash"), nnc::runtime::weights::source_hash(&source));
+    let columns: serde_json::Value = serde_json::from_str(metadata(&model, "nnc.columns")).unwrap();
+    assert_eq!(
+        columns[0]["columns"],
+        serde_json::json!(["sepal_length", "sepal_width", "petal_length", "petal_width"])
+    );
+}
+
+#[test]
+fn per_neuron_activations_are_where_with_constant_masks() {
+    let dir = tempdir("export_seed_structure");
+    let (_, onnx) = trained(&dir, "seed", "seed");
+    let model = decode(&onnx);
+    let graph = model.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_deref().unwrap()).collect();
+    // Each activation on the whole layer, then one Where; no slices.
+    assert_eq!(ops, ["MatMul", "Tanh", "Sigmoid", "Where", "MatMul", "Identity"]);
+    let select = &graph.node[3];
+    assert_eq!(select.input, ["h.mask0", "h.tanh", "h.sigmoid"]);
+    assert_eq!(select.output, ["h"]);
+    let mask = initializer(&model, "h.mask0");
+    assert_eq!(mask.data_type, Some(data_type::BOOL));
+    assert_eq!(mask.dims, [1, 2]);
+    assert_eq!(mask.raw_data.as_deref(), Some(&[1u8, 0][..]));
+    // The regression output carries the target's name.
+    assert_eq!(graph.output[0].name.as_deref(), Some("y"));
+}
+
+#[test]
+fn standardized_regression_has_preprocessing_and_units() {
+    let dir = tempdir("export_diabetes_structure");
+    let (_, onnx) = trained(&dir, "diabetes", "diabetes");
+    let model = decode(&onnx);
+    let graph = model.graph.as_ref().unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_deref().unwrap()).collect();
+    assert_eq!(ops, ["Sub", "Div", "MatMul", "Add", "Tanh", "MatMul", "Add", "Mul", "Add", "Identity"]);
+    assert_eq!(graph.node[0].input, ["x", "x.mean"]);
+    assert_eq!(initializer(&model, "x.mean").dims, [10]);
+    assert_eq!(initializer(&model, "y.std").dims, [1]);
+    assert_eq!(graph.output[0].name.as_deref(), Some("y"));
+}
+
+#[test]
+fn a_target_in_the_model_is_a_located_diagnostic() {
+    let dir = tempdir("export_target_in_model");
+    let model = dir.join("leak.nn");
+    std::fs::write(
+        &model,
+        "data { input x[3] target y[1] }\nmodel {\n  h = dense(x, 2, tanh)\n  o = dense(h, 1)\n  out = o + y\n}\nloss mse(out, y)\n",
+    )
+    .unwrap();
+    let model = model.display().to_string();
+    let weights = dir.join("leak.safetensors").display().to_string();
+    ok(&["run", &model, &data("seed"), "--epochs", "1", "--quiet", "--save-weights", &weights]);
+    let onnx = dir.join("leak.onnx");
+    let output = nnc(&["export", &model, "--weights", &weights, "--onnx", &onnx.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error[E0401]"), "{stderr}");
+    assert!(stderr.contains("leak.nn:5:9"), "{stderr}");
+    assert!(stderr.contains("reads the target `y`"), "{stderr}");
+    assert!(!onnx.exists(), "nothing is written");
+}
+
+#[test]
+fn export_bad_input() {
+    let dir = tempdir("export_bad_input");
+    let out = dir.join("x.onnx").display().to_string();
+    // No weights.
+    let output = nnc(&["export", "examples/iris.nn", "--onnx", &out]);
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    // Nothing to export.
+    let output = nnc(&["export", "examples/minimize.nn", "--onnx", &out, "--weights", "w"]);
+    assert_eq!(output.status.code(), Some(2));
+    // A missing weights file, and another model's weights.
+    let output = nnc(&["export", "examples/iris.nn", "--weights", "nope.safetensors", "--onnx", &out]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope.safetensors"));
+    let (weights, _) = trained(&dir, "diabetes", "diabetes");
+    let output = nnc(&["export", "examples/iris.nn", "--weights", &weights, "--onnx", &out]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("h.w"), "{}", String::from_utf8_lossy(&output.stderr));
+    // The output would overwrite an input; an unwritable place.
+    let output = nnc(&["export", "examples/diabetes.nn", "--weights", &weights, "--onnx", &weights]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = nnc(&["export", "examples/diabetes.nn", "--weights", &weights, "--onnx", "/nonexistent/dir/x.onnx"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!Path::new(&out).exists());
+}
