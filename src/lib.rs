@@ -8,6 +8,7 @@ pub mod ir;
 pub mod kernel;
 pub mod opt;
 pub mod optimizer;
+pub mod picture;
 pub mod pipeline;
 pub mod runtime;
 pub mod span;

@@ -45,6 +45,8 @@ enum Command {
         /// The model file
         model: PathBuf,
     },
+    /// Draw the network as a textbook diagram (SVG or PNG)
+    Draw(commands::draw::DrawArgs),
     /// Parse and check a model (and bind its data file) without training
     Check {
         /// The model file
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::export::export(&args),
         Command::Ir { model, stage, kernel, batch } => commands::inspect::ir(&model, stage, kernel, batch),
         Command::Grad { model } => commands::inspect::grad(&model),
+        Command::Draw(args) => commands::draw::draw(&args),
         Command::Check { model, data } => commands::inspect::check(&model, data.as_deref()),
     };
     match result {

@@ -1,6 +1,7 @@
 //! The subcommands, and what they share: reading the model, rendering
 //! errors, writing files atomically.
 
+pub mod draw;
 pub mod export;
 pub mod inspect;
 pub mod predict;
