@@ -47,6 +47,8 @@ enum Command {
     },
     /// Draw the network as a textbook diagram (SVG or PNG)
     Draw(commands::draw::DrawArgs),
+    /// Plot training curves from a --log CSV, or gradient descent on a model without data
+    Plot(commands::plot::PlotArgs),
     /// Parse and check a model (and bind its data file) without training
     Check {
         /// The model file
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Ir { model, stage, kernel, batch } => commands::inspect::ir(&model, stage, kernel, batch),
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),
+        Command::Plot(args) => commands::plot::plot(&args),
         Command::Check { model, data } => commands::inspect::check(&model, data.as_deref()),
     };
     match result {

@@ -194,3 +194,154 @@ fn bad_draw_input_is_refused() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "nothing left behind: {left:?}");
 }
+
+/// `nnc plot ARGS -o DIR/plot.svg`, the SVG text.
+fn plot(test: &str, args: &[&str]) -> String {
+    let dir = scratch(test);
+    let out = dir.join("plot.svg");
+    let mut all = vec!["plot"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", s(&out)]);
+    succeeds(&all);
+    std::fs::read_to_string(&out).unwrap()
+}
+
+#[test]
+fn minimize_descends_to_one_with_the_derivative_as_grad_prints_it() {
+    let svg = plot("minimize", &["examples/minimize.nn"]);
+    insta::assert_snapshot!("plot_minimize", svg);
+    let t = texts(&svg);
+    assert!(t.iter().any(|x| x == "x = 1.000 after 200 steps"), "{t:?}");
+    assert!(t.iter().any(|x| x == "start x = 0"), "{t:?}");
+    // The derivative's legend is the line `nnc grad` prints.
+    let grad = String::from_utf8(succeeds(&["grad", "examples/minimize.nn"]).stdout).unwrap();
+    let printed = grad.lines().find(|l| l.starts_with("d loss/d x = ")).unwrap();
+    assert_eq!(printed, "d loss/d x = x^2 - 1");
+    assert!(t.iter().any(|x| x == printed), "{t:?}");
+    assert!(t.iter().any(|x| x == "loss = x^3 / 3 - x"), "{t:?}");
+}
+
+#[test]
+fn the_descent_path_is_the_optimizers_steps() {
+    use nnc::picture::descent;
+    let program = common::program(&common::example("minimize.nn"));
+    let graphs = nnc::pipeline::graphs(&program);
+    let path = descent::descend(&program, &graphs, &[0.0], 200, 0.1);
+    assert_eq!(path.points.len(), 201);
+    // x ← x − 0.1 (x² − 1) from 0, by hand in f64.
+    let mut x = 0.0f64;
+    for (k, point) in path.points.iter().enumerate() {
+        assert!((point[0] - x).abs() < 1e-12, "step {k}: {} vs {x}", point[0]);
+        x -= 0.1 * (x * x - 1.0);
+    }
+    assert!((path.points[200][0] - 1.0).abs() < 1e-6);
+    assert!((path.losses[200] + 2.0 / 3.0).abs() < 1e-9, "f(1) = -2/3");
+    // The compiled kernel ends at the same place.
+    let out = succeeds(&["run", "examples/minimize.nn", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jit = json["params"]["x"].as_f64().unwrap();
+    assert!((jit - path.points[200][0]).abs() < 1e-5, "kernel {jit}");
+}
+
+#[test]
+fn two_parameters_draw_contours_and_the_path() {
+    let dir = scratch("valley_model");
+    let model = dir.join("valley.nn");
+    std::fs::write(&model, "param a = -1.2\nparam b = 1\nloss (1 - a)^2 + 5 * (b - a^2)^2\ntrain { optimizer = sgd(lr = 0.02, momentum = 0.9)  steps = 300 }\n").unwrap();
+    let svg = plot("valley", &[s(&model)]);
+    let t = texts(&svg);
+    assert!(t.iter().any(|x| x == "a = 1.000, b = 1.000"), "{t:?}");
+    assert!(t.iter().any(|x| x == "d loss/d b = 10 * (b - a^2)"), "{t:?}");
+    assert!(svg.matches("<path d=\"M").count() >= 10, "contour levels");
+    // The path: one polyline through start and 300 steps.
+    let poly = svg.split("<polyline points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(poly.split(' ').count(), 301);
+}
+
+const LOG: &str = "epoch,loss,accuracy,val_loss,val_accuracy\n1,1.2,0.3,1.3,0.2\n2,0.8,0.6,0.9,0.5\n3,0.5,0.8,0.7,0.7\n4,0.4,0.9,0.75,0.7\n5,0.3,0.95,0.8,0.6\n";
+
+#[test]
+fn a_log_plots_loss_and_metrics_with_the_best_epoch() {
+    let dir = scratch("log_input");
+    let log = dir.join("run.csv");
+    std::fs::write(&log, LOG).unwrap();
+    let svg = plot("log", &[s(&log)]);
+    let t = texts(&svg);
+    // Lowest val_loss: 0.7 at epoch 3.
+    assert!(t.iter().any(|x| x == "best epoch 3 (by val_loss)"), "{t:?}");
+    for name in ["loss", "val_loss", "accuracy", "val_accuracy"] {
+        assert!(t.iter().any(|x| x == name), "legend {name}: {t:?}");
+    }
+    assert_eq!(svg.matches("<polyline ").count(), 4);
+    let svg = svg.replace(s(&log), "run.csv");
+    insta::assert_snapshot!("plot_log", svg);
+}
+
+#[test]
+fn run_plot_draws_the_runs_log_and_learning_rate() {
+    let dir = scratch("run_plot");
+    let (log, picture) = (dir.join("run.csv"), dir.join("curves.svg"));
+    succeeds(&[
+        "run",
+        "examples/momentum.nn",
+        "examples/iris.csv",
+        "--quiet",
+        "--epochs",
+        "30",
+        "--validation",
+        "0.2",
+        "--log",
+        s(&log),
+        "--plot",
+        s(&picture),
+    ]);
+    let svg = std::fs::read_to_string(&picture).unwrap();
+    let t = texts(&svg);
+    // The best epoch is the log's lowest val_loss.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut best = (0, f64::INFINITY);
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let v: f64 = cells[3].parse().unwrap();
+        if v < best.1 {
+            best = (cells[0].parse().unwrap(), v);
+        }
+    }
+    assert!(t.iter().any(|x| *x == format!("best epoch {} (by val_loss)", best.0)), "{t:?}");
+    // momentum.nn halves the rate every 200 steps: 135 rows in batches of 16 are 9 steps an epoch.
+    assert!(t.iter().any(|x| x.starts_with("learning rate: step, × 0.5 every 200 steps")), "{t:?}");
+    let lr_line = svg.split("<polyline points=\"").last().unwrap().split('"').next().unwrap();
+    assert_eq!(lr_line.split(' ').count(), 30, "one learning rate per epoch");
+    // A PNG too, and a model without data plots its steps.
+    succeeds(&["run", "examples/minimize.nn", "--quiet", "--plot", s(&dir.join("steps.png"))]);
+    assert!(std::fs::read(dir.join("steps.png")).unwrap().starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn bad_plot_input_is_refused() {
+    let dir = scratch("bad_plot");
+    let out = dir.join("plot.svg");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let empty = write("empty.csv", "");
+    let header = write("header.csv", "a,b\n1,2\n");
+    let cell = write("cell.csv", "epoch,loss\n1,0.5\n2,oops\n");
+    let ragged = write("ragged.csv", "epoch,loss\n1\n");
+    let three = write("three.nn", "param a = 1\nparam b = 2\nparam c = 3\nloss a^2 + b^2 + c^2\n");
+    fails(&["plot", s(&empty), "-o", s(&out)], 1, "empty");
+    fails(&["plot", s(&header), "-o", s(&out)], 1, "header.csv:1: the header must start with `epoch` or `step`");
+    fails(&["plot", s(&cell), "-o", s(&out)], 1, "cell.csv:3:2: `oops` in column `loss` is not a number");
+    fails(&["plot", s(&ragged), "-o", s(&out)], 1, "ragged.csv:2: 1 cells, but the header has 2");
+    fails(&["plot", s(&dir.join("none.csv")), "-o", s(&out)], 1, "cannot read");
+    fails(&["plot", s(&three), "-o", s(&out)], 1, "one or two scalar parameters");
+    fails(&["plot", "examples/iris.nn", "-o", s(&out)], 2, "--plot curves.svg");
+    fails(&["plot", s(&cell), "--steps", "3", "-o", s(&out)], 2, "for a model file");
+    fails(&["plot", "examples/minimize.nn", "--lr", "0", "-o", s(&out)], 2, "--lr must be a positive number");
+    fails(&["plot", "examples/minimize.nn", "-o", s(&dir.join("plot.pdf"))], 2, "must be a .svg or .png");
+    fails(&["plot", s(&cell), "-o", s(&cell)], 2, "would overwrite");
+    fails(&["run", "examples/minimize.nn", "--plot", s(&dir.join("p.jpg"))], 2, "must be a .svg or .png");
+    assert!(!out.exists());
+}

@@ -4,6 +4,7 @@
 pub mod draw;
 pub mod export;
 pub mod inspect;
+pub mod plot;
 pub mod predict;
 pub mod run;
 

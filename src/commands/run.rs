@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Write the loss and metrics of every epoch (step) to this CSV file
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+    /// Draw the loss, metrics and learning rate per epoch (step) to this picture (.svg or .png)
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
     /// Print one JSON object with the results on stdout
     #[arg(long)]
     json: bool,
@@ -224,7 +227,14 @@ fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
     .into_iter()
     .filter_map(|(path, what)| Some((path?, what)))
     .collect();
-    let outputs = [(&args.save_weights, "--save-weights", "weights file"), (&args.log, "--log", "log file")];
+    let outputs = [
+        (&args.save_weights, "--save-weights", "weights file"),
+        (&args.log, "--log", "log file"),
+        (&args.plot, "--plot", "picture"),
+    ];
+    if let Some(plot) = &args.plot {
+        super::draw::picture_format(plot, "--plot")?;
+    }
     for (path, flag, what) in outputs {
         if let Some(path) = path {
             check_not_an_input(path, flag, &inputs)?;
@@ -284,7 +294,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     // does them sooner than the evaluation kernel would compile.
     let epochs = config.epochs;
     let every = epochs.div_ceil(20).max(1);
-    let per_epoch = match (train_data.is_some(), args.log.is_some(), verbose) {
+    let per_epoch = match (train_data.is_some(), args.log.is_some() || args.plot.is_some(), verbose) {
         (false, _, _) => 0,
         (true, true, _) => epochs,
         (true, false, true) => epochs / every + 2,
@@ -337,6 +347,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
     }
 
+    let initial_step = initial.state.step;
     let unit = if train_data.is_some() { "epoch" } else { "step" };
     let width = epochs.to_string().len();
     let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
@@ -349,7 +360,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         bar
     });
     let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
-    let mut log = args.log.as_ref().map(|_| {
+    // The log's rows are also what --plot draws.
+    let mut log = (args.log.is_some() || args.plot.is_some()).then(|| {
         let mut header = format!("{unit},loss");
         for name in metric_columns(program) {
             header.push_str(&format!(",{name}"));
@@ -410,6 +422,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     if let (Some(path), Some(text)) = (&args.log, &log) {
         write_atomically(path, text.as_bytes())?;
+    }
+    if let (Some(path), Some(text)) = (&args.plot, &log) {
+        let steps_per_epoch = train_data.map_or(1, |d| d.rows.div_ceil(batch)) as u64;
+        super::plot::write_run_plot(path, &model.path, program, text, &config, initial_step, steps_per_epoch)?;
     }
     let outcome = match outcome {
         Ok(outcome) => outcome,

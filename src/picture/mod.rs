@@ -9,6 +9,9 @@
 //! needed. This module reads the checked `Program`, the reference
 //! interpreter and run results; no compiler stage depends on it.
 
+pub mod chart;
+pub mod curves;
+pub mod descent;
 pub mod diagram;
 pub mod svg;
 
