@@ -11,7 +11,7 @@
 use crate::codegen::{self, Compiled, Options};
 use crate::diag::Diagnostic;
 use crate::ir::Graph;
-use crate::ir::program::Program;
+use crate::ir::program::{Categories, Program};
 use crate::kernel::{self, Kernel, KernelKind};
 use crate::runtime::train::Evaluator;
 use crate::syntax::{self, ast};
@@ -28,13 +28,25 @@ pub struct Frontend {
 
 /// Parse and check `text`; all diagnostics of the first failing stage.
 pub fn frontend(text: &str) -> Result<Frontend, Vec<Diagnostic>> {
+    frontend_with(text, &Categories::new())
+}
+
+/// [`frontend`], with the categories of `one_hot(column)` bindings counted
+/// in the data (see [`check::check_with`]).
+pub fn frontend_with(text: &str, categories: &Categories) -> Result<Frontend, Vec<Diagnostic>> {
     let start = Instant::now();
     let ast = syntax::parse(text)?;
     let parse_ms = ms(start);
     let start = Instant::now();
-    let program = check::check(&ast)?;
+    let program = check::check_with(&ast, categories)?;
     let check_ms = ms(start);
     Ok(Frontend { ast, program, parse_ms, check_ms })
+}
+
+/// Whether every diagnostic only says that the data must count a binding's
+/// categories (E0308): then reading the data and checking again will do.
+pub fn needs_categories(diags: &[Diagnostic]) -> bool {
+    !diags.is_empty() && diags.iter().all(|d| d.code == "E0308")
 }
 
 /// The graphs derived from a program.

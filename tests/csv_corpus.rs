@@ -124,22 +124,37 @@ fn an_unclosed_quote_is_a_ragged_row_with_a_hint() {
 #[test]
 fn cells_that_are_not_numbers() {
     refused("word", "check", BY_POSITION, b"a,b,c,y\n1,2,3,4\n1,x,3,4\n", "3:2", "`x` in column `b` is not a number");
-    refused("empty_cell", "check", BY_POSITION, b"a,b,c,y\n1,2,3,4\n1,2,,4\n", "3:3", "an empty cell in column `c`");
+    // A bad cell says how many more the column has.
+    let err =
+        refused("words", "check", BY_POSITION, b"a,b,c,y\n1,x,3,4\n1,y,3,4\n1,z,3,4\n", "2:2", "`x` in column `b`");
+    assert!(err.contains("(and 2 more cells in this column)"), "{err}");
     refused("comma_decimal", "check", BY_POSITION, b"a,b,c,y\n1,2,3,\"4,5\"\n", "2:4", "`4,5` in column `y`");
     // Without a header the column is named by its number.
     refused("no_header", "run", BY_POSITION, b"1,2,3,4\n1,2,3,four\n", "2:4", "`four` in column 4 is not a number");
 }
 
 #[test]
-fn nan_and_infinity_are_refused_with_their_place() {
-    for (i, cell) in ["NaN", "nan", "inf", "-inf", "infinity", "1e999", "-1e400"].iter().enumerate() {
+fn missing_cells_are_counted_per_column_and_located() {
+    for (i, cell) in ["", "NA", "NaN", "nan", "?", "N/A", "NULL"].iter().enumerate() {
+        let csv = format!("a,b,c,y\n1,2,3,4\n1,2,3,4\n1,{cell},3,4\n");
+        let err = refused(&format!("missing{i}"), "check", BY_POSITION, csv.as_bytes(), "4:2", "1 missing cell");
+        assert!(err.contains("`b` 1"), "{err}");
+        assert!(err.contains("missing = drop") && err.contains("fill(mean)"), "names the options: {err}");
+    }
+    let err =
+        refused("missing_many", "run", BY_POSITION, b"a,b,c,y\n1,,3,\n1,2,NA,4\n,2,3,4\n", "2:2", "4 missing cells");
+    assert!(err.contains("`a` 1, `b` 1, `c` 1, `y` 1"), "{err}");
+    refused("nan_target", "run", BY_POSITION, b"a,b,c,y\n1,2,3,NaN\n", "2:4", "1 missing cell");
+}
+
+#[test]
+fn infinity_is_refused_with_its_place() {
+    for (i, cell) in ["inf", "-inf", "infinity", "1e999", "-1e400"].iter().enumerate() {
         let csv = format!("a,b,c,y\n1,2,3,4\n1,2,3,4\n1,{cell},3,4\n");
         let err = refused(&format!("nonfinite{i}"), "check", BY_POSITION, csv.as_bytes(), "4:2", "not a finite number");
         assert!(err.contains(&format!("`{cell}`")), "{err}");
         assert!(err.contains("help:"), "{err}");
     }
-    // The target column, through `nnc run`.
-    refused("nan_target", "run", BY_POSITION, b"a,b,c,y\n1,2,3,NaN\n", "2:4", "`NaN` in column `y`");
 }
 
 #[test]
@@ -167,7 +182,7 @@ fn columns_by_name_ignore_quotes_bom_spaces_and_crlf() {
 #[test]
 fn one_hot_classes_out_of_range() {
     let header = "u,v,class\n0.1,0.2,0\n0.3,0.4,1\n";
-    for (i, (class, shown)) in [("3", "3"), ("-1", "-1"), ("1.5", "1.5"), ("7e0", "7")].iter().enumerate() {
+    for (i, (class, shown)) in [("3", "3"), ("-1", "-1"), ("1.5", "1.5"), ("7e0", "7e0")].iter().enumerate() {
         let csv = format!("{header}0.5,0.6,{class}\n");
         let err = refused(&format!("class{i}"), "check", CLASSES, csv.as_bytes(), "4:3", "is not a class from 0 to 2");
         assert!(err.contains(&format!("class `{shown}`")), "{err}");
@@ -182,11 +197,17 @@ fn a_width_that_does_not_match_the_model() {
     let err = refused("narrow", "check", BY_POSITION, b"a,b,c\n1,2,3\n", "1", "the file has 3 columns");
     assert!(err.contains("binds 4 by position"), "{err}");
     refused("wide", "run", BY_POSITION, b"a,b,c,d,y\n1,2,3,4,5\n", "1", "the file has 5 columns");
-    // A file separated by semicolons reads as one column: say so.
-    let err = refused("semicolons", "check", BY_POSITION, b"a;b;c;y\n1;2;3;4\n", "1", "the file has 1 column");
-    assert!(err.contains("`;`"), "{err}");
-    let err = refused("tabs", "check", BY_POSITION, b"a\tb\tc\ty\n1\t2\t3\t4\n", "1", "the file has 1 column");
-    assert!(err.contains("tab"), "{err}");
+}
+
+#[test]
+fn delimiters_are_detected() {
+    accepted("semicolons", BY_POSITION, b"a;b;c;y\n1;2;3;4\n", 1);
+    accepted("tabs", BY_POSITION, b"a\tb\tc\ty\n1\t2\t3\t4\n5\t6\t7\t8\n", 2);
+    accepted("pipes", BY_POSITION, b"a|b|c|y\n1|2|3|4\n", 1);
+    // A quoted field may hold the delimiter.
+    accepted("quoted_delimiter", BY_NAME, b"a;b;note;y\n1;2;\"x; y\";3\n", 1);
+    // Commas inside the fields of a `;` file do not fool the detection.
+    accepted("comma_in_fields", BY_NAME, b"a;b;note;y\n1;2;\"p, q\";3\n4;5;\"r, s, t\";6\n", 2);
 }
 
 #[test]

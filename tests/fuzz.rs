@@ -73,64 +73,65 @@ fn model_case(text: &str) -> bool {
     }
 }
 
-/// Read, bind and build `bytes` for `program`; a built dataset is all finite.
+/// Read, bind and build `bytes` for `program` as training data, then again
+/// for prediction with the fitted transforms; a built dataset is all finite.
 fn csv_case(program: &Program, bytes: &[u8]) {
-    let Ok(table) = data::read_table("fuzz.csv", bytes) else { return };
-    assert!(!table.rows.is_empty());
-    for (line, record) in &table.rows {
-        assert!(*line >= 1 && record.len() == table.width, "line {line}: {} of {}", record.len(), table.width);
+    let options = data::ReadOptions::default();
+    let table = match data::read_bytes("fuzz.csv", bytes, &program.data, options) {
+        Ok(table) => table,
+        Err(e) => return assert_bind_error_ok(&e),
+    };
+    assert!(table.rows >= 1);
+    assert!(table.lines.iter().all(|&l| l >= 1), "a row has no line");
+    let split = data::Split { fraction: 0.3, kind: nnc::ir::program::SplitKind::Auto, seed: 1 };
+    let bound = match data::prepare::training(program, table.clone(), split, None) {
+        Ok(bound) => bound,
+        Err(e) => return assert_bind_error_ok(&e),
+    };
+    for dataset in std::iter::once(&bound.train).chain(&bound.validation) {
+        assert_finite(program, dataset);
     }
-    for targets_optional in [false, true] {
-        let layout = match data::resolve(program, &table, targets_optional) {
-            Ok(layout) => layout,
-            Err(data::BindError::Model(diags)) => {
-                // Rendered against the model text, as the CLI does.
-                for diag in &diags {
-                    assert!(!diag.labels.is_empty(), "{diag:?}");
-                }
-                continue;
-            }
-            Err(data::BindError::Data(e)) => {
-                assert_data_error_ok(&e, &table);
-                continue;
-            }
-        };
-        let rows = 0..table.rows.len();
-        let transforms = match data::fit_transforms(program, &table, &layout, rows.clone()) {
-            Ok(t) => t,
-            Err(e) => {
-                assert_data_error_ok(&e, &table);
-                continue;
-            }
-        };
-        match Dataset::build(program, &table, &layout, &transforms, rows) {
-            Ok(dataset) => {
-                assert_eq!(dataset.rows, table.rows.len());
-                for (var, values) in program.graph.inputs.iter().zip(&dataset.inputs) {
-                    assert_eq!(values.len(), dataset.rows * var.width as usize, "input `{}`", var.name);
-                    assert!(values.iter().all(|v| v.is_finite()), "input `{}` has a non-finite value", var.name);
-                }
-                if dataset.has_targets {
-                    for (var, values) in program.graph.targets.iter().zip(&dataset.targets) {
-                        assert_eq!(values.len(), dataset.rows * var.width as usize, "target `{}`", var.name);
-                        assert!(values.iter().all(|v| v.is_finite()), "target `{}` is not finite", var.name);
-                    }
-                }
-            }
-            Err(e) => assert_data_error_ok(&e, &table),
+    let options = data::ReadOptions { targets_optional: true, ..options };
+    match data::read_bytes("fuzz.csv", bytes, &program.data, options)
+        .and_then(|table| data::prepare::apply(program, table, &bound.transforms))
+    {
+        Ok(dataset) => assert_finite(program, &dataset),
+        Err(e) => assert_bind_error_ok(&e),
+    }
+}
+
+fn assert_finite(program: &Program, dataset: &Dataset) {
+    for (var, values) in program.graph.inputs.iter().zip(&dataset.inputs) {
+        assert_eq!(values.len(), dataset.rows * var.width as usize, "input `{}`", var.name);
+        assert!(values.iter().all(|v| v.is_finite()), "input `{}` has a non-finite value", var.name);
+    }
+    if dataset.has_targets {
+        for (var, values) in program.graph.targets.iter().zip(&dataset.targets) {
+            assert_eq!(values.len(), dataset.rows * var.width as usize, "target `{}`", var.name);
+            assert!(values.iter().all(|v| v.is_finite()), "target `{}` is not finite", var.name);
         }
     }
 }
 
-/// A data error names a line of the file and a column of the table.
-fn assert_data_error_ok(e: &data::DataError, table: &data::Table) {
-    if let Some(line) = e.line {
-        assert!(line >= 1, "{e}");
+/// A data error names a line and column of the file; a model error is a
+/// located diagnostic.
+fn assert_bind_error_ok(e: &data::BindError) {
+    match e {
+        data::BindError::Model(diags) => {
+            for diag in diags {
+                assert!(!diag.labels.is_empty(), "{diag:?}");
+            }
+        }
+        data::BindError::Data(e) => {
+            if let Some(line) = e.line {
+                assert!(line >= 1, "{e}");
+            }
+            if let Some(column) = e.column {
+                assert!((1..=8).contains(&column), "{e}: column {column}");
+            }
+            assert!(e.message.len() < 1000, "a long message: {} bytes", e.message.len());
+        }
     }
-    if let Some(column) = e.column {
-        assert!(column >= 1 && column <= table.width.max(1) + 1, "{e}: column {column} of {}", table.width);
-    }
-    assert!(e.message.len() < 1000, "a long message: {} bytes", e.message.len());
 }
 
 /// Runs `case` on `input`; a panic fails the test with the input saved.
@@ -446,6 +447,10 @@ fn csv_programs() -> Vec<Program> {
         "data { input x[2] = rest() * 1e30  target y = one_hot(c, 2) }
          model { out = dense(x, 2, softmax) } loss cross_entropy(out, y)",
         "data { input x = columns(1, b) target y = column(3) } model { out = dense(x, 1) } loss mse(out, y)",
+        "data { input x = columns(a, b) fill(mean, indicator) standardize  input c = one_hot(c, 3)  target y = one_hot(y, 2)  missing = drop }
+         model { out = dense(concat(x, c), 2, softmax) } loss cross_entropy(out, y)",
+        "data { input x = columns(a) fill(median)  target y = column(y) }
+         model { out = dense(x, 3, softmax) } loss cross_entropy(out, y)",
     ]
     .iter()
     .map(|text| common::program(text))
@@ -480,6 +485,9 @@ const CELLS: &[&str] = &[
     "b",
     "c",
     "y",
+    "NA",
+    "?",
+    "Adelie",
     "\"1\"",
     "\"a\"",
     "\"1,2\"",

@@ -881,6 +881,7 @@ fn random_program(seed: u64) -> (Program, String) {
         scale: 1.0,
         standardize: false,
         class_indices: None,
+        fill: None,
         span: Default::default(),
     };
     let data = vec![binding("x", false, 0, 3), binding("w", false, 1, 1), binding("t", true, 0, 3)];
@@ -890,8 +891,16 @@ fn random_program(seed: u64) -> (Program, String) {
         seed: Setting::set(seed),
         ..TrainConfig::default()
     };
-    let program =
-        Program { graph: g, data, task: Task::Regression, train, layers: vec![], named: vec![], functions: vec![] };
+    let program = Program {
+        graph: g,
+        data,
+        task: Task::Regression,
+        train,
+        layers: vec![],
+        named: vec![],
+        functions: vec![],
+        missing: Default::default(),
+    };
     (program, format!("random graph {seed}: {steps:?}"))
 }
 

@@ -55,7 +55,12 @@ fn without_spans(file: &File) -> File {
                     decl.span = Span::default();
                     strip_ident(&mut decl.name);
                     decl.width.iter_mut().chain(decl.source.iter_mut()).for_each(strip_expr);
-                    decl.modifiers.iter_mut().for_each(strip_ident);
+                    decl.modifiers.iter_mut().for_each(strip_expr);
+                }
+                for setting in &mut block.settings {
+                    setting.span = Span::default();
+                    strip_ident(&mut setting.name);
+                    strip_expr(&mut setting.value);
                 }
             }
             Item::Model(block) => {
@@ -760,8 +765,25 @@ fn expr_tree() -> impl Strategy<Value = Expr> {
 fn file_tree() -> impl Strategy<Value = File> {
     let span = Span::default();
     let ident = move || name().prop_map(move |name| Ident { name, span });
-    let modifier = prop::sample::select(vec!["standardize", "clip", "x"])
-        .prop_map(move |name| Ident { name: name.to_string(), span });
+    let modifier = prop::sample::select(vec!["standardize", "clip", "x", "fill(mean)", "fill(0, indicator)"]).prop_map(
+        move |text| match text.split_once('(') {
+            None => Expr { kind: ExprKind::Name(text.to_string()), span },
+            Some((callee, rest)) => {
+                let args = rest
+                    .trim_end_matches(')')
+                    .split(", ")
+                    .map(|a| ast::Arg {
+                        name: None,
+                        value: match a.parse::<f64>() {
+                            Ok(v) => Expr { kind: ExprKind::Number(v), span },
+                            Err(_) => Expr { kind: ExprKind::Name(a.to_string()), span },
+                        },
+                    })
+                    .collect();
+                Expr { kind: ExprKind::Call { callee: Ident { name: callee.to_string(), span }, args }, span }
+            }
+        },
+    );
     let decl = (
         any::<bool>(),
         ident(),
@@ -779,7 +801,15 @@ fn file_tree() -> impl Strategy<Value = File> {
         });
     let assignments = move || prop::collection::vec((ident(), expr_tree()), 0..3);
     let item = prop_oneof![
-        prop::collection::vec(decl, 0..3).prop_map(move |decls| Item::Data(ast::DataBlock { decls, span })),
+        (prop::collection::vec(decl, 0..3), any::<bool>()).prop_map(move |(decls, drop)| {
+            let settings = if drop {
+                let name = Ident { name: "missing".into(), span };
+                vec![ast::Setting { name, value: Expr { kind: ExprKind::Name("drop".into()), span }, span }]
+            } else {
+                Vec::new()
+            };
+            Item::Data(ast::DataBlock { decls, settings, span })
+        }),
         assignments().prop_map(move |layers| {
             let layers = layers.into_iter().map(|(name, value)| ast::Binding { name, value, span }).collect();
             Item::Model(ast::ModelBlock { layers, span })

@@ -163,7 +163,7 @@ fn preprocessing_statistics_are_saved_with_the_weights() {
 }
 
 #[test]
-fn validation_split_holds_out_the_last_rows_and_fits_statistics_on_the_rest() {
+fn validation_split_holds_out_a_fraction_and_fits_statistics_on_the_rest() {
     let result = json(&[
         "run",
         "examples/diabetes.nn",
@@ -175,7 +175,7 @@ fn validation_split_holds_out_the_last_rows_and_fits_statistics_on_the_rest() {
         "--json",
         "--quiet",
     ]);
-    assert_eq!(result["rows"], 331, "442 rows, the last round(0.25·442) = 111 held out");
+    assert_eq!(result["rows"], 331, "442 rows, round(0.25·442) = 111 held out");
     assert!(result["validation"]["mse"].as_f64().is_some());
     let d = dir("validation");
     let log = d.join("log.csv");

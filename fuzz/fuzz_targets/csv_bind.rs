@@ -11,6 +11,8 @@ const MODELS: &[&str] = &[
     "data { input x[3] target y[1] } model { out = dense(x, 1) } loss mse(out, y)",
     "data { input x = columns(a, 2) standardize  input z[1] = rest() / 16  target y = one_hot(c, 3) }
      model { h = dense(x, 2)  out = dense(z, 3, softmax) } loss cross_entropy(out, y) + mean(h)",
+    "data { input x = columns(a, b) fill(mean, indicator)  input c = one_hot(c, 3)  target y = column(y)  missing = drop }
+     model { out = dense(concat(x, c), 2, softmax) } loss cross_entropy(out, y)",
 ];
 
 fn programs() -> &'static [Program] {
@@ -21,17 +23,25 @@ fn programs() -> &'static [Program] {
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let Ok(table) = data::read_table("fuzz.csv", bytes) else { return };
     for program in programs() {
-        for targets_optional in [false, true] {
-            let Ok(layout) = data::resolve(program, &table, targets_optional) else { continue };
-            let rows = 0..table.rows.len();
-            let Ok(transforms) = data::fit_transforms(program, &table, &layout, rows.clone()) else { continue };
-            if let Ok(dataset) = Dataset::build(program, &table, &layout, &transforms, rows) {
-                for values in dataset.inputs.iter().chain(&dataset.targets) {
-                    assert!(values.iter().all(|v| v.is_finite()));
-                }
-            }
+        let options = data::ReadOptions::default();
+        let Ok(table) = data::read_bytes("fuzz.csv", bytes, &program.data, options) else { continue };
+        let split = data::Split { fraction: 0.3, kind: nnc::ir::program::SplitKind::Auto, seed: 1 };
+        let Ok(bound) = data::prepare::training(program, table, split, None) else { continue };
+        for dataset in std::iter::once(&bound.train).chain(&bound.validation) {
+            finite(dataset);
+        }
+        let options = data::ReadOptions { targets_optional: true, ..options };
+        if let Ok(dataset) = data::read_bytes("fuzz.csv", bytes, &program.data, options)
+            .and_then(|table| data::prepare::apply(program, table, &bound.transforms))
+        {
+            finite(&dataset);
         }
     }
 });
+
+fn finite(dataset: &Dataset) {
+    for values in dataset.inputs.iter().chain(&dataset.targets) {
+        assert!(values.iter().all(|v| v.is_finite()));
+    }
+}

@@ -5,22 +5,31 @@
 //! input  x = columns(sepal_length, petal_width) standardize
 //! input  x[64] = rest() / 16                   # every column not bound elsewhere
 //! target y = one_hot(species, 3)               # a class column, by name
+//! target y = one_hot(species)                  # ... its classes counted in the data
 //! target y = one_hot(3)                        # ... or by position (the last)
+//! input  island = one_hot(island)              # a categorical input
 //! target y = column(progression) standardize
+//! input  x = columns(a, b) fill(median)        # missing cells get the training median
+//! missing = drop                               # rows with a missing cell are dropped
 //! ```
 //!
 //! Names are looked up in the CSV header when the data is read; numbers in
 //! `columns(..)` are 1-based positions, and `range(1, 4)` stands for 1, 2, 3, 4.
+//! A `one_hot(column)` without its number of categories takes it from
+//! [`Categories`], counted in the data before checking; without data it is
+//! an error (E0308).
 
 use super::{const_value, count, errors};
 use crate::diag::Diagnostic;
-use crate::ir::program::{ColumnRef, Columns, Encoding};
+use crate::ir::program::{Categories, ColumnRef, Columns, Encoding, Fill, FillValue, Missing};
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
 
 /// Data sources a binding may name.
 pub const SOURCES: &[&str] = &["columns", "column", "rest", "one_hot"];
 /// Words allowed after a binding.
-pub const MODIFIERS: &[&str] = &["standardize"];
+pub const MODIFIERS: &[&str] = &["standardize", "fill"];
+/// Settings of the `data` block.
+pub const SETTINGS: &[&str] = &["missing"];
 
 /// A checked binding, before it is given its index in the graph.
 pub struct Spec {
@@ -28,17 +37,91 @@ pub struct Spec {
     pub encoding: Encoding,
     pub scale: f64,
     pub standardize: bool,
+    pub fill: Option<Fill>,
+}
+
+/// The `data` block's settings.
+pub fn settings(block: &ast::DataBlock, diags: &mut Vec<Diagnostic>) -> Missing {
+    let mut missing = Missing::Error;
+    let mut seen: Vec<&ast::Setting> = Vec::new();
+    for setting in &block.settings {
+        if let Some(first) = seen.iter().find(|s| s.name.name == setting.name.name) {
+            diags.push(errors::duplicate("setting", &setting.name.name, setting.name.span, first.name.span));
+            continue;
+        }
+        seen.push(setting);
+        match setting.name.name.as_str() {
+            "missing" => match &setting.value.kind {
+                ExprKind::Name(word) if word == "drop" => missing = Missing::Drop,
+                ExprKind::Name(word) if word == "error" => missing = Missing::Error,
+                _ => diags.push(errors::bad_value(
+                    "`missing` is `drop` or `error`".to_string(),
+                    setting.value.span,
+                    "`missing = drop` drops rows with a missing cell in a bound column; \
+                     to fill cells instead, write `fill(mean)` after a binding",
+                )),
+            },
+            name => {
+                diags.push(errors::unknown_function("data setting", name, setting.name.span, SETTINGS.iter().copied()))
+            }
+        }
+    }
+    missing
+}
+
+/// `fill(mean)`, `fill(median)`, `fill(0)`, with `indicator` as an optional
+/// second argument.
+fn fill(args: &[ast::Arg], span: crate::span::Span, diags: &mut Vec<Diagnostic>) -> Option<Fill> {
+    let help = "write `fill(mean)`, `fill(median)` or `fill(0)`, and `fill(mean, indicator)` \
+                for a 0/1 column marking the filled cells";
+    if args.is_empty() || args.len() > 2 || args.iter().any(|a| a.name.is_some()) {
+        diags.push(errors::arity("fill", "1 or 2 arguments (what to fill with, `indicator`)", args.len(), span));
+        return None;
+    }
+    let value = match (&args[0].value.kind, const_value(&args[0].value)) {
+        (ExprKind::Name(word), _) if word == "mean" => FillValue::Mean,
+        (ExprKind::Name(word), _) if word == "median" => FillValue::Median,
+        (_, Some(v)) if v.is_finite() => FillValue::Constant(v),
+        _ => {
+            diags.push(errors::bad_value("`fill` takes `mean`, `median` or a number".into(), args[0].value.span, help));
+            return None;
+        }
+    };
+    let indicator = match args.get(1).map(|a| &a.value) {
+        None => false,
+        Some(Expr { kind: ExprKind::Name(word), .. }) if word == "indicator" => true,
+        Some(other) => {
+            diags.push(errors::bad_value("the second argument of `fill` is `indicator`".into(), other.span, help));
+            return None;
+        }
+    };
+    Some(Fill { value, indicator })
 }
 
 /// Check one declaration.
-pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
+/// With `categories` `None` (bindings read before the data is), a
+/// `one_hot(column)` without its number gets 0 classes for now.
+pub fn spec(decl: &ast::DataDecl, categories: Option<&Categories>, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
     let mut ok = true;
     let mut standardize = false;
+    let mut filled = None;
     for modifier in &decl.modifiers {
-        match modifier.name.as_str() {
-            "standardize" => standardize = true,
-            name => {
-                diags.push(errors::unknown_function("data modifier", name, modifier.span, MODIFIERS.iter().copied()));
+        match &modifier.kind {
+            ExprKind::Name(name) if name == "standardize" => standardize = true,
+            ExprKind::Call { callee, args } if callee.name == "fill" => match fill(args, modifier.span, diags) {
+                Some(f) => filled = Some(f),
+                None => ok = false,
+            },
+            ExprKind::Name(name) | ExprKind::Call { callee: ast::Ident { name, .. }, .. } => {
+                let span = match &modifier.kind {
+                    ExprKind::Call { callee, .. } => callee.span,
+                    _ => modifier.span,
+                };
+                diags.push(errors::unknown_function("data modifier", name, span, MODIFIERS.iter().copied()));
+                ok = false;
+            }
+            _ => {
+                diags.push(errors::expected("a modifier such as `standardize`", modifier.span, "not a modifier"));
                 ok = false;
             }
         }
@@ -124,17 +207,13 @@ pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
                     (Columns::Rest, Encoding::Raw { width })
                 }
                 "one_hot" => {
-                    if decl.kind == ast::DataKind::Input {
-                        diags.push(errors::misplaced(
-                            "`one_hot`",
-                            source.span,
-                            "one-hot encoding applies to a `target`",
-                        ));
-                        return None;
-                    }
                     let (column, classes_expr) = match values.as_slice() {
-                        [classes] => (Columns::Positional, *classes),
-                        [column, classes] => (Columns::List(vec![column_ref(column, diags)?]), *classes),
+                        // `one_hot(species)`: a named column, its categories counted in the data.
+                        [Expr { kind: ExprKind::Name(_), .. }] => {
+                            (Columns::List(vec![column_ref(values[0], diags)?]), None)
+                        }
+                        [classes] => (Columns::Positional, Some(*classes)),
+                        [column, classes] => (Columns::List(vec![column_ref(column, diags)?]), Some(*classes)),
                         _ => {
                             diags.push(errors::arity(
                                 "one_hot",
@@ -145,11 +224,31 @@ pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
                             return None;
                         }
                     };
-                    let classes = count(classes_expr, "a number of classes", diags)?;
-                    if classes < 2 {
+                    let classes = match classes_expr {
+                        Some(expr) => count(expr, "a number of classes", diags)?,
+                        None => match categories.map(|c| c.get(name)) {
+                            None => 0,
+                            Some(Some(&k)) => k,
+                            Some(None) => {
+                                diags.push(
+                                    Diagnostic::new(
+                                        "E0308",
+                                        format!("the number of categories of `{name}` comes from the data"),
+                                    )
+                                    .with_label(source.span, "counted in the data file")
+                                    .with_help(format!(
+                                        "give a data file, or write the number: `{name} = one_hot(column, k)`"
+                                    )),
+                                );
+                                return None;
+                            }
+                        },
+                    };
+                    let classes_span = classes_expr.map_or(source.span, |e| e.span);
+                    if classes < 2 && (classes_expr.is_some() || categories.is_some()) {
                         diags.push(errors::bad_value(
                             format!("`one_hot` needs at least 2 classes, got {classes}"),
-                            classes_expr.span,
+                            classes_span,
                             "the number of classes is the width of the one-hot row",
                         ));
                         return None;
@@ -164,11 +263,12 @@ pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
                         ));
                         return None;
                     }
-                    if standardize || scale != 1.0 {
+                    if standardize || scale != 1.0 || filled.is_some() {
                         diags.push(errors::misplaced(
-                            "scaling a one-hot target",
+                            "scaling or filling a one-hot binding",
                             decl.span,
-                            "`standardize` and `/ n` apply to numeric columns, not classes",
+                            "`standardize`, `fill` and `/ n` apply to numeric columns, not categories \
+                             (a missing category is an error, or dropped with `missing = drop`)",
                         ));
                         return None;
                     }
@@ -181,7 +281,7 @@ pub fn spec(decl: &ast::DataDecl, diags: &mut Vec<Diagnostic>) -> Option<Spec> {
             }
         }
     };
-    ok.then_some(Spec { columns, encoding, scale, standardize })
+    ok.then_some(Spec { columns, encoding, scale, standardize, fill: filled })
 }
 
 /// `SOURCE / n` or `SOURCE * n`: the source and the factor to multiply by.

@@ -16,7 +16,7 @@ mod functions;
 mod settings;
 
 use crate::diag::Diagnostic;
-use crate::ir::program::{Binding, Layer, Program, Task};
+use crate::ir::program::{Binding, Categories, Layer, Program, Task};
 use crate::ir::{Binary, Compare, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
@@ -77,9 +77,48 @@ pub const FUNCTIONS: &[&str] = &[
 
 /// Check a parsed file and lower it to a [`Program`].
 pub fn check(file: &ast::File) -> Result<Program, Vec<Diagnostic>> {
-    let mut checker = Checker::default();
+    check_with(file, &Categories::new())
+}
+
+/// [`check`], with the number of categories of each `one_hot(column)`
+/// binding written without one, as counted in the data.
+pub fn check_with(file: &ast::File, categories: &Categories) -> Result<Program, Vec<Diagnostic>> {
+    let mut checker = Checker { categories: categories.clone(), ..Checker::default() };
     checker.file(file);
     if checker.diags.is_empty() { Ok(checker.finish()) } else { Err(checker.diags) }
+}
+
+/// The `data` block's bindings before the data is read (a `one_hot(column)`
+/// without its number has 0 classes): enough to find and read the columns.
+/// Errors here are reported again, in full, by [`check`].
+pub fn data_bindings(file: &ast::File) -> (Vec<Binding>, crate::ir::program::Missing) {
+    let mut bindings = Vec::new();
+    let mut missing = crate::ir::program::Missing::Error;
+    let mut diags = Vec::new();
+    for item in &file.items {
+        let ast::Item::Data(block) = item else { continue };
+        missing = data::settings(block, &mut diags);
+        let (mut inputs, mut targets) = (0, 0);
+        for decl in &block.decls {
+            let Some(spec) = data::spec(decl, None, &mut diags) else { continue };
+            let is_target = decl.kind == ast::DataKind::Target;
+            let counter = if is_target { &mut targets } else { &mut inputs };
+            bindings.push(Binding {
+                name: decl.name.name.clone(),
+                is_target,
+                index: *counter,
+                columns: spec.columns,
+                encoding: spec.encoding,
+                scale: spec.scale,
+                standardize: spec.standardize,
+                class_indices: None,
+                fill: spec.fill,
+                span: decl.span,
+            });
+            *counter += 1;
+        }
+    }
+    (bindings, missing)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +169,9 @@ struct Checker {
     call_depth_reported: bool,
     /// Dropouts so far: each gets its own random stream.
     dropout_sites: u32,
+    /// Categories counted in the data, for `one_hot(column)` without a number.
+    categories: crate::ir::program::Categories,
+    missing: crate::ir::program::Missing,
 }
 
 /// One activation of a `dense` layer: `tanh`, or `leaky_relu(0.2)` — the
@@ -250,9 +292,10 @@ impl Checker {
     // ---- data ---------------------------------------------------------------
 
     fn data_block(&mut self, block: &ast::DataBlock) {
+        self.missing = data::settings(block, &mut self.diags);
         for decl in &block.decls {
             let mut diags = Vec::new();
-            let spec = data::spec(decl, &mut diags);
+            let spec = data::spec(decl, Some(&self.categories), &mut diags);
             self.diags.extend(diags);
             let Some(spec) = spec else {
                 self.fail(&decl.name);
@@ -270,6 +313,7 @@ impl Checker {
                 scale: spec.scale,
                 standardize: spec.standardize,
                 class_indices: None,
+                fill: spec.fill,
                 span: decl.span,
             };
             vars.push(DataVar { name: decl.name.name.clone(), width: binding.width() });
@@ -833,7 +877,16 @@ impl Checker {
             .map(|name| (name.clone(), self.names[name].node))
             .collect();
         let functions = self.function_graphs();
-        Program { graph: self.graph, data: self.data, task, train: self.train, layers: self.layers, named, functions }
+        Program {
+            graph: self.graph,
+            data: self.data,
+            task,
+            train: self.train,
+            layers: self.layers,
+            named,
+            functions,
+            missing: self.missing,
+        }
     }
 }
 

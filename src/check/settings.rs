@@ -3,7 +3,7 @@
 
 use super::{const_value, errors};
 use crate::diag::Diagnostic;
-use crate::ir::program::{Optimizer, Schedule, Setting, TrainConfig};
+use crate::ir::program::{Optimizer, Schedule, Setting, SplitKind, TrainConfig};
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind};
 
@@ -55,18 +55,44 @@ pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic
                 ExprKind::Name(v) if v == "true" || v == "false" => config.shuffle = Setting::set(v == "true"),
                 _ => diags.push(errors::expected("`true` or `false`", setting.value.span, "not a boolean")),
             },
-            "validation" => match const_value(&setting.value) {
-                _ if !has_data => {
-                    diags.push(errors::wrong_setting(name, setting.name.span, "`validation` needs a `data` block"))
+            "validation" => {
+                // `0.2`, or `last(0.2)`, `stratified(0.2)`, `random(0.2)`.
+                let (kind, value) = match &setting.value.kind {
+                    ExprKind::Call { callee, args } if args.len() == 1 && args[0].name.is_none() => {
+                        let kind = match callee.name.as_str() {
+                            "last" => Some(SplitKind::Last),
+                            "stratified" => Some(SplitKind::Stratified),
+                            "random" => Some(SplitKind::Random),
+                            _ => None,
+                        };
+                        (kind, &args[0].value)
+                    }
+                    ExprKind::Call { .. } => (None, &setting.value),
+                    _ => (Some(SplitKind::Auto), &setting.value),
+                };
+                match (kind, const_value(value)) {
+                    _ if !has_data => {
+                        diags.push(errors::wrong_setting(name, setting.name.span, "`validation` needs a `data` block"))
+                    }
+                    (None, _) => diags.push(errors::expected(
+                        "a fraction, or `last(f)`, `stratified(f)` or `random(f)`",
+                        setting.value.span,
+                        "not a validation split",
+                    )),
+                    (Some(kind), Some(v)) if (0.0..1.0).contains(&v) => {
+                        config.validation = Setting::set(v);
+                        config.validation_kind = kind;
+                    }
+                    (Some(_), Some(v)) => diags.push(errors::bad_value(
+                        format!("`validation` is the fraction of rows held out, from 0 to below 1; got {v}"),
+                        value.span,
+                        "e.g. `validation = 0.2` holds out 20% of the rows",
+                    )),
+                    (Some(_), None) => {
+                        diags.push(errors::expected("a fraction such as 0.2", value.span, "not a number"))
+                    }
                 }
-                Some(v) if (0.0..1.0).contains(&v) => config.validation = Setting::set(v),
-                Some(v) => diags.push(errors::bad_value(
-                    format!("`validation` is the fraction of rows held out, from 0 to below 1; got {v}"),
-                    setting.value.span,
-                    "e.g. `validation = 0.2` holds out the last 20% of the rows",
-                )),
-                None => diags.push(errors::expected("a fraction such as 0.2", setting.value.span, "not a number")),
-            },
+            }
             "seed" => {
                 if let Some(n) = whole(&setting.value, name, 0, diags) {
                     config.seed = Setting::set(n);

@@ -83,8 +83,9 @@ pub fn draw(args: &DrawArgs) -> Result<(), Failure> {
 /// Each input binding's column names in the data file's header (`column N`
 /// without one), in binding-index order.
 fn input_labels(program: &nnc::ir::program::Program, path: &Path) -> Result<Vec<Vec<String>>, data::BindError> {
-    let table = data::read_file(path)?;
-    let layout = data::resolve(program, &table, true)?;
+    let options = data::ReadOptions { targets_optional: true, ..data::ReadOptions::default() };
+    let table = data::read_file(path, &program.data, options)?;
+    let layout = &table.layout;
     let mut inputs: Vec<(u32, Vec<String>)> = program
         .data
         .iter()
@@ -94,7 +95,7 @@ fn input_labels(program: &nnc::ir::program::Program, path: &Path) -> Result<Vec<
             let names = cols
                 .iter()
                 .flatten()
-                .map(|&c| match &table.header {
+                .map(|&c| match &table.header.names {
                     Some(h) => h[c].clone(),
                     None => format!("column {}", c + 1),
                 })

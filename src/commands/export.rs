@@ -1,6 +1,5 @@
 //! `nnc export`: a trained model as ONNX, for serving.
 
-use super::predict::saved_transforms;
 use super::{Failure, check_not_an_input, check_output, model_errors, read_model, write_atomically};
 use nnc::export;
 use nnc::ir::program::Task;
@@ -42,7 +41,7 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
         if !args.quiet && metadata.get(weights::SOURCE_HASH_KEY).is_some_and(|h| *h != source_hash) {
             eprintln!("note: {weights_name} was saved from a different version of {} (the source changed)", model.path);
         }
-        let transforms = saved_transforms(program, &metadata, &weights_name)?;
+        let transforms = weights::saved_transforms(program, &metadata, &weights_name).map_err(Failure::input)?;
         let mut props = vec![
             ("nnc.model".to_string(), model.path.clone()),
             (weights::SOURCE_HASH_KEY.to_string(), source_hash),

@@ -52,7 +52,10 @@ pub fn grad(model: &Path) -> Result<(), Failure> {
 }
 
 pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
-    let model = read_model(path)?;
+    let (model, table) = match data_path {
+        Some(file) => super::read_model_with_data(path, file, data::ReadOptions::default())?,
+        None => (read_model(path)?, None),
+    };
     let program = &model.front.program;
     let n_params: usize = program.graph.params.iter().map(|p| p.shape.len(1)).sum();
     let task = match program.task {
@@ -63,9 +66,19 @@ pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
     println!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
     match (data_path, program.has_data()) {
         (Some(file), true) => {
-            let bound = data::load_training(program, file, 0.0, None).map_err(|e| bind_error(e, &model))?;
-            let summary = data::binding_summary(program, &bound.layout, None);
-            println!("{}: ok — {} rows; {summary}", file.display(), bound.train.rows);
+            let table = match table {
+                Some(table) => table,
+                None => data::read_file(file, &program.data, data::ReadOptions::default())
+                    .map_err(|e| bind_error(e, &model))?,
+            };
+            let bound =
+                data::prepare::training(program, table, data::Split::NONE, None).map_err(|e| bind_error(e, &model))?;
+            let summary = data::binding_summary(program, &bound);
+            let mut notes = String::new();
+            if bound.report.dropped > 0 {
+                notes.push_str(&format!(" ({} dropped for a missing cell)", bound.report.dropped));
+            }
+            println!("{}: ok — {} rows{notes}; {summary}", file.display(), bound.train.rows);
         }
         (Some(file), false) => {
             return Err(Failure::Usage(format!(

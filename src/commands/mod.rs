@@ -10,7 +10,7 @@ pub mod run;
 
 use nnc::diag::{self, Diagnostic, Style};
 use nnc::pipeline::{self, Frontend};
-use nnc::runtime::data::BindError;
+use nnc::runtime::data::{self, BindError};
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
@@ -62,6 +62,44 @@ pub struct Model {
 const MAX_MODEL_BYTES: u64 = 64 << 20;
 
 pub fn read_model(path: &Path) -> Result<Model, Failure> {
+    let (name, text) = read_model_text(path)?;
+    match pipeline::frontend(&text) {
+        Ok(front) => Ok(Model { path: name, text, front }),
+        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    }
+}
+
+/// A model file and its training data: when a `one_hot(column)` binding
+/// leaves its number of categories to the data, the data is read with the
+/// model's bindings first and the model checked with the categories found.
+/// Returns the table read, if it was read.
+pub fn read_model_with_data(
+    path: &Path,
+    data: &Path,
+    options: data::ReadOptions,
+) -> Result<(Model, Option<data::Table>), Failure> {
+    let (name, text) = read_model_text(path)?;
+    let diags = match pipeline::frontend(&text) {
+        Ok(front) => return Ok((Model { path: name, text, front }, None)),
+        Err(diags) if pipeline::needs_categories(&diags) => diags,
+        Err(diags) => return Err(model_errors(&diags, &name, &text)),
+    };
+    let ast = nnc::syntax::parse(&text).map_err(|d| model_errors(&d, &name, &text))?;
+    let (bindings, _) = nnc::check::data_bindings(&ast);
+    let render = |error: BindError| match error {
+        BindError::Data(e) => Failure::input(e),
+        BindError::Model(d) => model_errors(&d, &name, &text),
+    };
+    let table = data::read_file(data, &bindings, options).map_err(render)?;
+    let categories = data::categories(&bindings, &table).map_err(render)?;
+    let _ = diags;
+    match pipeline::frontend_with(&text, &categories) {
+        Ok(front) => Ok((Model { path: name, text, front }, Some(table))),
+        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    }
+}
+
+pub fn read_model_text(path: &Path) -> Result<(String, String), Failure> {
     let name = path.display().to_string();
     if path.is_dir() {
         return Err(Failure::input(format!("{name} is a directory, not a model file")));
@@ -80,10 +118,7 @@ pub fn read_model(path: &Path) -> Result<Model, Failure> {
         let (line, col) = nnc::span::line_col(before, valid);
         Failure::input(format!("{name}:{line}:{col}: the file is not UTF-8 text (byte 0x{:02X})", bytes[valid]))
     })?;
-    match pipeline::frontend(&text) {
-        Ok(front) => Ok(Model { path: name, text, front }),
-        Err(diags) => Err(model_errors(&diags, &name, &text)),
-    }
+    Ok((name, text))
 }
 
 /// At most this many diagnostics are drawn (each costs a pass over the
@@ -175,6 +210,16 @@ pub fn canonical(path: &Path) -> Option<std::path::PathBuf> {
         _ => Path::new("."),
     };
     Some(dir.canonicalize().ok()?.join(path.file_name()?))
+}
+
+/// `--delimiter`: one ASCII character, or `tab`.
+pub fn parse_delimiter(text: &str) -> Result<u8, String> {
+    match text {
+        "tab" | "\\t" | "\t" => Ok(b'\t'),
+        "space" => Ok(b' '),
+        _ if text.len() == 1 && text.is_ascii() && text != "\"" && text != "\n" => Ok(text.as_bytes()[0]),
+        _ => Err(format!("a delimiter is one character such as `;`, or `tab`; got `{text}`")),
+    }
 }
 
 /// An internal error: a bug, not the user's fault.

@@ -4,16 +4,18 @@
 //! applied to the inputs, and regression outputs are converted back to the
 //! target's units. Classification prints the class and the probabilities.
 
-use super::{Failure, bind_error, check_not_an_input, check_output, internal, read_model, write_atomically};
+use super::{
+    Failure, Model, bind_error, check_not_an_input, check_output, internal, model_errors, read_model_text,
+    write_atomically,
+};
 use nnc::codegen::Options;
-use nnc::ir::program::{ColumnRef, Columns, Program, Task};
+use nnc::ir::program::{ColumnRef, Columns, Task};
 use nnc::kernel::{self, KernelKind};
 use nnc::pipeline;
-use nnc::runtime::data::{self, Dataset, Transform};
+use nnc::runtime::data;
 use nnc::runtime::train;
 use nnc::runtime::weights;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
@@ -30,50 +32,13 @@ pub struct PredictArgs {
     /// Print nothing on stderr
     #[arg(long)]
     quiet: bool,
-}
-
-/// The transforms saved in the weights file, in `program.data` order.
-pub fn saved_transforms(
-    program: &Program,
-    metadata: &BTreeMap<String, String>,
-    file: &str,
-) -> Result<Vec<Transform>, Failure> {
-    let needs = program.data.iter().any(|b| b.standardize || b.scale != 1.0);
-    let Some(text) = metadata.get("nnc.preprocessing") else {
-        if needs {
-            return Err(Failure::input(format!(
-                "{file} has no preprocessing statistics, but the model scales or standardizes its data"
-            )));
-        }
-        return Ok(program.data.iter().map(|b| Transform { scale: b.scale, mean: vec![], std: vec![] }).collect());
-    };
-    let bad = |why: &str| Failure::input(format!("{file}: the preprocessing statistics are unreadable: {why}"));
-    let list: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
-    let mut out = Vec::new();
-    for binding in &program.data {
-        let entry = list
-            .iter()
-            .find(|e| e["name"] == binding.name)
-            .ok_or_else(|| bad(&format!("nothing for `{}`", binding.name)))?;
-        let numbers = |key: &str| -> Result<Vec<f64>, Failure> {
-            entry[key].as_array().ok_or_else(|| bad(key))?.iter().map(|v| v.as_f64().ok_or_else(|| bad(key))).collect()
-        };
-        let transform = Transform {
-            scale: entry["scale"].as_f64().ok_or_else(|| bad("scale"))?,
-            mean: numbers("mean")?,
-            std: numbers("std")?,
-        };
-        let width = binding.column_count();
-        if binding.standardize && (transform.mean.len() != width || transform.std.len() != width) {
-            return Err(bad(&format!("`{}` needs {width} means and standard deviations", binding.name)));
-        }
-        out.push(transform);
-    }
-    Ok(out)
+    /// The data file's field delimiter (detected when not given)
+    #[arg(long, value_name = "CHAR", value_parser = super::parse_delimiter)]
+    delimiter: Option<u8>,
 }
 
 pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
-    let model = read_model(&args.model)?;
+    let model = read_model_with_weights(&args.model, &args.weights)?;
     let program = &model.front.program;
     if !program.has_data() {
         return Err(Failure::Usage(format!("{} has no data block: there is nothing to predict from", model.path)));
@@ -92,10 +57,10 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     if !args.quiet && metadata.get("nnc.source_hash").is_some_and(|h| *h != weights::source_hash(&model.text)) {
         eprintln!("note: {weights_name} was saved from a different version of {} (the source changed)", model.path);
     }
-    let transforms = saved_transforms(program, &metadata, &weights_name)?;
-    let table = data::read_file(&args.data).map_err(Failure::input)?;
-    let layout = data::resolve(program, &table, true).map_err(|e| bind_error(e, &model))?;
-    let dataset = Dataset::build(program, &table, &layout, &transforms, 0..table.rows.len()).map_err(Failure::input)?;
+    let transforms = weights::saved_transforms(program, &metadata, &weights_name).map_err(Failure::input)?;
+    let options = data::ReadOptions { delimiter: args.delimiter, targets_optional: true };
+    let table = data::read_file(&args.data, &program.data, options).map_err(|e| bind_error(e, &model))?;
+    let dataset = data::prepare::apply(program, table, &transforms).map_err(|e| bind_error(e, &model))?;
     let graphs = pipeline::graphs(program);
     let kind = if dataset.has_targets { KernelKind::Eval } else { KernelKind::Predict };
     let kernel = kernel::lower(&graphs.eval, kind, dataset.rows).map_err(internal)?;
@@ -107,12 +72,25 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     let mut text = String::new();
     match program.task {
         Task::Classification { .. } => {
-            let probabilities: Vec<String> = (0..k).map(|c| format!("p{c}")).collect();
+            // Class names when the target's labels were names (`Adelie`),
+            // indices (`p0`, `p1`) when they were the indices themselves.
+            let names = program
+                .data
+                .iter()
+                .position(|b| b.is_target)
+                .map(|i| &transforms[i])
+                .filter(|t| t.categories.len() == k && !t.categories_are_indices())
+                .map(|t| t.categories.clone());
+            let probabilities: Vec<String> = match &names {
+                Some(names) => names.iter().map(|n| format!("p_{}", csv_field(n))).collect(),
+                None => (0..k).map(|c| format!("p{c}")).collect(),
+            };
             text.push_str(&format!("class,{}\n", probabilities.join(",")));
             for r in 0..rows {
                 let row = &evaluation.predictions[r * k..(r + 1) * k];
                 let class = (0..k).fold(0, |best, c| if row[c] > row[best] { c } else { best });
                 let cells: Vec<String> = row.iter().map(|p| p.to_string()).collect();
+                let class = names.as_ref().map_or_else(|| class.to_string(), |n| csv_field(&n[class]));
                 text.push_str(&format!("{class},{}\n", cells.join(",")));
             }
         }
@@ -170,4 +148,26 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
         eprintln!("{line}");
     }
     Ok(())
+}
+
+/// A model file checked with the categories saved in its weights file, when
+/// its `one_hot(column)` bindings leave them to the data.
+fn read_model_with_weights(path: &Path, weights_path: &Path) -> Result<Model, Failure> {
+    let (name, text) = read_model_text(path)?;
+    match pipeline::frontend(&text) {
+        Ok(front) => Ok(Model { path: name, text, front }),
+        Err(diags) if pipeline::needs_categories(&diags) => {
+            let metadata = weights::read_metadata(weights_path).map_err(Failure::input)?;
+            let categories = weights::saved_categories(&metadata);
+            pipeline::frontend_with(&text, &categories)
+                .map(|front| Model { path: name.clone(), text: text.clone(), front })
+                .map_err(|diags| model_errors(&diags, &name, &text))
+        }
+        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }

@@ -1,11 +1,12 @@
 //! `nnc run`: train a model, report progress, metrics and the result.
 
 use super::{
-    Failure, Model, bind_error, canonical, check_not_an_input, check_output, internal, read_model, write_atomically,
+    Failure, Model, bind_error, canonical, check_not_an_input, check_output, internal, read_model,
+    read_model_with_data, write_atomically,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc::codegen::Options;
-use nnc::ir::program::{Program, Schedule, Task};
+use nnc::ir::program::{Program, Schedule, SplitKind, Task};
 use nnc::pipeline;
 use nnc::runtime::data::{self, Bound};
 use nnc::runtime::train::{self, Metrics, Params, RunConfig};
@@ -42,12 +43,18 @@ pub struct RunArgs {
     /// Visit the rows in file order (the default)
     #[arg(long)]
     no_shuffle: bool,
-    /// Hold out this fraction of the rows (from the end of the file) for validation
+    /// Hold out this fraction of the rows for validation (stratified by class for
+    /// classification, random for regression, seeded; the file's `validation = last(..)`
+    /// and the like choose otherwise)
     #[arg(long, value_name = "FRACTION", conflicts_with = "validation_data")]
     validation: Option<f64>,
-    /// Validate on this CSV file instead
+    /// Validate on this data file instead
     #[arg(long, value_name = "FILE")]
     validation_data: Option<PathBuf>,
+    /// The data file's field delimiter (`,` `;` `tab` `|` or any one character;
+    /// detected from the first lines when not given)
+    #[arg(long, value_name = "CHAR", value_parser = super::parse_delimiter)]
+    delimiter: Option<u8>,
     /// Start from these weights (safetensors) instead of random ones
     #[arg(long, value_name = "FILE")]
     init_weights: Option<PathBuf>,
@@ -133,7 +140,17 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
         lines.push(("rows", format!("{order}{}", mark(train.shuffle.is_default, shuffle_flag))));
         let held = match (&args.validation_data, validation) {
             (Some(file), _) => format!("{}", file.display()),
-            (None, v) if v > 0.0 => format!("last {}% of the rows", v * 100.0),
+            (None, v) if v > 0.0 => {
+                let how = match train.validation_kind {
+                    SplitKind::Auto if matches!(program.task, Task::Classification { .. }) => {
+                        "stratified by class, seeded"
+                    }
+                    SplitKind::Auto | SplitKind::Random => "chosen at random, seeded",
+                    SplitKind::Last => "the last rows of the file",
+                    SplitKind::Stratified => "stratified by class, seeded",
+                };
+                format!("{}% of the rows, {how}", v * 100.0)
+            }
             _ => "none".to_string(),
         };
         let held_flag = args.validation.is_some() || args.validation_data.is_some();
@@ -146,15 +163,26 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
     Ok(Settings { config, validation, lines })
 }
 
-/// Preprocessing statistics as weights-file metadata.
-pub fn preprocessing_json(program: &Program, bound: &Bound) -> String {
-    let list: Vec<serde_json::Value> = program
-        .data
-        .iter()
-        .zip(&bound.transforms)
-        .map(|(b, t)| serde_json::json!({ "name": b.name, "scale": t.scale, "mean": t.mean, "std": t.std }))
-        .collect();
-    serde_json::Value::Array(list).to_string()
+/// Read (unless already read) and prepare the training data.
+fn load_training(
+    program: &Program,
+    path: &Path,
+    table: Option<data::Table>,
+    settings: &Settings,
+    args: &RunArgs,
+    options: data::ReadOptions,
+) -> Result<Bound, data::BindError> {
+    let table = match table {
+        Some(table) => table,
+        None => data::read_file(path, &program.data, options)?,
+    };
+    let validation = match &args.validation_data {
+        Some(file) => Some(data::read_file(file, &program.data, options)?),
+        None => None,
+    };
+    let split =
+        data::Split { fraction: settings.validation, kind: program.train.validation_kind, seed: settings.config.seed };
+    data::prepare::training(program, table, split, validation)
 }
 
 fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> Result<(), Failure> {
@@ -164,8 +192,8 @@ fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> R
     metadata.insert("nnc.source_hash".to_string(), weights::source_hash(&model.text));
     metadata.insert(weights::SOURCE_KEY.to_string(), model.text.clone());
     if let Some(bound) = bound {
-        metadata.insert("nnc.preprocessing".to_string(), preprocessing_json(program, bound));
-        let columns = weights::columns_json(program, &bound.layout.columns, bound.header.as_deref());
+        metadata.insert("nnc.preprocessing".to_string(), weights::preprocessing_json(program, &bound.transforms));
+        let columns = weights::columns_json(program, &bound.layout.columns, bound.header.names.as_deref());
         metadata.insert(weights::COLUMNS_KEY.to_string(), columns);
     }
     weights::save(path, program, params, &metadata).map_err(Failure::input)
@@ -251,15 +279,18 @@ fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
 
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let total = Instant::now();
-    let model = read_model(&args.model)?;
+    let read_options = data::ReadOptions { delimiter: args.delimiter, targets_optional: false };
+    let (model, table) = match &args.data {
+        Some(path) => read_model_with_data(&args.model, path, read_options)?,
+        None => (read_model(&args.model)?, None),
+    };
     let program = &model.front.program;
     let settings = settings(program, args)?;
     let config = settings.config;
     check_outputs(args)?;
     let bound = match (program.has_data(), &args.data) {
         (true, Some(path)) => Some(
-            data::load_training(program, path, settings.validation, args.validation_data.as_deref())
-                .map_err(|e| bind_error(e, &model))?,
+            load_training(program, path, table, &settings, args, read_options).map_err(|e| bind_error(e, &model))?,
         ),
         (true, None) => {
             return Err(Failure::Usage(format!(
@@ -317,7 +348,18 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if let (Some(b), Some(path)) = (&bound, &args.data) {
             let held = b.validation.as_ref().map_or(String::new(), |v| format!(", {} for validation", v.rows));
             lines.push(("data", format!("{} ({} rows for training{held})", path.display(), b.train.rows)));
-            lines.push(("columns", data::binding_summary(program, &b.layout, None)));
+            lines.push(("columns", data::binding_summary(program, b)));
+            if b.delimiter != b',' {
+                lines.push(("delimiter", nnc::runtime::data::read::delimiter_name(b.delimiter)));
+            }
+            if b.report.dropped > 0 {
+                let rows = if b.report.dropped == 1 { "1 row" } else { "rows" };
+                let n = if b.report.dropped == 1 { String::new() } else { format!("{} ", b.report.dropped) };
+                lines.push(("missing", format!("dropped {n}{rows} with a missing cell (`missing = drop`)")));
+            }
+            for (name, n) in &b.report.filled {
+                lines.push(("missing", format!("filled {n} cell{} of `{name}`", if *n == 1 { "" } else { "s" })));
+            }
         }
         lines.extend(settings.lines.iter().map(|(k, v)| (*k, v.clone())));
         if program.train.schedule.value != Schedule::Constant {
@@ -344,6 +386,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         lines.push(("compiled", format!("{:.2} ms ({compiled_what})", native.compile_ms)));
         for (key, value) in lines {
             eprintln!("  {key:<10} {value}");
+        }
+        for warning in bound.iter().flat_map(|b| &b.report.warnings) {
+            eprintln!("warning: {warning}");
         }
     }
 

@@ -22,7 +22,50 @@ pub struct Program {
     /// The file's `fn`s on scalars, for `nnc grad` (they are inlined into
     /// `graph` where called).
     pub functions: Vec<UserFunction>,
+    /// What to do with rows that have a missing cell (`missing = drop` in
+    /// the `data` block).
+    pub missing: Missing,
 }
+
+/// How validation rows are chosen from the training file
+/// (`validation = 0.2`, `last(0.2)`, `stratified(0.2)`, `random(0.2)`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SplitKind {
+    /// Stratified for classification, random for regression (both seeded).
+    #[default]
+    Auto,
+    /// The last rows of the file.
+    Last,
+    /// The same share of each class, chosen with the seed.
+    Stratified,
+    /// Rows chosen with the seed.
+    Random,
+}
+
+impl SplitKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            SplitKind::Auto => "auto",
+            SplitKind::Last => "the last rows",
+            SplitKind::Stratified => "stratified",
+            SplitKind::Random => "random",
+        }
+    }
+}
+
+/// The `data` block's `missing` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Missing {
+    /// A missing cell in a bound column without `fill(..)` is an error.
+    #[default]
+    Error,
+    /// Rows with a missing cell in any bound column (not filled) are dropped.
+    Drop,
+}
+
+/// The number of categories of each `one_hot(column)` binding written
+/// without it, by binding name: counted in the data before checking.
+pub type Categories = std::collections::BTreeMap<String, u32>;
 
 /// A user function `fn f(a, b) = ..` as a graph of its own: one `[1,1]`
 /// parameter per function parameter, named like it, and the body as the
@@ -64,7 +107,26 @@ pub struct Binding {
     /// (checked when the CSV is read; a value out of range would otherwise
     /// match no class and silently drop out of the loss).
     pub class_indices: Option<u32>,
+    /// How missing cells in this binding's numeric columns are filled.
+    pub fill: Option<Fill>,
     pub span: Span,
+}
+
+/// `fill(mean)`, `fill(median)`, `fill(0)`, `fill(mean, indicator)`: the
+/// value that replaces a missing cell, fitted per column on the training rows,
+/// and whether each column gets a 0/1 indicator column after the binding's
+/// own columns (1 where the cell was missing, fastai's `FillMissing`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fill {
+    pub value: FillValue,
+    pub indicator: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FillValue {
+    Mean,
+    Median,
+    Constant(f64),
 }
 
 impl Binding {
@@ -79,9 +141,17 @@ impl Binding {
     /// Width of the tensor the model sees.
     pub fn width(&self) -> u32 {
         match self.encoding {
+            Encoding::Raw { width } if self.fill.is_some_and(|f| f.indicator) => 2 * width,
             Encoding::Raw { width } => width,
             Encoding::OneHot { classes } => classes,
         }
+    }
+
+    /// Whether the binding reads its one column as labels (text or numbers
+    /// naming a category): a one-hot binding, or a target of one column,
+    /// which may turn out to hold class labels for `cross_entropy`.
+    pub fn reads_labels(&self) -> bool {
+        matches!(self.encoding, Encoding::OneHot { .. }) || (self.is_target && self.column_count() == 1)
     }
 }
 
@@ -116,7 +186,8 @@ impl ColumnRef {
 pub enum Encoding {
     /// The columns' values as they are.
     Raw { width: u32 },
-    /// One integer column `0..classes` turned into a one-hot row.
+    /// One column of labels turned into one-hot rows of width `classes`
+    /// (the categories found in the data, or the number written).
     OneHot { classes: u32 },
 }
 
@@ -353,8 +424,10 @@ pub struct TrainConfig {
     pub seed: Setting<u64>,
     /// Visit the rows in a new random order (from the seed) every epoch.
     pub shuffle: Setting<bool>,
-    /// Fraction of rows, taken from the end of the file, held out for validation.
+    /// Fraction of rows held out for validation.
     pub validation: Setting<f64>,
+    /// How the held-out rows are chosen.
+    pub validation_kind: SplitKind,
 }
 
 pub const DEFAULT_LEARNING_RATE: f64 = 0.01;
@@ -373,6 +446,7 @@ impl Default for TrainConfig {
             seed: Setting::default(DEFAULT_SEED),
             shuffle: Setting::default(false),
             validation: Setting::default(0.0),
+            validation_kind: SplitKind::Auto,
         }
     }
 }

@@ -50,9 +50,10 @@
 //! file or the new one, never half of one. On failure the temporary file is
 //! removed and the target is untouched.
 
+use super::data::Transform;
 use super::train::{OptimizerState, Params};
 use crate::codegen::{param_len, param_offsets};
-use crate::ir::program::Program;
+use crate::ir::program::{Encoding, Program};
 use crate::ir::{Dim, ParamInfo, Shape};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -309,6 +310,119 @@ pub fn columns_json(program: &Program, layout: &[Option<Vec<usize>>], header: Op
     serde_json::Value::Array(list).to_string()
 }
 
+/// Everything fitted from the training data, as the `nnc.preprocessing`
+/// metadata: per binding, its name, `scale`, `mean` and `std` (empty unless
+/// standardised), `categories` (one-hot bindings and class targets, in index
+/// order) and `fill` (per column, in the file's units; empty unless filled).
+pub fn preprocessing_json(program: &Program, transforms: &[Transform]) -> String {
+    let list: Vec<serde_json::Value> = program
+        .data
+        .iter()
+        .zip(transforms)
+        .map(|(b, t)| {
+            serde_json::json!({
+                "name": b.name,
+                "scale": t.scale,
+                "mean": t.mean,
+                "std": t.std,
+                "categories": t.categories,
+                "fill": t.fill,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list).to_string()
+}
+
+/// The transforms saved in a weights file's metadata, in `program.data`
+/// order. (`file` names it in errors.)
+pub fn saved_transforms(
+    program: &Program,
+    metadata: &BTreeMap<String, String>,
+    file: &str,
+) -> Result<Vec<Transform>, String> {
+    let needs = program
+        .data
+        .iter()
+        .any(|b| b.standardize || b.scale != 1.0 || b.fill.is_some() || matches!(b.encoding, Encoding::OneHot { .. }));
+    let Some(text) = metadata.get("nnc.preprocessing") else {
+        if needs {
+            return Err(format!(
+                "{file} has no preprocessing statistics, but the model scales, standardizes, fills or one-hot encodes its data"
+            ));
+        }
+        return Ok(program.data.iter().map(|b| Transform::identity(b.scale)).collect());
+    };
+    let bad = |why: &str| format!("{file}: the preprocessing statistics are unreadable: {why}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+    let mut out = Vec::new();
+    for binding in &program.data {
+        let entry = list
+            .iter()
+            .find(|e| e["name"] == binding.name)
+            .ok_or_else(|| bad(&format!("nothing for `{}`", binding.name)))?;
+        let numbers = |key: &str| -> Result<Vec<f64>, String> {
+            match &entry[key] {
+                serde_json::Value::Null => Ok(Vec::new()),
+                value => value
+                    .as_array()
+                    .ok_or_else(|| bad(key))?
+                    .iter()
+                    .map(|v| v.as_f64().ok_or_else(|| bad(key)))
+                    .collect(),
+            }
+        };
+        let categories: Vec<String> = match &entry["categories"] {
+            serde_json::Value::Null => Vec::new(),
+            value => value
+                .as_array()
+                .ok_or_else(|| bad("categories"))?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad("categories")))
+                .collect::<Result<_, _>>()?,
+        };
+        let transform = Transform {
+            scale: entry["scale"].as_f64().ok_or_else(|| bad("scale"))?,
+            mean: numbers("mean")?,
+            std: numbers("std")?,
+            categories,
+            fill: numbers("fill")?,
+        };
+        let width = binding.column_count();
+        if binding.standardize && (transform.mean.len() != width || transform.std.len() != width) {
+            return Err(bad(&format!("`{}` needs {width} means and standard deviations", binding.name)));
+        }
+        if binding.fill.is_some() && transform.fill.len() != width {
+            return Err(bad(&format!("`{}` needs {width} fill values", binding.name)));
+        }
+        if let Encoding::OneHot { classes } = binding.encoding
+            && transform.categories.len() != classes as usize
+        {
+            return Err(bad(&format!("`{}` needs {classes} categories", binding.name)));
+        }
+        out.push(transform);
+    }
+    Ok(out)
+}
+
+/// The categories of each `one_hot(column)` binding saved in a weights file,
+/// for checking a model whose categories come from the data.
+pub fn saved_categories(metadata: &BTreeMap<String, String>) -> crate::ir::program::Categories {
+    let mut found = crate::ir::program::Categories::new();
+    let Some(list) =
+        metadata.get("nnc.preprocessing").and_then(|t| serde_json::from_str::<Vec<serde_json::Value>>(t).ok())
+    else {
+        return found;
+    };
+    for entry in list {
+        if let (Some(name), Some(categories)) = (entry["name"].as_str(), entry["categories"].as_array())
+            && !categories.is_empty()
+        {
+            found.insert(name.to_string(), categories.len() as u32);
+        }
+    }
+    found
+}
+
 /// Save every parameter of `program` from `params` to `path`, atomically
 /// (temporary file, then rename), with mode 0644. `metadata` goes into the
 /// header together with `"format": "nnc-weights-1"`.
@@ -474,6 +588,34 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// The metadata of a weights file alone (its header), before the model is
+/// checked: a model whose categories come from the data takes them from here.
+pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, WeightsError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |message: String| WeightsError::new(WeightsErrorKind::Read, &file, None, message);
+    let mut handle = fs::File::open(path).map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
+    let mut length = [0u8; 8];
+    handle.read_exact(&mut length).map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
+    let length = u64::from_le_bytes(length);
+    if length > 64 << 20 {
+        return Err(read_error(format!("{file} is not a safetensors file (header of {length} bytes)")));
+    }
+    let mut header = vec![0u8; length as usize];
+    handle.read_exact(&mut header).map_err(|e| read_error(format!("cannot read weights file {file}: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| read_error(format!("{file} is not a safetensors file: {e}")))?;
+    let mut metadata = BTreeMap::new();
+    if let Some(map) = value.get("__metadata__").and_then(|m| m.as_object()) {
+        for (key, value) in map {
+            if let Some(text) = value.as_str() {
+                metadata.insert(key.clone(), text.to_string());
+            }
+        }
+    }
+    Ok(metadata)
 }
 
 /// Load all parameters of `program` from `path`; returns the params (in the

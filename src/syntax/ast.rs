@@ -49,6 +49,8 @@ pub struct Ident {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DataBlock {
     pub decls: Vec<DataDecl>,
+    /// `missing = drop`: settings about the data as a whole.
+    pub settings: Vec<Setting>,
     pub span: Span,
 }
 
@@ -68,8 +70,9 @@ pub struct DataDecl {
     pub width: Option<Expr>,
     /// `= one_hot(3)`: where the values come from.
     pub source: Option<Expr>,
-    /// Trailing words such as `standardize`.
-    pub modifiers: Vec<Ident>,
+    /// Trailing words such as `standardize`, or calls such as `fill(mean)`
+    /// (a [`ExprKind::Name`] or an [`ExprKind::Call`]).
+    pub modifiers: Vec<Expr>,
     pub span: Span,
 }
 

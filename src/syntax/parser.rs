@@ -329,6 +329,8 @@ enum Child {
     Exponent(Vec<Span>, Node),
     Arg(Arg, usize),
     Decl(DataDecl),
+    /// A word or call after a data declaration (`standardize`, `fill(mean)`).
+    Modifier(Expr),
     /// A binding or a setting: `name = value`.
     Assign(Ident, Expr, Span),
     Item(Item),
@@ -343,6 +345,7 @@ impl Child {
             Child::Expr(node) | Child::Exponent(_, node) => node.expr.span,
             Child::Arg(arg, _) => arg.span(),
             Child::Decl(decl) => decl.span,
+            Child::Modifier(expr) => expr.span,
             Child::Item(item) => item.span(),
             Child::Items(_) => Span::default(),
         }
@@ -443,7 +446,12 @@ fn reduce(
             }
             Child::Expr(leaf(ExprKind::Number(value), span))
         }
-        Rule::ident | Rule::modifier => Child::Ident(Ident { name: text.to_string(), span }),
+        Rule::ident => Child::Ident(Ident { name: text.to_string(), span }),
+        Rule::modifier => match children.into_iter().next() {
+            Some(Child::Ident(ident)) => Child::Modifier(leaf(ExprKind::Name(ident.name), ident.span).expr),
+            Some(Child::Expr(node)) => Child::Modifier(node.expr),
+            _ => return Err(malformed(span)),
+        },
         Rule::name => Child::Expr(leaf(ExprKind::Name(text.to_string()), span)),
         Rule::primary | Rule::item => return Ok(children.into_iter().next()),
         Rule::paren => {
@@ -571,14 +579,16 @@ fn reduce(
             Child::Item(Item::Loss(LossDecl { expr, span: outer }))
         }
         Rule::data_block => {
-            let decls = children
-                .into_iter()
-                .filter_map(|child| match child {
-                    Child::Decl(decl) => Some(decl),
-                    _ => None,
-                })
-                .collect();
-            Child::Item(Item::Data(DataBlock { decls, span: outer }))
+            let mut decls = Vec::new();
+            let mut settings = Vec::new();
+            for child in children {
+                match child {
+                    Child::Decl(decl) => decls.push(decl),
+                    Child::Assign(name, value, span) => settings.push(Setting { name, value, span }),
+                    _ => {}
+                }
+            }
+            Child::Item(Item::Data(DataBlock { decls, settings, span: outer }))
         }
         Rule::model_block | Rule::train_block => {
             let assigns = children.into_iter().filter_map(|child| match child {
@@ -702,7 +712,6 @@ fn data_decl(children: Vec<Child>, span: Span) -> DataDecl {
         modifiers: Vec::new(),
         span,
     };
-    let mut named = false;
     let mut after = Rule::data_decl;
     for child in children {
         match child {
@@ -714,11 +723,8 @@ fn data_decl(children: Vec<Child>, span: Span) -> DataDecl {
                 }
                 after = rule;
             }
-            Child::Ident(ident) if named => decl.modifiers.push(ident),
-            Child::Ident(ident) => {
-                decl.name = ident;
-                named = true;
-            }
+            Child::Modifier(modifier) => decl.modifiers.push(modifier),
+            Child::Ident(ident) => decl.name = ident,
             Child::Expr(node) if after == Rule::lbracket => decl.width = Some(node.expr),
             Child::Expr(node) => decl.source = Some(node.expr),
             _ => {}

@@ -130,8 +130,21 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
                     dump_expr(out, depth + 3, source);
                 }
                 for modifier in &decl.modifiers {
-                    dump_ident(out, depth + 2, "modifier", modifier);
+                    match &modifier.kind {
+                        ExprKind::Name(name) => {
+                            line(out, depth + 2, format_args!("modifier {name} @{}", modifier.span))
+                        }
+                        _ => {
+                            line(out, depth + 2, format_args!("modifier"));
+                            dump_expr(out, depth + 3, modifier);
+                        }
+                    }
                 }
+            }
+            for setting in &block.settings {
+                line(out, depth + 1, format_args!("setting @{}", setting.span));
+                dump_ident(out, depth + 2, "ident", &setting.name);
+                dump_expr(out, depth + 2, &setting.value);
             }
         }
         Item::Model(block) => {
@@ -230,11 +243,12 @@ fn item_source(item: &Item) -> String {
                     let _ = write!(text, " = {}", expr(source));
                 }
                 for modifier in &decl.modifiers {
-                    let _ = write!(text, " {}", modifier.name);
+                    let _ = write!(text, " {}", expr(modifier));
                 }
                 text
             });
-            block_source("data", lines)
+            let settings = block.settings.iter().map(|s| format!("{} = {}", s.name.name, expr(&s.value)));
+            block_source("data", lines.chain(settings))
         }
         Item::Model(block) => block_source(
             "model",

@@ -1,0 +1,110 @@
+//! The column model every reader fills: the cells of the bound columns,
+//! kept per binding — a row-major `f64` matrix for numeric bindings (NaN
+//! where a cell is missing), interned labels for one-hot bindings and
+//! one-column targets — with each row's line in the file for messages.
+
+use super::layout::{Header, Layout};
+use crate::ir::program::Binding;
+use std::collections::HashMap;
+
+/// Cells recognised as missing: empty, `NA`, `N/A`, `NaN`, `nan`, `?`,
+/// `NULL`, `null`, `None` (compared after trimming spaces).
+pub const MISSING_TOKENS: &[&str] = &["", "NA", "N/A", "n/a", "NaN", "nan", "NAN", "?", "NULL", "null", "None"];
+
+pub fn is_missing(text: &str) -> bool {
+    MISSING_TOKENS.contains(&text)
+}
+
+/// The bound cells of one data file.
+#[derive(Clone, Debug)]
+pub struct Table {
+    pub header: Header,
+    /// The columns each binding reads (`None`: a target the file lacks).
+    pub layout: Layout,
+    pub rows: usize,
+    /// Each row's 1-based line in the file (CSV), or its 1-based row number
+    /// (Parquet), for messages.
+    pub lines: Vec<u32>,
+    /// Per binding, in `bindings` order.
+    pub cells: Vec<Cells>,
+    /// The field delimiter (CSV), for the run's echo.
+    pub delimiter: u8,
+    /// What messages call a place: `line` for CSV, `row` for Parquet.
+    pub place: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub enum Cells {
+    /// `rows × width`, row-major; NaN where a cell is missing.
+    Numbers {
+        values: Vec<f64>,
+        width: usize,
+    },
+    Labels(Labels),
+    /// A target the file does not have.
+    Absent,
+}
+
+/// One column of labels, interned: `codes[r]` indexes `names`, or is
+/// [`Labels::MISSING`].
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    pub codes: Vec<u32>,
+    /// In order of first appearance.
+    pub names: Vec<String>,
+    /// The row where each name first appears.
+    pub first_row: Vec<u32>,
+    index: HashMap<String, u32>,
+}
+
+impl Labels {
+    pub const MISSING: u32 = u32::MAX;
+
+    pub fn push(&mut self, text: &str, row: u32) {
+        if is_missing(text) {
+            self.codes.push(Labels::MISSING);
+            return;
+        }
+        let code = match self.index.get(text) {
+            Some(&code) => code,
+            None => {
+                let code = self.names.len() as u32;
+                self.names.push(text.to_string());
+                self.first_row.push(row);
+                self.index.insert(text.to_string(), code);
+                code
+            }
+        };
+        self.codes.push(code);
+    }
+
+    /// The distinct labels among `rows` (all rows when `None`).
+    pub fn distinct(&self) -> usize {
+        self.names.len()
+    }
+}
+
+impl Table {
+    /// An empty table for the bound columns of `header`.
+    pub fn new(header: Header, bindings: &[Binding], layout: &Layout) -> Table {
+        let cells = bindings
+            .iter()
+            .zip(&layout.columns)
+            .map(|(binding, cols)| match cols {
+                None => Cells::Absent,
+                Some(_) if binding.reads_labels() => Cells::Labels(Labels::default()),
+                Some(cols) => Cells::Numbers { values: Vec::new(), width: cols.len() },
+            })
+            .collect();
+        Table { header, layout: layout.clone(), rows: 0, lines: Vec::new(), cells, delimiter: b',', place: "line" }
+    }
+
+    /// The file column of binding `i`'s `k`-th column.
+    pub fn column(&self, i: usize, k: usize) -> usize {
+        self.layout.columns[i].as_ref().map_or(0, |cols| cols[k])
+    }
+
+    pub fn file(&self) -> &str {
+        &self.header.file
+    }
+}

@@ -1,0 +1,272 @@
+//! Data as users have it (issue 10): string class labels, categorical
+//! inputs, missing cells (an error, `missing = drop`, `fill(..)`), any
+//! delimiter, validation splits — through the `nnc` binary. Expected values
+//! are computed here from the file, independently of nnc.
+
+mod common;
+use common::nnc;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn ok(args: &[&str]) -> Output {
+    let output = nnc(args);
+    assert!(output.status.success(), "nnc {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// Runs and fails with exit code 1; returns stderr.
+#[track_caller]
+fn fails(args: &[&str]) -> String {
+    let output = nnc(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "nnc {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&ok(args).stdout).expect("one JSON object")
+}
+
+fn dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data_formats").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// The weights file's `nnc.preprocessing` entry for binding `name`.
+fn preprocessing(weights: &Path, name: &str) -> serde_json::Value {
+    let bytes = std::fs::read(weights).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["nnc.preprocessing"].as_str().unwrap()).unwrap();
+    list.as_array().unwrap().iter().find(|b| b["name"] == name).unwrap().clone()
+}
+
+#[test]
+fn penguins_train_from_the_file_as_it_comes() {
+    let result = json(&["run", "examples/penguins.nn", "examples/penguins.csv", "--json", "--quiet"]);
+    let val = result["validation"]["accuracy"].as_f64().unwrap();
+    assert!(val >= 0.97, "validation accuracy {val}");
+    // 344 rows, 11 with a missing cell; 20% of the 333 held out.
+    assert_eq!(result["rows"], 266);
+    let output = ok(&["run", "examples/penguins.nn", "examples/penguins.csv", "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("dropped 11 rows with a missing cell"), "{err}");
+    assert!(err.contains("stratified by class"), "{err}");
+}
+
+#[test]
+fn string_labels_are_saved_and_predicted_in_a_fresh_process() {
+    let d = dir("labels");
+    let weights = d.join("w.safetensors");
+    ok(&["run", "examples/penguins.nn", "examples/penguins.csv", "--quiet", "--save-weights", s(&weights)]);
+    let y = preprocessing(&weights, "y");
+    assert_eq!(y["categories"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]), "sorted, as LabelEncoder");
+    let island = preprocessing(&weights, "island");
+    assert_eq!(island["categories"], serde_json::json!(["Biscoe", "Dream", "Torgersen"]));
+    // Rows without the label column (and without missing cells).
+    let text = std::fs::read_to_string("examples/penguins.csv").unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).filter(|l| !l.contains("NA")).collect();
+    let species: Vec<&str> = rows.iter().map(|l| l.split(',').next().unwrap()).collect();
+    let unlabelled: Vec<String> = rows.iter().map(|l| l.split_once(',').unwrap().1.to_string()).collect();
+    let header = text.lines().next().unwrap().split_once(',').unwrap().1;
+    let data = write(&d, "new.csv", &format!("{header}\n{}\n", unlabelled.join("\n")));
+    let output = ok(&["predict", "examples/penguins.nn", &data, "--weights", s(&weights)]);
+    let out = String::from_utf8(output.stdout).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("class,p_Adelie,p_Chinstrap,p_Gentoo"));
+    let predicted: Vec<&str> = lines.map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(predicted.len(), species.len());
+    let right = predicted.iter().zip(&species).filter(|(p, s)| p == s).count();
+    assert!(right as f64 / species.len() as f64 > 0.97, "{right} of {}", species.len());
+    // An island training never saw: an error naming the row, column and known labels.
+    let strange =
+        write(&d, "strange.csv", &format!("{header}\n{}\n", unlabelled[0].replacen("Torgersen", "Atlantis", 1)));
+    let err = fails(&["predict", "examples/penguins.nn", &strange, "--weights", s(&weights)]);
+    assert!(err.contains("strange.csv:2:1: `Atlantis` in column `island` is not one of the 3 categories"), "{err}");
+    assert!(err.contains("`Biscoe`, `Dream`, `Torgersen`"), "{err}");
+    // A species label training never saw, in a labelled file.
+    let labelled = write(&d, "labelled.csv", &format!("{}\nEmperor,{}\n", text.lines().next().unwrap(), unlabelled[0]));
+    let err = fails(&["predict", "examples/penguins.nn", &labelled, "--weights", s(&weights)]);
+    assert!(err.contains(":2:1: `Emperor` in column `species` is not one of the 3 categories"), "{err}");
+    assert!(err.contains("`Adelie`, `Chinstrap`, `Gentoo`"), "{err}");
+}
+
+#[test]
+fn a_given_number_of_classes_must_match_the_labels() {
+    let d = dir("classes");
+    let csv = write(&d, "d.csv", "a,b,kind\n1,2,cat\n3,4,dog\n5,6,cat\n7,8,bird\n");
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input x = columns(a, b)  target y = one_hot(kind, 2) }\nmodel { out = dense(x, 2, softmax) }\nloss cross_entropy(out, y)\n",
+    );
+    let err = fails(&["run", &model, &csv, "--quiet"]);
+    assert!(err.contains("error[E0309]"), "{err}");
+    assert!(err.contains("has 3 classes but the binding declares 2"), "{err}");
+    assert!(err.contains("m.nn:1:"), "located in the model: {err}");
+    assert!(err.contains("`bird`, `cat`, `dog`"), "{err}");
+    // Inferred: three classes, and the output layer must have three units.
+    let model = write(
+        &d,
+        "m3.nn",
+        "data { input x = columns(a, b)  target y = one_hot(kind) }\nmodel { out = dense(x, 3, softmax) }\nloss cross_entropy(out, y)\n",
+    );
+    let result = json(&["run", &model, &csv, "--epochs", "2", "--json", "--quiet"]);
+    assert!(result["accuracy"].as_f64().is_some());
+    // The class-index form, `column(kind)` with cross_entropy: labels too.
+    let model = write(
+        &d,
+        "mc.nn",
+        "data { input x = columns(a, b)  target y = column(kind) }\nmodel { out = dense(x, 3, softmax) }\nloss cross_entropy(out, y)\n",
+    );
+    let result = json(&["run", &model, &csv, "--epochs", "2", "--json", "--quiet"]);
+    assert!(result["accuracy"].as_f64().is_some());
+    // Without data, a count left to the data is a located error.
+    let output = nnc(&["check", &model.replace("mc.nn", "m3.nn")]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[E0308]") && err.contains("comes from the data"), "{err}");
+}
+
+#[test]
+fn fill_values_are_fitted_on_the_training_rows_and_saved() {
+    let d = dir("fill");
+    // 10 rows; the last 2 are held out (`last`), so the fit uses rows 1-8.
+    let mut rows = Vec::new();
+    let a = ["1", "NA", "4", "", "10", "2", "?", "8", "100", "NA"];
+    let b = ["5", "6", "7", "8", "NaN", "9", "11", "13", "200", "300"];
+    for k in 0..10 {
+        rows.push(format!("{},{},{}", a[k], b[k], k % 2));
+    }
+    let csv = write(&d, "d.csv", &format!("a,b,y\n{}\n", rows.join("\n")));
+    let model = write(
+        &d,
+        "m.nn",
+        "data {\n  input p = columns(a) fill(mean, indicator)\n  input q = columns(b) fill(median)\n  target y = column(y)\n}\n\
+         model { out = dense(concat(p, q), 1) }\nloss mse(out, y)\ntrain { validation = last(0.2) }\n",
+    );
+    let weights = d.join("w.safetensors");
+    let output = ok(&["run", &model, &csv, "--epochs", "1", "--save-weights", s(&weights)]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("filled 4 cells of `p`"), "{err}");
+    assert!(err.contains("filled 1 cell of `q`"), "{err}");
+    let present = |column: &[&str]| -> Vec<f64> {
+        column[..8].iter().filter_map(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite()).collect()
+    };
+    let pa = present(&a);
+    let mean = pa.iter().sum::<f64>() / pa.len() as f64;
+    let mut pb = present(&b);
+    pb.sort_by(f64::total_cmp);
+    let median = (pb[pb.len() / 2 - 1] + pb[pb.len() / 2]) / 2.0;
+    assert_eq!(pb.len(), 7, "one NaN among the training rows");
+    let median = if pb.len() % 2 == 1 { pb[pb.len() / 2] } else { median };
+    assert_eq!(preprocessing(&weights, "p")["fill"][0].as_f64().unwrap(), mean);
+    assert_eq!(preprocessing(&weights, "q")["fill"][0].as_f64().unwrap(), median);
+    // `missing = drop` instead: rows with any missing cell are dropped.
+    let model = write(
+        &d,
+        "drop.nn",
+        "data { input x = columns(a, b)  target y = column(y)  missing = drop }\nmodel { out = dense(x, 1) }\nloss mse(out, y)\n",
+    );
+    let result = json(&["run", &model, &csv, "--epochs", "1", "--json", "--quiet"]);
+    assert_eq!(result["rows"], 5, "5 of the 10 rows have a missing cell");
+}
+
+#[test]
+fn the_delimiter_can_be_given() {
+    let d = dir("delimiter");
+    let csv = write(&d, "d.txt", "a:b:y\n1:2:3\n4:5:6\n");
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input x = columns(a, b)  target y = column(y) }\nmodel { out = dense(x, 1) }\nloss mse(out, y)\n",
+    );
+    let err = fails(&["run", &model, &csv, "--quiet"]);
+    assert!(err.contains("has no column `a`") || err.contains("no column"), "{err}");
+    let result = json(&["run", &model, &csv, "--delimiter", ":", "--epochs", "1", "--json", "--quiet"]);
+    assert_eq!(result["rows"], 2);
+    let output = nnc(&["run", &model, &csv, "--delimiter", "ab"]);
+    assert_eq!(output.status.code(), Some(2), "a bad --delimiter is a usage error");
+}
+
+#[test]
+fn validation_splits_are_stratified_by_default_and_warn_when_skewed() {
+    // iris is sorted by class: the last 20% is all virginica.
+    let output = ok(&["check", "examples/iris.nn"]);
+    drop(output);
+    let d = dir("split");
+    let last =
+        write(&d, "last.nn", &common::example("iris.nn").replace("seed = 0", "seed = 0\n  validation = last(0.2)"));
+    let output = ok(&["run", &last, "examples/iris.csv", "--epochs", "1"]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("warning: the validation rows' classes"), "{err}");
+    assert!(err.contains("is the file sorted by class?"), "{err}");
+    // The default: each class keeps its share (10 of 50 each).
+    let output = ok(&["run", "examples/iris.nn", "examples/iris.csv", "--epochs", "1", "--validation", "0.2"]);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("warning"), "{err}");
+    assert!(err.contains("120 rows for training, 30 for validation"), "{err}");
+    // Seeded: the same seed, the same split (the same weights after training).
+    let run = |seed: &str, name: &str| {
+        let w = d.join(name);
+        ok(&[
+            "run",
+            "examples/iris.nn",
+            "examples/iris.csv",
+            "--epochs",
+            "2",
+            "--validation",
+            "0.2",
+            "--seed",
+            seed,
+            "--quiet",
+            "--save-weights",
+            s(&w),
+        ]);
+        std::fs::read(w).unwrap()
+    };
+    assert_eq!(run("3", "a"), run("3", "b"));
+}
+
+#[test]
+fn a_categorical_column_with_too_many_levels_is_refused() {
+    let d = dir("levels");
+    let rows: Vec<String> = (0..1500).map(|k| format!("id{k},{}", k % 2)).collect();
+    let csv = write(&d, "d.csv", &format!("id,y\n{}\n", rows.join("\n")));
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input i = one_hot(id)  target y = column(y) }\nmodel { out = dense(i, 1) }\nloss mse(out, y)\n",
+    );
+    let err = fails(&["run", &model, &csv, "--quiet"]);
+    assert!(err.contains("column `id` has 1500 distinct values: more than the 1000 categories"), "{err}");
+}
+
+#[test]
+fn a_numeric_binding_with_words_says_how_many() {
+    let d = dir("words");
+    let csv = write(&d, "d.csv", "a,b,y\n1,2,3\n1,two,3\n1,three,3\n");
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input x = columns(a, b)  target y = column(y) }\nmodel { out = dense(x, 1) }\nloss mse(out, y)\n",
+    );
+    let err = fails(&["run", &model, &csv, "--quiet"]);
+    assert!(err.contains("d.csv:3:2: `two` in column `b` is not a number (and 1 more cell in this column)"), "{err}");
+    assert!(err.contains("one_hot(column)"), "{err}");
+}
