@@ -13,3 +13,4 @@ pub mod pipeline;
 pub mod runtime;
 pub mod span;
 pub mod syntax;
+pub mod threads;

@@ -102,8 +102,18 @@ fn debug_assert_verified(graphs: &[&Graph]) {
 /// The training and evaluation kernels for batches of `batch` rows and an
 /// evaluation over `rows` rows.
 pub fn kernels(graphs: &Graphs, batch: usize, rows: usize) -> Result<(Kernel, Kernel), String> {
-    let train = kernel::lower(&graphs.train, KernelKind::Train, batch)?;
-    let eval = kernel::lower(&graphs.eval, KernelKind::Eval, rows)?;
+    kernels_with(graphs, batch, rows, kernel::LowerOptions::default())
+}
+
+/// [`kernels`] with explicit lowering options (the GEMM cut-over).
+pub fn kernels_with(
+    graphs: &Graphs,
+    batch: usize,
+    rows: usize,
+    options: kernel::LowerOptions,
+) -> Result<(Kernel, Kernel), String> {
+    let train = kernel::lower_with(&graphs.train, KernelKind::Train, batch, options)?;
+    let eval = kernel::lower_with(&graphs.eval, KernelKind::Eval, rows, options)?;
     Ok((train, eval))
 }
 
@@ -112,6 +122,24 @@ pub struct Native {
     pub train: Compiled,
     pub eval: Evaluator,
     pub compile_ms: f64,
+}
+
+impl Native {
+    /// Run the kernels' library GEMM calls on `threads` threads. The
+    /// results are bitwise the same for any number (see `codegen::gemm`);
+    /// no thread is started when there is one, or no kernel calls the GEMM.
+    pub fn use_threads(&mut self, threads: usize) -> Result<(), String> {
+        let eval_gemm = matches!(&self.eval, Evaluator::Compiled(k) if k.calls_gemm());
+        if threads <= 1 || !(self.train.calls_gemm() || eval_gemm) {
+            return Ok(());
+        }
+        let pool = std::sync::Arc::new(crate::threads::Pool::new(threads)?);
+        self.train.set_threads(pool.clone());
+        if let Evaluator::Compiled(kernel) = &mut self.eval {
+            kernel.set_threads(pool);
+        }
+        Ok(())
+    }
 }
 
 pub fn compile(program: &Program, kernels: &(Kernel, Kernel), options: Options) -> Result<Native, String> {

@@ -64,9 +64,33 @@ fn compile(source: &str, batch: usize, rows: usize, eval_rows: usize) -> Model {
     compile_program(common::program(source), batch, rows, eval_rows)
 }
 
+thread_local! {
+    /// The GEMM cut-over of the kernels this test thread compiles.
+    static GEMM_MIN_MACS: std::cell::Cell<u64> = const { std::cell::Cell::new(nnc::kernel::GEMM_MIN_MACS) };
+    /// Kernels compiled on this test thread that call the library GEMM.
+    static GEMM_KERNELS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Run `checks` with every matrix product of every kernel on the library
+/// GEMM (`Stmt::Gemm`) instead of loop nests (every product whose operands
+/// are stored; a product of a constant stays a loop); at least `kernels` of
+/// the kernels compiled must call it.
+fn with_library_gemm(kernels: usize, checks: impl FnOnce()) {
+    GEMM_MIN_MACS.with(|m| m.set(0));
+    GEMM_KERNELS.with(|n| n.set(0));
+    checks();
+    GEMM_MIN_MACS.with(|m| m.set(nnc::kernel::GEMM_MIN_MACS));
+    let calling = GEMM_KERNELS.with(|n| n.get());
+    assert!(calling >= kernels, "only {calling} kernels called the library GEMM");
+}
+
 fn compile_program(program: Program, batch: usize, rows: usize, eval_rows: usize) -> Model {
     let graphs = pipeline::graphs(&program);
-    let kernels = pipeline::kernels(&graphs, batch, eval_rows).unwrap_or_else(|e| panic!("lowering failed: {e}"));
+    let options = nnc::kernel::LowerOptions { gemm_min_macs: GEMM_MIN_MACS.with(|m| m.get()) };
+    let kernels =
+        pipeline::kernels_with(&graphs, batch, eval_rows, options).unwrap_or_else(|e| panic!("lowering failed: {e}"));
+    let has_gemm = |k: &nnc::kernel::Kernel| k.body.iter().any(|s| matches!(s, nnc::kernel::Stmt::Gemm(_)));
+    GEMM_KERNELS.with(|n| n.set(n.get() + has_gemm(&kernels.0) as usize + has_gemm(&kernels.1) as usize));
     let options = Options { verify: true, listings: false };
     let native = pipeline::compile(&program, &kernels, options).unwrap_or_else(|e| panic!("compilation failed: {e}"));
     Model { program, graphs, native, rows, batch }
@@ -959,6 +983,33 @@ fn widths_and_batches_at_every_loop_boundary() {
             check_with_data(&name, &source, |p| synthetic(p, rows, (inputs * batch) as u64), Some(batch));
         }
     }
+}
+
+/// The same models with every product on the library GEMM: operands read
+/// transposed or not, from data, parameters and scratch, into scratch or the
+/// predictions, with partial last batches and batches of one row.
+#[test]
+fn library_gemm_matches_the_interpreter() {
+    with_library_gemm(60, || {
+        relu_layers();
+        no_bias_and_per_neuron_activations();
+        mean_absolute_error_batch_1();
+        custom_squared_loss_full_batch();
+        three_layer_classifier();
+        several_inputs_and_targets();
+        wide_layers();
+        kernels_sized_for_larger_batches();
+        optimizers_with_data();
+        iris_example();
+    });
+}
+
+#[test]
+fn library_gemm_on_random_graphs_and_loop_boundaries() {
+    with_library_gemm(100, || {
+        random_graphs();
+        widths_and_batches_at_every_loop_boundary();
+    });
 }
 
 /// Evaluations on the interpreter (what `nnc run` uses for small data) give

@@ -26,6 +26,7 @@
 //! the call with [`HyperContext::value`] (f64, rounded to f32) for every
 //! batch: a load per scalar, no call out of native code.
 
+pub mod gemm;
 mod math;
 
 use crate::ir::program::HyperContext;
@@ -75,6 +76,9 @@ pub struct KernelArgs {
     /// order of [`Compiled::hypers`]. Filled in by [`Compiled::call`]; callers
     /// leave it null (the default).
     pub hyper_table: *const f32,
+    /// The threads that large matrix products ([`Stmt::Gemm`]) are split
+    /// over; null runs them on the calling thread. The result is the same.
+    pub threads: *const crate::threads::Pool,
 }
 
 impl Default for KernelArgs {
@@ -94,6 +98,7 @@ impl Default for KernelArgs {
             step: 0,
             hypers: std::ptr::null(),
             hyper_table: std::ptr::null(),
+            threads: std::ptr::null(),
         }
     }
 }
@@ -129,6 +134,7 @@ fn hypers_of(kernel: &Kernel) -> Vec<Hyper> {
             match stmt {
                 Stmt::Loop { body, .. } => stmts(body, out),
                 Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => expr(value, out),
+                Stmt::Gemm(_) => {}
             }
         }
     }
@@ -189,6 +195,9 @@ pub struct Compiled {
     pub asm: Option<String>,
     pub code_size: usize,
     pub compile_ms: f64,
+    /// The threads its library GEMM calls run on when the caller passes
+    /// none in [`KernelArgs::threads`] (see [`Compiled::set_threads`]).
+    threads: Option<std::sync::Arc<crate::threads::Pool>>,
 }
 
 impl Drop for Compiled {
@@ -202,6 +211,17 @@ impl Drop for Compiled {
 }
 
 impl Compiled {
+    /// Run this kernel's library GEMM calls on `pool` (the result does not
+    /// depend on its size).
+    pub fn set_threads(&mut self, pool: std::sync::Arc<crate::threads::Pool>) {
+        self.threads = Some(pool);
+    }
+
+    /// Whether the kernel calls the library GEMM (and so can use threads).
+    pub fn calls_gemm(&self) -> bool {
+        self.kernel.body.iter().any(|s| matches!(s, Stmt::Gemm(_)))
+    }
+
     /// Run the kernel over `args.rows` rows in batches of `args.batch`.
     ///
     /// # Safety
@@ -211,7 +231,9 @@ impl Compiled {
     /// `rows × width` each, `predict` `rows × width` for evaluation kernels;
     /// `batch` must be between 1 and `kernel.max_batch`; `hypers`, when the
     /// kernel reads run-time scalars, must point to a valid context.
-    /// `args.hyper_table` is ignored: the call fills in its own.
+    /// `args.hyper_table` is ignored: the call fills in its own. `args.threads`, when null, is
+    /// the pool given to [`Compiled::set_threads`] (if any), which must be
+    /// live for the call.
     pub unsafe fn call(&self, args: &KernelArgs) {
         assert!(args.batch >= 1 && args.batch as usize <= self.kernel.max_batch, "batch exceeds the kernel's sizing");
         assert!(!self.uses_state || !args.state.is_null(), "the kernel keeps optimizer state: pass its buffer");
@@ -230,7 +252,11 @@ impl Compiled {
             }
         }
         let hyper_table = if table.is_empty() { std::ptr::null() } else { table.as_ptr() };
-        let args = KernelArgs { hyper_table, ..*args };
+        let threads = match (&self.threads, args.threads.is_null()) {
+            (Some(pool), true) => std::sync::Arc::as_ptr(pool),
+            _ => args.threads,
+        };
+        let args = KernelArgs { hyper_table, threads, ..*args };
         // SAFETY: guaranteed by the caller, see above; the kernel reads
         // `hyper_table` only when it reads scalars, and then `table` holds
         // `hypers.len()` values for each of its batches and outlives the call.
@@ -316,6 +342,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         asm,
         code_size,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
+        threads: None,
     })
 }
 
@@ -333,6 +360,7 @@ mod field {
     pub const STATE: i32 = std::mem::offset_of!(super::KernelArgs, state) as i32;
     pub const STEP: i32 = std::mem::offset_of!(super::KernelArgs, step) as i32;
     pub const HYPER_TABLE: i32 = std::mem::offset_of!(super::KernelArgs, hyper_table) as i32;
+    pub const THREADS: i32 = std::mem::offset_of!(super::KernelArgs, threads) as i32;
 }
 
 struct Emitter<'a, 'b> {
@@ -390,6 +418,8 @@ struct Emitter<'a, 'b> {
     /// Inside the batch loop of a kernel that reads any run-time scalar but
     /// `lr`: the current step `t` (1-based, i64), e.g. to seed random numbers.
     step: Option<Value>,
+    /// [`KernelArgs::threads`], in kernels that call the library GEMM.
+    threads: Option<Value>,
 }
 
 const MEM: MemFlagsData = MemFlagsData::trusted();
@@ -449,6 +479,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             state_offsets: Vec::new(),
             hypers: Vec::new(),
             step: None,
+            threads: None,
         }
     }
 
@@ -470,6 +501,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.learning_rate = self.b.ins().load(types::F32, MEM, args, field::LEARNING_RATE);
         let has_state = self.kernel.buffers.iter().any(|b| matches!(b.kind, BufferKind::State(_)));
         let state = if has_state { load_ptr(self.b, field::STATE) } else { params };
+        if self.kernel.body.iter().any(|s| matches!(s, Stmt::Gemm(_))) {
+            self.threads = Some(load_ptr(self.b, field::THREADS));
+        }
         // The step counter: `t` of the first batch is `args.step + 1`.
         let step_var = (!self.hypers.is_empty()).then(|| {
             let first = load_ptr(self.b, field::STEP);
@@ -674,6 +708,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     }
                     self.copy = 0;
                 }
+                Stmt::Gemm(g) => self.gemm(g),
                 Stmt::StoreLoss(value) => {
                     self.addresses.clear();
                     let value = self.expr(value);
@@ -681,6 +716,50 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 }
             }
         }
+    }
+
+    /// A call of [`gemm::sgemm`] for the product `g`, with each operand's
+    /// address for the current batch and its strides as constants.
+    fn gemm(&mut self, g: &crate::kernel::Gemm) {
+        let pointer = self.pointer;
+        let mut sig = cranelift_codegen::ir::Signature::new(self.b.func.signature.call_conv);
+        sig.params.extend(std::iter::repeat_n(AbiParam::new(pointer), 12));
+        let sig = self.b.import_signature(sig);
+        let width = |e: &Self, buffer: crate::kernel::BufferId| {
+            e.kernel.buffers[buffer.0 as usize].shape.width().expect("fixed widths") as i64
+        };
+        let address = |e: &mut Self, buffer: crate::kernel::BufferId| {
+            let (base, offset) = e.bases[buffer.0 as usize];
+            e.b.ins().iadd_imm_s(base, offset as i64)
+        };
+        // Element strides (row, column) of each operand as the product reads it.
+        let (a_width, b_width, c_width) = (width(self, g.a), width(self, g.b), width(self, g.out));
+        let (a_rs, a_cs) = if g.trans_a { (1, a_width) } else { (a_width, 1) };
+        let (b_rs, b_cs) = if g.trans_b { (1, b_width) } else { (b_width, 1) };
+        let a = address(self, g.a);
+        let b = address(self, g.b);
+        let c = address(self, g.out);
+        let m = self.limit(g.m);
+        let n = self.b.ins().iconst(types::I64, g.n as i64);
+        let k = self.limit(g.k);
+        let threads = self.threads.expect("loaded in kernels with a gemm");
+        let constant = |e: &mut Self, x: i64| e.b.ins().iconst(types::I64, x);
+        let args = [
+            threads,
+            m,
+            n,
+            k,
+            a,
+            constant(self, a_rs),
+            constant(self, a_cs),
+            b,
+            constant(self, b_rs),
+            constant(self, b_cs),
+            c,
+            constant(self, c_width),
+        ];
+        let callee = constant(self, gemm::sgemm as *const () as i64);
+        self.b.ins().call_indirect(sig, callee, &args);
     }
 
     fn limit(&mut self, extent: Extent) -> Value {
@@ -1209,10 +1288,14 @@ fn float_cc(kind: Compare) -> FloatCC {
 /// The buffers a statement list stores to.
 fn stored_buffers(body: &[Stmt]) -> std::collections::HashSet<u32> {
     let mut out = std::collections::HashSet::new();
-    crate::kernel::vectorize::walk(body, &mut |stmt| {
-        if let Stmt::Store { buffer, .. } = stmt {
+    crate::kernel::vectorize::walk(body, &mut |stmt| match stmt {
+        Stmt::Store { buffer, .. } => {
             out.insert(buffer.0);
         }
+        Stmt::Gemm(g) => {
+            out.insert(g.out.0);
+        }
+        _ => {}
     });
     out
 }

@@ -73,6 +73,10 @@ pub struct RunArgs {
     /// Print nothing on stderr
     #[arg(long)]
     quiet: bool,
+    /// Threads for large matrix products (default: every core); the
+    /// trained weights are bitwise the same for any number
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 /// The file's settings with flags on top, and how to describe each.
@@ -287,6 +291,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let program = &model.front.program;
     let settings = settings(program, args)?;
     let config = settings.config;
+    let threads = args.threads.unwrap_or_else(nnc::threads::available);
+    if threads == 0 {
+        return Err(Failure::Usage("--threads must be at least 1".into()));
+    }
     check_outputs(args)?;
     let bound = match (program.has_data(), &args.data) {
         (true, Some(path)) => Some(
@@ -338,6 +346,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         pipeline::compile(program, &kernels, Options::default())
     }
     .map_err(internal)?;
+    let mut native = native;
+    native.use_threads(threads).map_err(internal)?;
     let compiled_what = match native.eval {
         train::Evaluator::Compiled(_) => "training and evaluation kernels",
         train::Evaluator::Interpreted(_) => "training kernel; evaluations interpreted",
@@ -383,6 +393,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             None => format!("Xavier-uniform from seed {}", config.seed),
         };
         lines.push(("weights", init));
+        let cores = if args.threads.is_some() { " (flag)" } else { " (default: every core)" };
+        lines.push(("threads", format!("{threads}{cores}")));
         lines.push(("compiled", format!("{:.2} ms ({compiled_what})", native.compile_ms)));
         for (key, value) in lines {
             eprintln!("  {key:<10} {value}");
@@ -523,6 +535,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "step": outcome.params.state.step,
             "seed": config.seed,
             "shuffle": config.shuffle,
+            "threads": threads,
             "samples": outcome.samples,
             "samples_per_second": samples_per_second,
             "evaluations": match native.eval {

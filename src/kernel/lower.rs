@@ -42,8 +42,33 @@ impl Pos {
     }
 }
 
+/// Choices of the lowering that are tuning, not meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LowerOptions {
+    /// Matrix products of at least this many multiply-adds (rows counted
+    /// at the largest batch) become a [`Stmt::Gemm`] call instead of a
+    /// fused loop nest; `u64::MAX` keeps every product in loops.
+    pub gemm_min_macs: u64,
+}
+
+/// The default cut-over to the library GEMM, measured on the machine in
+/// BENCHMARKS.md ("GEMM cut-over"): below it the fused f32x4 loop nest,
+/// which needs no buffer for the product and no call, is as fast or faster.
+pub const GEMM_MIN_MACS: u64 = 1 << 20;
+
+impl Default for LowerOptions {
+    fn default() -> LowerOptions {
+        LowerOptions { gemm_min_macs: GEMM_MIN_MACS }
+    }
+}
+
 /// Lower `graph` to a kernel sized for batches of at most `max_batch` rows.
 pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel, String> {
+    lower_with(graph, kind, max_batch, LowerOptions::default())
+}
+
+/// [`lower`] with explicit tuning options.
+pub fn lower_with(graph: &Graph, kind: KernelKind, max_batch: usize, options: LowerOptions) -> Result<Kernel, String> {
     // A kernel for single rows (per-sample SGD, models without data) is
     // specialised: the batch dimension becomes a constant 1, so its loops and
     // index arithmetic disappear.
@@ -65,6 +90,7 @@ pub fn lower(graph: &Graph, kind: KernelKind, max_batch: usize) -> Result<Kernel
         .cloned()
         .collect();
     let mut lowerer = Lowerer::new(graph, &outputs, kind, max_batch.max(1))?;
+    lowerer.gemm_min_macs = options.gemm_min_macs;
     lowerer.emit_all(&outputs)?;
     let kernel = Kernel {
         kind,
@@ -103,6 +129,9 @@ struct Lowerer<'g> {
     deferred: std::collections::HashSet<NodeId>,
     /// While emitting an epilogue: the reduction and its accumulator.
     substitute: Option<(NodeId, Local)>,
+    /// Matrix products computed by the library GEMM ([`Stmt::Gemm`]).
+    gemm: std::collections::HashSet<NodeId>,
+    gemm_min_macs: u64,
 }
 
 /// Leaves that read memory, as hashable keys.
@@ -162,6 +191,8 @@ impl<'g> Lowerer<'g> {
             epilogue_of: HashMap::new(),
             deferred: Default::default(),
             substitute: None,
+            gemm: Default::default(),
+            gemm_min_macs: GEMM_MIN_MACS,
         };
         // Leaf buffers in a stable order: parameters, optimizer state, inputs, targets.
         for (i, p) in graph.params.iter().enumerate() {
@@ -273,10 +304,19 @@ impl<'g> Lowerer<'g> {
             .collect();
         // 0. Reductions whose single chain of consumers ends in a stored
         //    value are computed in that value's loop nest (no buffer).
+        //    Large products go to the library GEMM instead, into a buffer of
+        //    their own that the epilogue then reads.
+        for i in 0..self.graph.nodes.len() {
+            let id = NodeId(i as u32);
+            if self.live[i] && self.use_gemm(id) {
+                self.gemm.insert(id);
+            }
+        }
         let destinations: Vec<NodeId> = updates.iter().map(|(_, u)| *u).chain(predict).collect();
         for i in 0..self.graph.nodes.len() {
             let id = NodeId(i as u32);
             if self.live[i]
+                && !self.gemm.contains(&id)
                 && matches!(self.graph.node(id).op, Op::MatMul { .. } | Op::Sum { .. })
                 && !destinations.contains(&id)
                 && let Some(root) = self.epilogue_root(id, &destinations)
@@ -370,6 +410,40 @@ impl<'g> Lowerer<'g> {
         }
         let _ = output_nodes;
         Ok(())
+    }
+
+    /// Whether matmul `id` is large enough for the library GEMM, and both
+    /// its operands will be whole buffers (leaves, or buffered nodes).
+    fn use_gemm(&self, id: NodeId) -> bool {
+        let node = self.graph.node(id);
+        let Op::MatMul { trans_a, .. } = node.op else { return false };
+        let in_buffer = |a: NodeId| {
+            matches!(self.graph.node(a).op, Op::Input(_) | Op::Target(_) | Op::Param(_) | Op::State(_))
+                || self.needs_buffer(a)
+        };
+        if !node.args.iter().all(|&a| in_buffer(a)) {
+            return false;
+        }
+        let a_shape = self.graph.shape(node.args[0]);
+        let inner = if trans_a { a_shape.rows } else { a_shape.cols };
+        let size = |d: Dim| d.resolve(self.max_batch) as u64;
+        let macs = size(node.shape.rows).saturating_mul(size(node.shape.cols)).saturating_mul(size(inner));
+        macs >= self.gemm_min_macs
+    }
+
+    /// The buffer holding node `id`'s whole value: its own, or its leaf's.
+    fn whole_buffer(&self, id: NodeId) -> BufferId {
+        if let Some(&buffer) = self.node_buffer.get(&id) {
+            return buffer;
+        }
+        let key = match self.graph.node(id).op {
+            Op::Input(i) => Op2::Input(i),
+            Op::Target(i) => Op2::Target(i),
+            Op::Param(i) => Op2::Param(i),
+            Op::State(i) => Op2::State(i),
+            ref op => unreachable!("`use_gemm` admits only buffered operands, not {}", op.name()),
+        };
+        self.leaf_buffer[&key]
     }
 
     /// The stored node at the end of `reduction`'s chain of single-use,
@@ -593,6 +667,21 @@ impl<'g> Lowerer<'g> {
         let node = self.graph.node(id).clone();
         let shape = node.shape;
         match node.op {
+            Op::MatMul { trans_a, trans_b } if self.gemm.contains(&id) => {
+                let (a, b) = (node.args[0], node.args[1]);
+                let a_shape = self.graph.shape(a);
+                let inner = if trans_a { a_shape.rows } else { a_shape.cols };
+                vec![Stmt::Gemm(super::Gemm {
+                    out: buffer,
+                    a: self.whole_buffer(a),
+                    trans_a,
+                    b: self.whole_buffer(b),
+                    trans_b,
+                    m: Self::extent(shape.rows),
+                    n: shape.width().expect("fixed widths"),
+                    k: Self::extent(inner),
+                })]
+            }
             Op::MatMul { .. } | Op::Sum { .. } => self.reduction(id, buffer, None),
             Op::Softmax | Op::LogSoftmax => {
                 let a = node.args[0];
@@ -843,6 +932,25 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                     extents.remove(var);
                 }
                 Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
+                Stmt::Gemm(g) => {
+                    let n = |e: Extent| match e {
+                        Extent::Fixed(n) => n as usize,
+                        Extent::Batch => kernel.max_batch,
+                    };
+                    let (m, k, cols) = (n(g.m), n(g.k), g.n as usize);
+                    let (a_rows, a_cols) = if g.trans_a { (k, m) } else { (m, k) };
+                    let (b_rows, b_cols) = if g.trans_b { (cols, k) } else { (k, cols) };
+                    for (buffer, rows, width) in [(g.out, m, cols), (g.a, a_rows, a_cols), (g.b, b_rows, b_cols)] {
+                        let shape = kernel.buffers[buffer.0 as usize].shape;
+                        let stored = shape.width().map(|w| w as usize);
+                        if stored != Some(width) || rows * width > buffer_len(kernel, buffer) {
+                            return Err(format!(
+                                "gemm operand {} is not a {rows}×{width} matrix",
+                                kernel.buffers[buffer.0 as usize].name
+                            ));
+                        }
+                    }
+                }
                 Stmt::Store { buffer, index, value } => {
                     let max = max_index(index, extents)?;
                     if max >= buffer_len(kernel, *buffer) {

@@ -17,7 +17,7 @@ mod lower;
 mod print;
 pub mod vectorize;
 
-pub use lower::{KernelKind, lower};
+pub use lower::{GEMM_MIN_MACS, KernelKind, LowerOptions, lower, lower_with};
 pub use print::print;
 
 use crate::ir::{Compare, Hyper, Shape};
@@ -144,6 +144,27 @@ pub enum Stmt {
     },
     /// Record the batch's loss (a scalar) in the per-batch loss array.
     StoreLoss(Expr),
+    /// A large matrix product computed by a tuned library routine instead
+    /// of a loop nest (see [`Gemm`]); only at the top level of the body.
+    Gemm(Gemm),
+}
+
+/// `out[m,n] = a[m,k] · b[k,n]`, each operand a whole row-major buffer read
+/// as stored or transposed (`a` stored `[k,m]` when `trans_a`, `b` stored
+/// `[n,k]` when `trans_b`). Lowering chooses it for products of at least
+/// [`LowerOptions::gemm_min_macs`] multiply-adds; codegen emits a call to
+/// `codegen::gemm::sgemm`, which splits `out` into blocks by a fixed rule and
+/// may run them on several threads: the result is the same for any number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gemm {
+    pub out: BufferId,
+    pub a: BufferId,
+    pub trans_a: bool,
+    pub b: BufferId,
+    pub trans_b: bool,
+    pub m: Extent,
+    pub n: u32,
+    pub k: Extent,
 }
 
 /// One compiled unit: buffers, and the per-batch body.

@@ -65,6 +65,26 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
                 writeln!(out, "{pad}b{}[{}] = {}", buffer.0, index_text(index), expr(value)).unwrap()
             }
             Stmt::StoreLoss(value) => writeln!(out, "{pad}loss = {}", expr(value)).unwrap(),
+            Stmt::Gemm(g) => {
+                let extent = |e: &Extent| match e {
+                    Extent::Fixed(n) => n.to_string(),
+                    Extent::Batch => "B".to_string(),
+                };
+                let t = |yes: bool| if yes { "ᵀ" } else { "" };
+                writeln!(
+                    out,
+                    "{pad}b{} = gemm(b{}{}, b{}{}) [{}x{}x{}]",
+                    g.out.0,
+                    g.a.0,
+                    t(g.trans_a),
+                    g.b.0,
+                    t(g.trans_b),
+                    extent(&g.m),
+                    g.n,
+                    extent(&g.k)
+                )
+                .unwrap()
+            }
         }
     }
 }

@@ -112,7 +112,7 @@ fn rows_independent(var: LoopVar, body: &[Stmt], max_batch: usize) -> bool {
             loads_of(value, &mut loads);
         }
         Stmt::Assign { value, .. } => loads_of(value, &mut loads),
-        Stmt::StoreLoss(_) => {}
+        Stmt::StoreLoss(_) | Stmt::Gemm(_) => {}
     });
     let disjoint = stores.values().flatten().all(|index| {
         let step = stride(index, var);
@@ -166,7 +166,7 @@ pub fn legal(var: LoopVar, body: &[Stmt]) -> bool {
             ok &= !has_dropout(value);
             loads_of(value, &mut loads);
         }
-        Stmt::StoreLoss(_) => ok = false,
+        Stmt::StoreLoss(_) | Stmt::Gemm(_) => ok = false,
         Stmt::Loop { .. } => {}
     });
     if !ok || stores.is_empty() {
@@ -201,7 +201,7 @@ fn locals_are_lanes(body: &[Stmt]) -> bool {
             Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => {
                 locals_of(value, &mut read)
             }
-            Stmt::Loop { .. } => {}
+            Stmt::Loop { .. } | Stmt::Gemm(_) => {}
         });
         match stmt {
             Stmt::Assign { local, value } if !initialised.contains(local) => {

@@ -1,0 +1,174 @@
+//! The native side of [`Stmt::Gemm`](crate::kernel::Stmt::Gemm): a matrix
+//! product by the `gemm` crate's tuned kernels (AVX2/FMA or AVX-512, chosen
+//! by the CPU at run time), which generated code calls for large products.
+//!
+//! Cranelift emits 128-bit vectors only, so its loop nests reach about half
+//! of what a 256-bit micro-kernel with cache blocking does on a large
+//! product; for small ones the fused loop nest wins (no call, no buffer for
+//! the product). Lowering picks by size (`kernel::GEMM_MIN_MACS`).
+//!
+//! **Deterministic threads.** The output is cut into blocks by [`blocks`],
+//! a rule that depends on the product's shape only, never on the number of
+//! threads; each block is one single-threaded library call, so every output
+//! element is summed in the same order whichever thread computes it. A run
+//! gives bitwise the same weights on 1, 2 or 3 threads.
+
+use crate::threads::Pool;
+
+/// Output blocks are about this many rows or columns wide.
+const BLOCK: usize = 128;
+
+/// How to cut an `m × n` output: along the longer side into equal blocks
+/// of at most [`BLOCK`] (rounded up to 16, the micro-kernels' multiple),
+/// the last one possibly shorter. Returns `(along_rows, block, count)`.
+pub fn blocks(m: usize, n: usize) -> (bool, usize, usize) {
+    let along_rows = m > n;
+    let length = if along_rows { m } else { n };
+    let count = length.div_ceil(BLOCK).max(1);
+    let block = length.div_ceil(count).next_multiple_of(16).min(length.max(1));
+    (along_rows, block, length.div_ceil(block).max(1))
+}
+
+/// Raw operands, shared read-only between the threads of one call.
+#[derive(Clone, Copy)]
+struct Operands {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    c: *mut f32,
+    c_rs: isize,
+}
+
+// SAFETY: the pointers are only used for the duration of one `sgemm` call,
+// whose caller guarantees them valid; blocks write disjoint parts of `c`.
+unsafe impl Send for Operands {}
+unsafe impl Sync for Operands {}
+
+/// `c[m,n] = a[m,k] · b[k,n]` with element strides (`a[i,p]` at
+/// `a + i·a_rs + p·a_cs`), `c` row-major with row stride `c_rs`. `pool` may
+/// be null (one thread). Called from generated code.
+///
+/// # Safety
+/// All pointers must be valid for the extents and strides given, `c` must
+/// not overlap `a` or `b`, and `pool`, when not null, must point to a live
+/// [`Pool`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sgemm(
+    pool: *const Pool,
+    m: i64,
+    n: i64,
+    k: i64,
+    a: *const f32,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_rs: i64,
+    b_cs: i64,
+    c: *mut f32,
+    c_rs: i64,
+) {
+    let (m, n, k) = (m.max(0) as usize, n.max(0) as usize, k.max(0) as usize);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let ops = Operands {
+        m,
+        n,
+        k,
+        a,
+        a_rs: a_rs as isize,
+        a_cs: a_cs as isize,
+        b,
+        b_rs: b_rs as isize,
+        b_cs: b_cs as isize,
+        c,
+        c_rs: c_rs as isize,
+    };
+    let (along_rows, block, count) = blocks(m, n);
+    let run = move |i: usize| {
+        let start = i * block;
+        // SAFETY: block `i` covers rows (or columns) `start..start+len` of
+        // the output and the matching rows of `a` (columns of `b`), all
+        // inside the extents the caller vouched for.
+        unsafe {
+            if along_rows {
+                let len = block.min(ops.m - start);
+                product(
+                    &ops,
+                    len,
+                    ops.n,
+                    ops.a.offset(start as isize * ops.a_rs),
+                    ops.b,
+                    ops.c.offset(start as isize * ops.c_rs),
+                );
+            } else {
+                let len = block.min(ops.n - start);
+                product(&ops, ops.m, len, ops.a, ops.b.offset(start as isize * ops.b_cs), ops.c.add(start));
+            }
+        }
+    };
+    // SAFETY: null or a live pool, by the caller.
+    match unsafe { pool.as_ref() } {
+        Some(pool) => pool.for_each(count, &run),
+        None => (0..count).for_each(run),
+    }
+}
+
+/// One single-threaded library call for an `m × n` block.
+///
+/// # Safety
+/// As [`sgemm`], for the block.
+unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f32, c: *mut f32) {
+    if ops.k == 0 {
+        for i in 0..m {
+            // SAFETY: row `i` of the block, inside `c`.
+            unsafe { std::slice::from_raw_parts_mut(c.offset(i as isize * ops.c_rs), n).fill(0.0) };
+        }
+        return;
+    }
+    // SAFETY: by the caller. `gemm` computes dst = alpha·dst + beta·lhs·rhs;
+    // with `read_dst = false` it never reads `c`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            ops.k,
+            c,
+            1,
+            ops.c_rs,
+            false,
+            a,
+            ops.a_cs,
+            ops.a_rs,
+            b,
+            ops.b_cs,
+            ops.b_rs,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_output_once() {
+        for (m, n) in [(1, 1), (64, 256), (784, 256), (256, 10), (3, 1000), (1000, 1000), (130, 7)] {
+            let (along_rows, block, count) = blocks(m, n);
+            let length = if along_rows { m } else { n };
+            assert!(block >= 1 && (count - 1) * block < length && count * block >= length, "{m}x{n}");
+        }
+    }
+}

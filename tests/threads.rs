@@ -1,0 +1,79 @@
+//! Threads never change the answer: `nnc run --threads N` gives bitwise the
+//! same trained weights (and losses) for 1, 2 and 3 threads.
+//!
+//! The model is wide enough that its large products go to the library GEMM
+//! (`kernel::GEMM_MIN_MACS`), whose output is cut into several blocks (a
+//! 300-wide layer: three), so with 2 and 3 threads the blocks really run on
+//! different threads; the kernels are checked to call the GEMM, so the test
+//! cannot pass by running everything in loop nests on one thread.
+
+mod common;
+
+use common::{Rng, nnc};
+use std::path::{Path, PathBuf};
+
+const MODEL: &str = "data { input x[64]  target y = one_hot(10) }
+model {
+  h   = dense(x, 300, relu)
+  out = dense(h, 10, softmax)
+}
+loss cross_entropy(out, y)
+train { optimizer = adam(lr = 0.01)  epochs = 2  batch = 64 }
+";
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// 200 rows (three full batches of 64 and a partial one) of uniform
+/// features and a class label.
+fn data_csv() -> String {
+    let mut rng = Rng::new(12);
+    let mut text = String::new();
+    for _ in 0..200 {
+        for _ in 0..64 {
+            text.push_str(&format!("{:.5},", rng.uniform(-1.0, 1.0)));
+        }
+        text.push_str(&format!("{}\n", rng.below(10)));
+    }
+    text
+}
+
+#[test]
+fn weights_are_bitwise_the_same_for_1_2_and_3_threads() {
+    let dir = tempdir("threads");
+    let model = dir.join("wide.nn");
+    let data = dir.join("wide.csv");
+    std::fs::write(&model, MODEL).unwrap();
+    std::fs::write(&data, data_csv()).unwrap();
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+
+    let kernel = nnc(&["ir", model, "--stage", "kernel"]);
+    let kernel = String::from_utf8_lossy(&kernel.stdout);
+    assert!(kernel.contains("= gemm("), "the products should be library GEMM calls:\n{kernel}");
+
+    let mut runs = Vec::new();
+    for threads in ["1", "2", "3"] {
+        let weights = dir.join(format!("weights-{threads}.safetensors"));
+        let output = nnc(&["run", model, data, "--threads", threads, "--save-weights", weights.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "--threads {threads}: {stderr}");
+        assert!(stderr.contains(&format!("threads    {threads} (flag)")), "the thread count is echoed:\n{stderr}");
+        runs.push((threads, std::fs::read(&weights).unwrap(), String::from_utf8_lossy(&output.stdout).to_string()));
+    }
+    let (_, first_weights, first_stdout) = &runs[0];
+    for (threads, weights, stdout) in &runs[1..] {
+        assert!(weights == first_weights, "--threads {threads} trained other weights than --threads 1");
+        assert_eq!(stdout, first_stdout, "--threads {threads} reported another loss than --threads 1");
+    }
+}
+
+#[test]
+fn zero_threads_is_a_usage_error() {
+    let output = nnc(&["run", "examples/iris.nn", "examples/iris.csv", "--threads", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--threads must be at least 1"));
+}
