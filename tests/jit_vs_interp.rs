@@ -1012,6 +1012,59 @@ fn library_gemm_on_random_graphs_and_loop_boundaries() {
     });
 }
 
+/// Over more rows than `pipeline::EVAL_CHUNK`, the evaluation kernel runs
+/// in chunks (its scratch sized for one chunk, whatever the rows), and
+/// `runtime::train::evaluate` still gives the loss and predictions of the
+/// whole set, as the interpreter computes them over all rows at once; with
+/// products on the loops and on the library GEMM.
+#[test]
+fn chunked_evaluation_matches_the_interpreter() {
+    let source = "data { input x[5] target y = one_hot(3) }
+        model { h = dense(x, 7, tanh)  out = dense(h, 3, softmax) }
+        loss cross_entropy(out, y) + 1e-3 * l2(weights)
+        train { optimizer = sgd(lr = 0.1)  batch = 16 }";
+    let rows = 2 * pipeline::EVAL_CHUNK + 808;
+    for gemm in [false, true] {
+        let program = common::program(source);
+        let data = synthetic(&program, rows, 31);
+        let check = || {
+            let model = compile(source, 16, rows, rows);
+            let eval = model.native.eval.compiled().expect("compiled");
+            assert_eq!(eval.kernel.max_batch, pipeline::EVAL_CHUNK, "the evaluation kernel is sized for a chunk");
+            let params = Params::init(&model.program, 4);
+            let evaluation = train::evaluate(&model.program, &model.native.eval, Some(&data), &params, None);
+            let (loss, predict) = interp_eval(&model, Some(&data), param_tensors(&params));
+            let got = evaluation.metrics.loss.unwrap();
+            assert!(close(got, loss, RTOL, ATOL), "gemm {gemm}: chunked loss {got:.9e}, interpreter {loss:.9e}");
+            assert_all_close("chunked predictions", &to_f64(&evaluation.predictions), &predict, RTOL, ATOL);
+        };
+        if gemm { with_library_gemm(1, check) } else { check() }
+    }
+}
+
+/// A loss that is not a mean over rows (a sum, the square of a mean) is
+/// evaluated over all rows in one call; means (with `l2` terms) in chunks.
+#[test]
+fn only_row_mean_losses_are_evaluated_in_chunks() {
+    let rows = 3 * pipeline::EVAL_CHUNK;
+    for (loss, chunked) in [
+        ("mse(out, y)", true),
+        ("cross_entropy(softmax(out), y)", true),
+        ("mean(abs(out - y)) + 0.01 * l2(weights) + 2", true),
+        ("sum((out - y)^2)", false),
+        ("mean(out - y)^2", false),
+    ] {
+        let source = format!(
+            "data {{ input x[4] target y[2] }}
+             model {{ h = dense(x, 3, tanh)  out = dense(h, 2) }}
+             loss {loss}"
+        );
+        let graphs = pipeline::graphs(&common::program(&source));
+        let want = if chunked { pipeline::EVAL_CHUNK } else { rows };
+        assert_eq!(pipeline::eval_batch(&graphs.eval, rows), want, "{loss}");
+    }
+}
+
 /// Evaluations on the interpreter (what `nnc run` uses for small data) give
 /// the compiled evaluation kernel's loss, predictions and accuracy.
 #[test]

@@ -63,7 +63,8 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     let dataset = data::prepare::apply(program, table, &transforms).map_err(|e| bind_error(e, &model))?;
     let graphs = pipeline::graphs(program);
     let kind = if dataset.has_targets { KernelKind::Eval } else { KernelKind::Predict };
-    let kernel = kernel::lower(&graphs.eval, kind, dataset.rows).map_err(internal)?;
+    let kernel =
+        kernel::lower(&graphs.eval, kind, pipeline::eval_batch(&graphs.eval, dataset.rows)).map_err(internal)?;
     let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
     let compiled = nnc::codegen::compile(&kernel, &shapes, Options::default()).map_err(internal)?;
     let evaluator = train::Evaluator::Compiled(Box::new(compiled));

@@ -433,12 +433,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         header
     });
     let with_data_metrics = train_data.is_some();
+    // Time spent evaluating (metrics of reported epochs, the final model).
+    let mut evaluate_time = std::time::Duration::ZERO;
     let outcome = train::train(program, &native.train, train_data, &config, initial, |epoch, loss, params| {
         let report = epoch % every == 0 || epoch == 1 || epoch == epochs;
         let need_metrics = with_data_metrics && (log.is_some() || (report && verbose));
         let (train_metrics, val_metrics) = if need_metrics {
+            let start = Instant::now();
             let t = train::evaluate(program, &native.eval, train_data, params, transforms).metrics;
             let v = validation.map(|v| train::evaluate(program, &native.eval, Some(v), params, transforms).metrics);
+            evaluate_time += start.elapsed();
             (Some(t), v)
         } else {
             (None, None)
@@ -474,9 +478,6 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             text.push('\n');
         }
     });
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
     if let (Some(path), Some(text)) = (&args.log, &log) {
         write_atomically(path, text.as_bytes())?;
     }
@@ -487,6 +488,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(diverged) => {
+            if let Some(bar) = &bar {
+                bar.finish_and_clear();
+            }
             let mut message = format!("{}: {diverged}", model.path);
             if let Some(path) = &args.save_weights {
                 save(path, &model, bound.as_ref(), &diverged.last_good)?;
@@ -499,8 +503,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             return Err(Failure::Diverged(message));
         }
     };
+    // The final evaluation can take as long as an epoch: say so while it runs.
+    let evaluated = evaluated_rows.max(1);
+    match &bar {
+        Some(bar) => bar.set_message(format!("evaluating the final weights on {evaluated} rows")),
+        None if verbose => eprintln!("  evaluating the final weights on {evaluated} rows"),
+        None => {}
+    }
+    let start = Instant::now();
     let final_eval = train::evaluate(program, &native.eval, train_data, &outcome.params, transforms);
     let val_eval = validation.map(|v| train::evaluate(program, &native.eval, Some(v), &outcome.params, transforms));
+    evaluate_time += start.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let evaluate_ms = evaluate_time.as_secs_f64() * 1e3;
     if let Some(path) = &args.save_weights {
         save(path, &model, bound.as_ref(), &outcome.params)?;
     }
@@ -548,6 +565,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 "grad": graphs.grad_ms,
                 "compile": native.compile_ms,
                 "train": outcome.train_seconds * 1e3,
+                "evaluate": evaluate_ms,
                 "total": total_ms,
             },
         });
@@ -571,7 +589,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         if verbose {
             eprintln!(
-                "  trained {epochs} {unit}s in {:.1} ms ({samples_per_second:.0} samples/s); total {total_ms:.1} ms",
+                "  trained {epochs} {unit}s in {:.1} ms ({samples_per_second:.0} samples/s); evaluated in \
+                 {evaluate_ms:.1} ms; total {total_ms:.1} ms",
                 outcome.train_seconds * 1e3,
             );
         }

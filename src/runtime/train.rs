@@ -370,7 +370,10 @@ pub fn evaluate(
     Evaluation { metrics, predictions: predict, width }
 }
 
-/// Loss and predictions from the compiled evaluation kernel.
+/// Loss and predictions from the compiled evaluation kernel, which runs the
+/// rows in chunks of the batch it was lowered for (all rows, or
+/// `pipeline::EVAL_CHUNK` when the loss is a mean over rows): the loss is
+/// the row-weighted mean of the chunks' losses.
 fn run_eval_kernel(
     eval_kernel: &Compiled,
     data: Option<&Dataset>,
@@ -380,19 +383,20 @@ fn run_eval_kernel(
 ) -> (f64, Vec<f32>) {
     let mut params = params.clone();
     let mut scratch = vec![0.0f32; eval_kernel.kernel.scratch_len.max(1)];
-    let mut loss = [f32::NAN];
+    let batch = eval_kernel.kernel.max_batch.min(rows).max(1);
+    let mut losses = vec![f32::NAN; rows.div_ceil(batch).max(1)];
     let mut predict = vec![0.0f32; (rows * width).max(1)];
     let input_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
     let target_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
     let args = KernelArgs {
         params: params.values.as_mut_ptr(),
         scratch: scratch.as_mut_ptr(),
-        losses: loss.as_mut_ptr(),
+        losses: losses.as_mut_ptr(),
         predict: predict.as_mut_ptr(),
         inputs: input_ptrs.as_ptr(),
         targets: target_ptrs.as_ptr(),
         rows: rows as i64,
-        batch: rows as i64,
+        batch: batch as i64,
         ..KernelArgs::default()
     };
     assert!(
@@ -400,10 +404,17 @@ fn run_eval_kernel(
         "data without targets needs a prediction kernel"
     );
     // SAFETY: as in `train`; the evaluation kernel was lowered for batches
-    // of all `rows` rows, `predict` holds `rows × width` values, and target
-    // pointers are only read by kernels that compute the loss.
+    // of `batch` rows, `losses` has one slot per batch, `predict` holds
+    // `rows × width` values, and target pointers are only read by kernels
+    // that compute the loss.
     unsafe { eval_kernel.call(&args) };
-    (loss[0] as f64, predict)
+    let loss = if losses.len() == 1 {
+        losses[0] as f64
+    } else {
+        let total: f64 = losses.iter().enumerate().map(|(i, &l)| l as f64 * batch.min(rows - i * batch) as f64).sum();
+        total / rows as f64
+    };
+    (loss, predict)
 }
 
 /// Loss and predictions from the reference interpreter (f64, rounded to f32
