@@ -10,8 +10,8 @@
 
 use crate::codegen::{self, Compiled, Options};
 use crate::diag::Diagnostic;
-use crate::ir::Graph;
 use crate::ir::program::{Categories, Program};
+use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, Kernel, KernelKind};
 use crate::runtime::train::Evaluator;
 use crate::syntax::{self, ast};
@@ -296,20 +296,97 @@ fn function_derivatives(program: &Program) -> String {
     out
 }
 
+/// A layer with one activation per neuron, as `nnc grad` reads it: its
+/// pre-activation `z` (the value the neurons' slices are cut from) and the
+/// layer's name.
+struct PerNeuron {
+    name: String,
+    z: NodeId,
+}
+
+/// The per-neuron layers of `program`, with their pre-activations.
+fn per_neuron_layers(program: &Program) -> Vec<PerNeuron> {
+    let graph = &program.graph;
+    let mut out = Vec::new();
+    for layer in &program.layers {
+        let distinct = layer.activations.iter().any(|a| *a != layer.activations[0]);
+        let Some((_, id)) = program.named.iter().find(|(n, _)| *n == layer.name) else { continue };
+        if !distinct || graph.node(*id).op != Op::ConcatCols {
+            continue;
+        }
+        // The first slice under the concatenation cuts from `z`.
+        let mut stack = vec![*id];
+        while let Some(node) = stack.pop() {
+            if let Op::SliceCols { .. } = graph.node(node).op {
+                out.push(PerNeuron { name: layer.name.clone(), z: graph.node(node).args[0] });
+                break;
+            }
+            stack.extend(graph.node(node).args.iter().copied());
+        }
+    }
+    out
+}
+
+/// The columns of a value built side by side, as `(start, width, part)`:
+/// a concatenation, or a sum of zero-padded parts (how reverse mode
+/// gathers a per-neuron layer's gradients); sorted by column.
+fn column_parts(graph: &Graph, id: NodeId) -> Option<Vec<(u32, u32, NodeId)>> {
+    let node = graph.node(id);
+    let width = |n: NodeId| graph.shape(n).width().unwrap_or(0);
+    let mut parts = match &node.op {
+        Op::ConcatCols => {
+            let mut start = 0;
+            let mut parts = Vec::new();
+            for &arg in &node.args {
+                parts.push((start, width(arg), arg));
+                start += width(arg);
+            }
+            parts
+        }
+        Op::PadCols { start } => vec![(*start, width(node.args[0]), node.args[0])],
+        Op::Binary(crate::ir::Binary::Add) => {
+            let mut parts = column_parts(graph, node.args[0])?;
+            parts.extend(column_parts(graph, node.args[1])?);
+            parts
+        }
+        _ => return None,
+    };
+    parts.sort_by_key(|p| p.0);
+    Some(parts)
+}
+
+/// `x[2]` for one column of `x`, `x[2:4]` for several.
+fn columns_name(name: &str, start: u32, width: u32) -> String {
+    if width == 1 { format!("{name}[{start}]") } else { format!("{name}[{start}:{}]", start + width) }
+}
+
 fn model_derivatives(program: &Program) -> String {
     let mut graph = program.graph.clone();
     autodiff::grad(&mut graph);
-    let layer_nodes: Vec<_> = program.named.iter().map(|(_, id)| *id).collect();
-    let deltas = autodiff::adjoints(&mut graph, &layer_nodes);
+    let per_neuron = per_neuron_layers(program);
+    let mut wanted: Vec<_> = program.named.iter().map(|(_, id)| *id).collect();
+    wanted.extend(per_neuron.iter().map(|p| p.z));
+    let deltas = autodiff::adjoints(&mut graph, &wanted);
     for ((name, _), delta) in program.named.iter().zip(&deltas) {
         if let Some(delta) = delta {
             graph.set_output(&format!("delta.{name}"), *delta);
         }
     }
+    for (layer, delta) in per_neuron.iter().zip(&deltas[program.named.len()..]) {
+        graph.set_output(&format!("z.{}", layer.name), layer.z);
+        if let Some(delta) = delta {
+            graph.set_output(&format!("delta.{}.z", layer.name), *delta);
+        }
+    }
     for (name, id) in &program.named {
         graph.set_output(&format!("layer.{name}"), *id);
     }
-    let (graph, map) = opt::simplify_mapped(&graph);
+    let (mut graph, mut map) = opt::simplify_mapped(&graph);
+    if assume_one_hot_rows(program, &mut graph) {
+        let (again, second) = opt::simplify_mapped(&graph);
+        graph = again;
+        map = map.iter().map(|id| id.and_then(|id| second[id.index()])).collect();
+    }
     let mut names = std::collections::HashMap::new();
     for (name, id) in &program.named {
         if let Some(new) = map[id.index()] {
@@ -319,11 +396,40 @@ fn model_derivatives(program: &Program) -> String {
             names.entry(delta).or_insert(format!("δ{name}"));
         }
     }
+    // A per-neuron layer reads neuron by neuron: `h.z` is its
+    // pre-activation, `h[1]` its second neuron, `δh.z` the gradient of `h.z`.
+    for layer in &per_neuron {
+        let name = &layer.name;
+        if let Some(z) = graph.output(&format!("z.{name}")) {
+            names.entry(z).or_insert(format!("{name}.z"));
+        }
+        if let Some(delta) = graph.output(&format!("delta.{name}.z")) {
+            names.entry(delta).or_insert(format!("δ{name}.z"));
+        }
+        let id = graph.output(&format!("layer.{name}")).expect("kept as an output");
+        for (start, width, part) in column_parts(&graph, id).unwrap_or_default() {
+            names.entry(part).or_insert(columns_name(name, start, width));
+        }
+    }
     let formula = |id| crate::ir::math::formula(&graph, id, &names);
+    let by_columns = |out: &mut String, label: &str, id: NodeId| match column_parts(&graph, id) {
+        Some(parts) => {
+            for (start, width, part) in parts {
+                out.push_str(&format!("{} = {}\n", columns_name(label, start, width), formula(part)));
+            }
+        }
+        None => out.push_str(&format!("{label} = {}\n", formula(id))),
+    };
     let mut out = String::new();
     for (name, _) in &program.named {
         let id = graph.output(&format!("layer.{name}")).expect("kept as an output");
-        out.push_str(&format!("{name} = {}\n", formula(id)));
+        match graph.output(&format!("z.{name}")) {
+            Some(z) => {
+                out.push_str(&format!("{name}.z = {}\n", formula(z)));
+                by_columns(&mut out, name, id);
+            }
+            None => out.push_str(&format!("{name} = {}\n", formula(id))),
+        }
     }
     out.push_str(&format!("loss = {}\n", formula(graph.output("loss").expect("a loss"))));
     if !program.named.is_empty() {
@@ -331,6 +437,9 @@ fn model_derivatives(program: &Program) -> String {
         for (name, _) in program.named.iter().rev() {
             if let Some(delta) = graph.output(&format!("delta.{name}")) {
                 out.push_str(&format!("δ{name} = {}\n", formula(delta)));
+            }
+            if let Some(delta) = graph.output(&format!("delta.{name}.z")) {
+                by_columns(&mut out, &format!("δ{name}.z"), delta);
             }
         }
     }
@@ -340,4 +449,35 @@ fn model_derivatives(program: &Program) -> String {
         out.push_str(&format!("d loss/d {} = {}\n", param.name, formula(id)));
     }
     out
+}
+
+/// For the printed maths only: a one-hot target's rows each sum to 1 (every
+/// row nnc reads has exactly one 1), and so do a class-index target's
+/// comparisons with the class numbers (indices are range-checked when read),
+/// so `Σcols(y)` is 1 and softmax with cross-entropy reads `(out - y) / B`,
+/// as in the textbook. The kernels compute the sum as written, which is
+/// exactly 1 on such rows. Returns whether anything was replaced.
+fn assume_one_hot_rows(program: &Program, graph: &mut Graph) -> bool {
+    let mut replaced = false;
+    for i in 0..graph.nodes.len() {
+        let node = &graph.nodes[i];
+        if node.op != (Op::Sum { rows: false, cols: true }) {
+            continue;
+        }
+        let summed = graph.node(node.args[0]);
+        let rows_of_one = match &summed.op {
+            Op::Target(t) => matches!(program.binding(true, *t).map(|b| b.encoding), Some(crate::ir::program::Encoding::OneHot { .. })),
+            Op::Compare(crate::ir::Compare::Eq) => summed.args.iter().any(|a| {
+                matches!(graph.node(*a).op, Op::Target(t) if program.binding(true, t).is_some_and(|b| b.class_indices.is_some()))
+            }),
+            _ => false,
+        };
+        if rows_of_one {
+            let node = &mut graph.nodes[i];
+            node.op = Op::Const(1.0);
+            node.args.clear();
+            replaced = true;
+        }
+    }
+    replaced
 }

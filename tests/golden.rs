@@ -1,4 +1,5 @@
-//! Golden text of every `nnc ir` stage, and of `nnc grad`, for every example.
+//! Golden text of every `nnc ir` stage for the main examples, and of
+//! `nnc grad` for every example.
 //!
 //! A change in any stage shows up as a snapshot diff. To accept intended
 //! changes: `INSTA_UPDATE=always cargo test --test golden` (or
@@ -32,6 +33,20 @@ fn every_stage_of_every_example() {
             let text = nnc(&["ir", &path, "--stage", stage, "--kernel", "eval"]);
             insta::assert_snapshot!(format!("{model}.{stage}.eval"), text);
         }
-        insta::assert_snapshot!(format!("{model}.math"), nnc(&["grad", &path]));
+    }
+}
+
+/// `nnc grad` of every shipped example: the derivatives as a learner reads them.
+#[test]
+fn printed_derivatives_of_every_example() {
+    let mut models: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .expect("the examples folder")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".nn").map(str::to_string))
+        .collect();
+    models.sort();
+    assert!(models.len() >= 10, "{models:?}");
+    for model in models {
+        let text = nnc(&["grad", &format!("examples/{model}.nn")]);
+        insta::assert_snapshot!(format!("{model}.math"), text);
     }
 }

@@ -171,7 +171,13 @@ fn to_poly(graph: &Graph, id: NodeId, names: &HashMap<NodeId, String>, top: bool
         Op::Softmax => atom(format!("softmax({})", inner(0))),
         Op::LogSoftmax => atom(format!("log_softmax({})", inner(0))),
         Op::SliceCols { start } => {
-            let end = start + node.shape.width().unwrap_or(0);
+            let width = node.shape.width().unwrap_or(0);
+            let end = start + width;
+            // Columns of a named value by index, as neurons: `δh[1]`, `h.z[0:2]`.
+            if let Some(name) = names.get(&node.args[0]) {
+                let columns = if width == 1 { format!("{start}") } else { format!("{start}:{end}") };
+                return atom(format!("{name}[{columns}]"));
+            }
             let inner = text(0);
             let inner = if top_level_space(&inner) { format!("({inner})") } else { inner };
             atom(format!("{inner}[:, {start}:{end}]"))
