@@ -55,6 +55,15 @@ enum Command {
         model: PathBuf,
         /// A CSV file to bind against the model's data block
         data: Option<PathBuf>,
+        /// Check the compiled kernel's gradient against central differences on a batch of DATA's rows
+        #[arg(long)]
+        gradcheck: bool,
+        /// Rows of DATA for --gradcheck (default: the file's batch size)
+        #[arg(long, requires = "gradcheck")]
+        rows: Option<u64>,
+        /// Weights to check the gradient at (default: the initial weights)
+        #[arg(long, value_name = "FILE", requires = "gradcheck")]
+        weights: Option<PathBuf>,
     },
 }
 
@@ -92,7 +101,10 @@ fn main() -> ExitCode {
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),
         Command::Plot(args) => commands::plot::plot(&args),
-        Command::Check { model, data } => commands::inspect::check(&model, data.as_deref()),
+        Command::Check { model, data, gradcheck: true, rows, weights } => {
+            commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref())
+        }
+        Command::Check { model, data, .. } => commands::inspect::check(&model, data.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

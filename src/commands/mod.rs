@@ -3,6 +3,7 @@
 
 pub mod draw;
 pub mod export;
+pub mod gradcheck;
 pub mod inspect;
 pub mod plot;
 pub mod predict;

@@ -6,5 +6,6 @@
 //! [`weights`] saves and loads the parameters as safetensors files.
 
 pub mod data;
+pub mod gradcheck;
 pub mod train;
 pub mod weights;
