@@ -43,6 +43,8 @@ fn printed_derivatives_of_every_example() {
         .expect("the examples folder")
         .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".nn").map(str::to_string))
         .collect();
+    // penguins.nn counts its one-hot widths in its data, and `nnc grad` reads no data.
+    models.retain(|m| m != "penguins");
     models.sort();
     assert!(models.len() >= 10, "{models:?}");
     for model in models {

@@ -104,6 +104,28 @@ fn data_headers_name_the_inputs_and_wide_layers_collapse() {
 }
 
 #[test]
+fn several_inputs_share_a_column_named_from_the_data() {
+    // penguins.nn: dense(concat(size, island, sex), 16, tanh), two one-hot inputs.
+    let svg = draw("penguins", &["examples/penguins.nn", "examples/penguins.csv"]);
+    let t = texts(&svg);
+    let want = [
+        "bill_length_mm",
+        "body_mass_g",
+        "island=Biscoe",
+        "island=Dream",
+        "island=Torgersen",
+        "sex=female",
+        "sex=male",
+    ];
+    for label in want {
+        assert!(t.iter().any(|x| x == label), "{label}: {t:?}");
+    }
+    assert!(t.iter().any(|x| x == "h = f([size | island | sex] · h.w + h.b)"), "{t:?}");
+    // 9 inputs to the 8 hidden neurons drawn, 8 to 3 outputs, and the arrow to the loss.
+    assert_eq!(svg.matches("<line ").count(), 9 * 8 + 8 * 3 + 1);
+}
+
+#[test]
 fn skip_sums_and_concat_are_drawn_as_such() {
     let svg = draw("skip", &["examples/skip.nn"]);
     insta::assert_snapshot!("draw_skip", svg);

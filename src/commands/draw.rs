@@ -2,7 +2,10 @@
 //! command shares: choosing the format from the output's extension and
 //! writing it atomically.
 
-use super::{Failure, bind_error, check_not_an_input, check_output, read_model, write_atomically};
+use super::{
+    Failure, Model, bind_error, check_not_an_input, check_output, read_model, read_model_with_data, write_atomically,
+};
+use nnc::ir::program::Program;
 use nnc::runtime::{data, weights};
 use std::path::{Path, PathBuf};
 
@@ -58,19 +61,9 @@ pub fn draw(args: &DrawArgs) -> Result<(), Failure> {
     check_not_an_input(&args.output, "-o", &inputs)?;
     let format = picture_format(&args.output, "-o")?;
     check_output(&args.output, "picture")?;
-    let model = read_model(&args.model)?;
+    let (model, bound) = model_with_data(&args.model, args.data.as_deref())?;
     let program = &model.front.program;
-    let labels = match &args.data {
-        Some(path) if program.has_data() => Some(input_labels(program, path).map_err(|e| bind_error(e, &model))?),
-        Some(path) => {
-            return Err(Failure::Usage(format!(
-                "{} has no data block, so {} names nothing",
-                model.path,
-                path.display()
-            )));
-        }
-        None => None,
-    };
+    let labels = bound.as_ref().map(|b| input_labels(program, b));
     let params = match &args.weights {
         Some(path) => Some(weights::load(path, program).map_err(Failure::input)?.0),
         None => None,
@@ -80,29 +73,45 @@ pub fn draw(args: &DrawArgs) -> Result<(), Failure> {
     write_picture(&args.output, format, &svg)
 }
 
-/// Each input binding's column names in the data file's header (`column N`
-/// without one), in binding-index order.
-fn input_labels(program: &nnc::ir::program::Program, path: &Path) -> Result<Vec<Vec<String>>, data::BindError> {
-    let options = data::ReadOptions { targets_optional: true, ..data::ReadOptions::default() };
-    let table = data::read_file(path, &program.data, options)?;
-    let layout = &table.layout;
+/// The model, with `data` bound to it when given (the data can complete
+/// the model: `one_hot(column)` may count its categories there).
+pub fn model_with_data(path: &Path, data_path: Option<&Path>) -> Result<(Model, Option<data::Bound>), Failure> {
+    let Some(file) = data_path else { return Ok((read_model(path)?, None)) };
+    let (model, table) = read_model_with_data(path, file, data::ReadOptions::default())?;
+    let program = &model.front.program;
+    if !program.has_data() {
+        return Err(Failure::Usage(format!("{} has no data block, so {} cannot be bound", model.path, file.display())));
+    }
+    let table = match table {
+        Some(table) => table,
+        None => {
+            data::read_file(file, &program.data, data::ReadOptions::default()).map_err(|e| bind_error(e, &model))?
+        }
+    };
+    let bound = data::prepare::training(program, table, data::Split::NONE, None).map_err(|e| bind_error(e, &model))?;
+    Ok((model, Some(bound)))
+}
+
+/// Each input binding's neurons named from the data: its header's column
+/// names (`column N` without one), or `island=Dream` for a one-hot
+/// category; in binding-index order.
+fn input_labels(program: &Program, bound: &data::Bound) -> Vec<Vec<String>> {
+    let header = bound.header.names.as_ref();
+    let column = |c: usize| header.map_or(format!("column {}", c + 1), |h| h[c].clone());
     let mut inputs: Vec<(u32, Vec<String>)> = program
         .data
         .iter()
-        .zip(&layout.columns)
+        .zip(bound.layout.columns.iter().zip(&bound.transforms))
         .filter(|(b, _)| !b.is_target)
-        .map(|(b, cols)| {
-            let names = cols
-                .iter()
-                .flatten()
-                .map(|&c| match &table.header.names {
-                    Some(h) => h[c].clone(),
-                    None => format!("column {}", c + 1),
-                })
-                .collect();
+        .map(|(b, (cols, transform))| {
+            let cols: Vec<usize> = cols.iter().flatten().copied().collect();
+            let names = match (cols.as_slice(), transform.categories.is_empty()) {
+                ([c], false) => transform.categories.iter().map(|k| format!("{}={k}", column(*c))).collect(),
+                _ => cols.iter().map(|&c| column(c)).collect(),
+            };
             (b.index, names)
         })
         .collect();
     inputs.sort_by_key(|(i, _)| *i);
-    Ok(inputs.into_iter().map(|(_, names)| names).collect())
+    inputs.into_iter().map(|(_, names)| names).collect()
 }

@@ -1,10 +1,10 @@
 //! `nnc check --gradcheck`: the compiled kernel's gradient against central
 //! differences in f64, on the user's model and a batch of the user's rows.
 
-use super::{Failure, bind_error, internal, read_model};
+use super::{Failure, internal};
 use nnc::runtime::gradcheck::{self, ATOL, EPS, RTOL};
 use nnc::runtime::train::Params;
-use nnc::runtime::{data, weights};
+use nnc::runtime::weights;
 use std::path::Path;
 
 pub fn gradcheck(
@@ -13,25 +13,14 @@ pub fn gradcheck(
     rows: Option<u64>,
     weights_path: Option<&Path>,
 ) -> Result<(), Failure> {
-    let model = read_model(path)?;
+    let (model, bound) = super::draw::model_with_data(path, data_path)?;
     let program = &model.front.program;
-    let bound = match (data_path, program.has_data()) {
-        (Some(file), true) => Some(data::load_training(program, file, 0.0, None).map_err(|e| bind_error(e, &model))?),
-        (None, true) => {
-            return Err(Failure::Usage(format!(
-                "{0} has a data block: give a CSV file, e.g. `nnc check --gradcheck {0} data.csv`",
-                model.path
-            )));
-        }
-        (Some(file), false) => {
-            return Err(Failure::Usage(format!(
-                "{} has no data block, so {} cannot be bound",
-                model.path,
-                file.display()
-            )));
-        }
-        (None, false) => None,
-    };
+    if program.has_data() && bound.is_none() {
+        return Err(Failure::Usage(format!(
+            "{0} has a data block: give a CSV file, e.g. `nnc check --gradcheck {0} data.csv`",
+            model.path
+        )));
+    }
     if rows == Some(0) {
         return Err(Failure::Usage("--rows must be at least 1".into()));
     }

@@ -48,7 +48,6 @@ struct Column {
     /// One label per neuron (column names, activations, `+`).
     labels: Vec<String>,
     caption: Vec<String>,
-    node: Option<NodeId>,
 }
 
 /// A visible place in a column: neuron `i`, or the collapsed middle.
@@ -72,11 +71,11 @@ fn slots(width: usize) -> Vec<Slot> {
 /// How two columns are wired.
 #[derive(Clone, Debug)]
 enum Link {
-    /// Every source neuron to every neuron of a `dense` layer; `param` is
-    /// the weight matrix.
-    Dense { from: usize, to: usize, param: usize },
-    /// Source neuron `i` to neuron `i + offset`.
-    OneToOne { from: usize, to: usize, offset: usize },
+    /// Source neurons `at..at + width` to every neuron of a `dense` layer,
+    /// through rows `row..row + width` of the weight matrix `param`.
+    Dense { from: usize, to: usize, param: usize, at: usize, width: usize, row: usize },
+    /// Source neuron `at + i` to neuron `offset + i`, for `i < width`.
+    OneToOne { from: usize, to: usize, at: usize, width: usize, offset: usize },
     /// A source that is not the previous column: one arc.
     Arc { from: usize, to: usize, label: String },
 }
@@ -97,38 +96,42 @@ pub fn draw(
         );
     }
     let graph = &program.graph;
-    let mut columns = input_columns(program, source, input_labels);
-    let mut column_of: HashMap<NodeId, usize> = HashMap::new();
-    for (i, column) in columns.iter().enumerate() {
-        if let Some(node) = column.node {
-            column_of.insert(node, i);
-        }
-    }
+    let (inputs, input_nodes) = input_column(program, source, input_labels);
+    let mut columns = vec![inputs];
+    // Where each value's neurons are: a column, and the first neuron's place in it.
+    let mut column_of: HashMap<NodeId, (usize, usize)> = HashMap::new();
     let mut names: HashMap<NodeId, String> = HashMap::new();
-    for column in &columns {
-        if let Some(node) = column.node {
-            names.insert(node, column.name.clone());
-        }
+    for (node, name, offset) in input_nodes {
+        column_of.insert(node, (0, offset));
+        names.insert(node, name);
     }
     let mut links = Vec::new();
     for (name, id) in &program.named {
         let index = columns.len();
         let column = model_column(program, source, name, *id, &column_of, &names, &mut links, index);
-        column_of.entry(*id).or_insert(index);
+        column_of.entry(*id).or_insert((index, 0));
         names.entry(*id).or_insert(name.clone());
         columns.push(column);
     }
     Ok(render(program, graph, source, &columns, &links, weights))
 }
 
-fn input_columns(program: &Program, source: &str, input_labels: Option<&[Vec<String>]>) -> Vec<Column> {
-    let mut inputs: Vec<(usize, &Binding)> = program.data.iter().enumerate().filter(|(_, b)| !b.is_target).collect();
-    inputs.sort_by_key(|(_, b)| b.index);
+/// Every input binding in one column, in binding order (as `concat` of
+/// them would lay them out), and where each binding's neurons start.
+fn input_column(
+    program: &Program,
+    source: &str,
+    input_labels: Option<&[Vec<String>]>,
+) -> (Column, Vec<(NodeId, String, usize)>) {
+    let mut inputs: Vec<&Binding> = program.data.iter().filter(|b| !b.is_target).collect();
+    inputs.sort_by_key(|b| b.index);
     let mut position = 0;
-    let mut out = Vec::new();
-    for (k, (_, binding)) in inputs.iter().enumerate() {
+    let mut labels = Vec::new();
+    let mut caption = Vec::new();
+    let mut nodes = Vec::new();
+    for (k, binding) in inputs.iter().enumerate() {
         let width = binding.width() as usize;
-        let labels = match (input_labels.and_then(|l| l.get(k)), &binding.columns) {
+        let own = match (input_labels.and_then(|l| l.get(k)), &binding.columns) {
             (Some(names), _) if names.len() == width => names.clone(),
             (_, Columns::List(refs)) if refs.len() == width => refs
                 .iter()
@@ -137,26 +140,37 @@ fn input_columns(program: &Program, source: &str, input_labels: Option<&[Vec<Str
                     crate::ir::program::ColumnRef::Index(i, _) => format!("column {}", i + 1),
                 })
                 .collect(),
-            (_, Columns::Positional) => (0..width).map(|i| format!("column {}", position + i + 1)).collect(),
+            (_, Columns::Positional) if binding.column_count() == width => {
+                (0..width).map(|i| format!("column {}", position + i + 1)).collect()
+            }
             _ => (0..width).map(|i| format!("{}[{i}]", binding.name)).collect(),
         };
-        position += width;
-        let node = program.graph.nodes.iter().position(|n| n.op == Op::Input(binding.index)).map(|i| NodeId(i as u32));
-        let mut caption = vec![format!("{}: [B, {width}]", binding.name)];
-        let mut transform = Vec::new();
+        if let Some(node) = program.graph.nodes.iter().position(|n| n.op == Op::Input(binding.index)) {
+            nodes.push((NodeId(node as u32), binding.name.clone(), labels.len()));
+        }
+        labels.extend(own);
+        position += binding.column_count();
+        let mut line = format!("{}: [B, {width}]", binding.name);
         if binding.scale != 1.0 {
-            transform.push(format!("× {}", binding.scale));
+            line.push_str(&format!(", × {}", binding.scale));
         }
         if binding.standardize {
-            transform.push("standardized".to_string());
+            line.push_str(", standardized");
         }
-        if !transform.is_empty() {
-            caption.push(transform.join(", "));
+        if matches!(binding.encoding, crate::ir::program::Encoding::OneHot { .. }) {
+            line.push_str(", one-hot");
         }
-        caption.push(line_of(source, binding.span.start as usize));
-        out.push(Column { name: binding.name.clone(), kind: Kind::Input, width, labels, caption, node });
+        caption.push(line);
+        if inputs.len() == 1 {
+            caption.push(line_of(source, binding.span.start as usize));
+        }
     }
-    out
+    let name = match inputs.as_slice() {
+        [one] => one.name.clone(),
+        _ => "inputs".to_string(),
+    };
+    let width = labels.len();
+    (Column { name, kind: Kind::Input, width, labels, caption }, nodes)
 }
 
 /// `line 9: h = dense(x, 2, tanh)`: the source line at `offset`, without
@@ -178,17 +192,22 @@ fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// A column and the place of a value's first neuron in it.
+type Place = (usize, usize);
+/// An op a value passes through on its way to a layer (`dropout`, its rate).
+type Via = (&'static str, f64);
+
 /// The column a value comes from, and what it passes through on the way
 /// (`dropout 0.2`); `None` for an expression that is not one.
 fn resolve(
     graph: &Graph,
     mut node: NodeId,
-    column_of: &HashMap<NodeId, usize>,
-) -> Option<(usize, Vec<(&'static str, f64)>)> {
+    column_of: &HashMap<NodeId, (usize, usize)>,
+) -> Option<(Place, Vec<Via>)> {
     let mut via = Vec::new();
     loop {
-        if let Some(&column) = column_of.get(&node) {
-            return Some((column, via));
+        if let Some(&place) = column_of.get(&node) {
+            return Some((place, via));
         }
         match graph.node(node).op {
             Op::Dropout { rate, .. } => {
@@ -206,7 +225,7 @@ fn model_column(
     source: &str,
     name: &str,
     id: NodeId,
-    column_of: &HashMap<NodeId, usize>,
+    column_of: &HashMap<NodeId, (usize, usize)>,
     names: &HashMap<NodeId, String>,
     links: &mut Vec<Link>,
     index: usize,
@@ -222,9 +241,7 @@ fn model_column(
         } else {
             let label = match &make {
                 Link::Dense { param, .. } => format!("· {}", graph.params[*param].name),
-                Link::OneToOne { offset, .. } if *offset > 0 => {
-                    format!("at {offset}")
-                }
+                Link::OneToOne { offset, .. } if *offset > 0 => format!("at {offset}"),
                 _ => String::new(),
             };
             links.push(Link::Arc { from, to: index, label });
@@ -242,12 +259,38 @@ fn model_column(
         });
         let mut input_text = "…".to_string();
         if let (Some(param), Some(src)) = (weight, matmul_source) {
-            if let Some((from, via)) = resolve(graph, src, column_of) {
-                let base = names.get(&graph_node_of(graph, src, column_of)).cloned().unwrap_or_default();
-                input_text = via.iter().rev().fold(base, |acc, (op, rate)| format!("{op}({acc}, {rate})"));
-                link(from, Link::Dense { from, to: index, param });
-            } else {
-                input_text = formula(src);
+            let src_width = graph.shape(src).width().unwrap_or(1) as usize;
+            let parts: Option<Vec<(NodeId, usize)>> = match &graph.node(src).op {
+                _ if resolve(graph, src, column_of).is_some() => Some(vec![(src, src_width)]),
+                Op::ConcatCols if graph.node(src).args.iter().all(|a| resolve(graph, *a, column_of).is_some()) => Some(
+                    graph.node(src).args.iter().map(|a| (*a, graph.shape(*a).width().unwrap_or(1) as usize)).collect(),
+                ),
+                _ => None,
+            };
+            match parts {
+                Some(parts) => {
+                    let mut row = 0;
+                    let mut texts = Vec::new();
+                    // Parts side by side in one column merge into one link.
+                    let mut merged: Vec<(usize, usize, usize, usize)> = Vec::new();
+                    for (part, part_width) in parts {
+                        let Some(((from, at), via)) = resolve(graph, part, column_of) else { continue };
+                        let base = names.get(&graph_node_of(graph, part, column_of)).cloned().unwrap_or_default();
+                        texts.push(via.iter().rev().fold(base, |acc, (op, rate)| format!("{op}({acc}, {rate})")));
+                        match merged.last_mut() {
+                            Some(last) if last.0 == from && last.1 + last.2 == at && last.3 + last.2 == row => {
+                                last.2 += part_width
+                            }
+                            _ => merged.push((from, at, part_width, row)),
+                        }
+                        row += part_width;
+                    }
+                    for (from, at, width, row) in merged {
+                        link(from, Link::Dense { from, to: index, param, at, width, row });
+                    }
+                    input_text = if texts.len() == 1 { texts.remove(0) } else { format!("[{}]", texts.join(" | ")) };
+                }
+                None => input_text = formula(src),
             }
         }
         let bias = if layer.bias { format!(" + {name}.b") } else { String::new() };
@@ -275,14 +318,7 @@ fn model_column(
             shapes,
             line_of(source, layer.span.start as usize),
         ];
-        return Column {
-            name: name.to_string(),
-            kind: Kind::Dense,
-            width,
-            labels: layer.activations.clone(),
-            caption,
-            node: Some(id),
-        };
+        return Column { name: name.to_string(), kind: Kind::Dense, width, labels: layer.activations.clone(), caption };
     }
     let caption_tail = line_of(source, span_start);
     match &node.op {
@@ -291,8 +327,8 @@ fn model_column(
                 && node.args.iter().all(|a| graph.shape(*a) == node.shape) =>
         {
             for arg in &node.args {
-                if let Some((from, _)) = resolve(graph, *arg, column_of) {
-                    link(from, Link::OneToOne { from, to: index, offset: 0 });
+                if let Some(((from, at), _)) = resolve(graph, *arg, column_of) {
+                    link(from, Link::OneToOne { from, to: index, at, width, offset: 0 });
                 }
             }
             Column {
@@ -305,7 +341,6 @@ fn model_column(
                     "a skip connection: the sum".into(),
                     caption_tail,
                 ],
-                node: Some(id),
             }
         }
         Op::ConcatCols if node.args.iter().all(|a| resolve(graph, *a, column_of).is_some()) => {
@@ -313,8 +348,8 @@ fn model_column(
             let mut parts = Vec::new();
             for arg in &node.args {
                 let part_width = graph.shape(*arg).width().unwrap_or(1) as usize;
-                if let Some((from, _)) = resolve(graph, *arg, column_of) {
-                    link(from, Link::OneToOne { from, to: index, offset });
+                if let Some(((from, at), _)) = resolve(graph, *arg, column_of) {
+                    link(from, Link::OneToOne { from, to: index, at, width: part_width, offset });
                 }
                 parts.push(format!(
                     "{} [{offset}:{}]",
@@ -329,7 +364,6 @@ fn model_column(
                 width,
                 labels: vec![String::new(); width],
                 caption: vec![shorten(&format!("{name} = concat: {}", parts.join(", ")), 52), caption_tail],
-                node: Some(id),
             }
         }
         _ => Column {
@@ -338,13 +372,12 @@ fn model_column(
             width,
             labels: vec![String::new(); width],
             caption: vec![shorten(&format!("{name} = {}", formula(id)), 52), caption_tail],
-            node: Some(id),
         },
     }
 }
 
 /// The node a resolved source names (through its dropouts).
-fn graph_node_of(graph: &Graph, mut node: NodeId, column_of: &HashMap<NodeId, usize>) -> NodeId {
+fn graph_node_of(graph: &Graph, mut node: NodeId, column_of: &HashMap<NodeId, (usize, usize)>) -> NodeId {
     while !column_of.contains_key(&node) {
         node = graph.node(node).args[0];
     }
@@ -425,17 +458,18 @@ fn render(
     let mut arc_level = 0;
     for link in links {
         match link {
-            Link::Dense { from, to, param, .. } => {
+            Link::Dense { from, to, param, at, width, row } => {
                 let (a, b) = (&placed[*from], &placed[*to]);
                 let values = weights.map(|w| w.get(*param));
                 let units = columns[*to].width;
                 let max = values.map_or(1.0, |v| v.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-12));
                 let pname = &graph.params[*param].name;
-                for (i, ya) in a.slots.iter().zip(&a.ys) {
-                    let Slot::Neuron(i) = *i else { continue };
+                for k in 0..*width {
+                    let Some(ya) = a.y_of(at + k) else { continue };
+                    let i = row + k;
                     for (j, yb) in b.slots.iter().zip(&b.ys) {
                         let Slot::Neuron(j) = *j else { continue };
-                        let from_pt = (a.x + RADIUS, *ya);
+                        let from_pt = (a.x + RADIUS, ya);
                         let to_pt = (b.x - RADIUS, *yb);
                         match values {
                             Some(v) => {
@@ -453,13 +487,13 @@ fn render(
                     }
                 }
             }
-            Link::OneToOne { from, to, offset } => {
+            Link::OneToOne { from, to, at, width, offset } => {
                 let (a, b) = (&placed[*from], &placed[*to]);
-                for (slot, ya) in a.slots.iter().zip(&a.ys) {
-                    let Slot::Neuron(i) = *slot else { continue };
-                    if let Some(yb) = b.y_of(i + offset) {
+                for k in 0..*width {
+                    let (Some(ya), Some(yb)) = (a.y_of(at + k), b.y_of(offset + k)) else { continue };
+                    {
                         svg.line(
-                            (a.x + RADIUS, *ya),
+                            (a.x + RADIUS, ya),
                             (b.x - RADIUS, yb),
                             r##"stroke="#718096" stroke-width="1.2" stroke-dasharray="4 3""##,
                         );
@@ -498,7 +532,7 @@ fn render(
             _ => ("#f1f1f1", "#718096"),
         };
         let heading = match &column.kind {
-            Kind::Input => format!("input · {}", plural(column.width, "column")),
+            Kind::Input => format!("input · {}", plural(column.width, "value")),
             Kind::Dense if c == last => format!("output · {}", plural(column.width, "neuron")),
             Kind::Dense => format!("dense · {}", plural(column.width, "neuron")),
             Kind::Sum(args) => format!("sum of {}", args.len()),
@@ -527,7 +561,7 @@ fn render(
                     let dash = if matches!(column.kind, Kind::Concat) { r#" stroke-dasharray="3 2""# } else { "" };
                     let style = format!(r#"fill="{fill}" stroke="{stroke}" stroke-width="1.6"{dash}"#);
                     let title = match column.kind {
-                        Kind::Input => format!("{}[{i}] = {label}", column.name),
+                        Kind::Input => format!("input {i}: {label}"),
                         Kind::Dense => format!("{}[{i}]: {label}", column.name),
                         _ => format!("{}[{i}]", column.name),
                     };
