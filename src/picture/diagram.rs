@@ -199,11 +199,7 @@ type Via = (&'static str, f64);
 
 /// The column a value comes from, and what it passes through on the way
 /// (`dropout 0.2`); `None` for an expression that is not one.
-fn resolve(
-    graph: &Graph,
-    mut node: NodeId,
-    column_of: &HashMap<NodeId, (usize, usize)>,
-) -> Option<(Place, Vec<Via>)> {
+fn resolve(graph: &Graph, mut node: NodeId, column_of: &HashMap<NodeId, (usize, usize)>) -> Option<(Place, Vec<Via>)> {
     let mut via = Vec::new();
     loop {
         if let Some(&place) = column_of.get(&node) {
