@@ -26,6 +26,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Export a trained model: ONNX for serving, or a PyTorch training project
     Export(commands::export::ExportArgs),
+    /// Score saved weights on a labelled file: loss, metrics, confusion matrix, per-class report
+    Eval(commands::eval::EvalArgs),
     /// Print one compiler stage as text
     Ir {
         /// The model file
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&args),
         Command::Predict(args) => commands::predict::predict(&args),
         Command::Export(args) => commands::export::export(&args),
+        Command::Eval(args) => commands::eval::eval(&args),
         Command::Ir { model, stage, kernel, batch } => commands::inspect::ir(&model, stage, kernel, batch),
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),

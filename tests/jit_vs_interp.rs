@@ -924,6 +924,7 @@ fn random_program(seed: u64) -> (Program, String) {
         named: vec![],
         functions: vec![],
         missing: Default::default(),
+        label: None,
     };
     (program, format!("random graph {seed}: {steps:?}"))
 }

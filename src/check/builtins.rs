@@ -229,10 +229,19 @@ impl Checker {
         self.mean(total, span)
     }
 
+    /// Remember what the first classification loss outside a user function
+    /// compares the output with, for the metrics.
+    fn note_label(&mut self, output: NodeId, label: NodeId, binary: bool) {
+        if self.label.is_none() && self.scopes.is_empty() {
+            self.label = Some((output, label, binary));
+        }
+    }
+
     /// `-Σ y · log p / rows` of a softmax layer `p`, as `log_softmax` of its
     /// input. `y` is one-hot (the shape of `p`), or one column of class
     /// indices `0..K-1`, compared with each column's index.
     fn cross_entropy(&mut self, p: Arg, y: Arg, span: Span) -> Option<NodeId> {
+        self.note_label(p.0, y.0, false);
         let (sp, sy) = (self.graph.shape(p.0), self.graph.shape(y.0));
         let y = match (sp.cols, sy.cols) {
             (Dim::Fixed(classes), Dim::Fixed(1)) if classes > 1 && sp.rows == sy.rows => {
@@ -270,6 +279,7 @@ impl Checker {
     /// from `z` as relu(z) − z·y + log(1 + e^−|z|), which never overflows.
     fn binary_cross_entropy(&mut self, p: Arg, y: Arg, span: Span) -> Option<NodeId> {
         self.same_shape("`binary_cross_entropy`", p, y)?;
+        self.note_label(p.0, y.0, true);
         let node = self.graph.node(p.0);
         if node.op != Op::Unary(Unary::Sigmoid) {
             self.diags.push(errors::not_a_sigmoid(p.1));

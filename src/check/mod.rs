@@ -172,6 +172,9 @@ struct Checker {
     /// Categories counted in the data, for `one_hot(column)` without a number.
     categories: crate::ir::program::Categories,
     missing: crate::ir::program::Missing,
+    /// The first classification loss outside user functions: the output it
+    /// scores, the label as written, and whether it is binary.
+    label: Option<(NodeId, NodeId, bool)>,
 }
 
 /// One activation of a `dense` layer: `tanh`, or `leaky_relu(0.2)` — the
@@ -862,8 +865,10 @@ impl Checker {
             match self.last_layer {
                 Some(out) => {
                     self.graph.set_output("predict", out);
-                    match (&self.graph.node(out).op, self.graph.shape(out).cols) {
-                        (Op::Softmax, Dim::Fixed(classes)) => Task::Classification { classes },
+                    let scored = self.label.filter(|(output, _, _)| *output == out);
+                    match (&self.graph.node(out).op, self.graph.shape(out).cols, scored) {
+                        (Op::Softmax, Dim::Fixed(classes), _) => Task::Classification { classes },
+                        (Op::Unary(Unary::Sigmoid), Dim::Fixed(labels), Some((_, _, true))) => Task::Binary { labels },
                         _ => Task::Regression,
                     }
                 }
@@ -877,6 +882,7 @@ impl Checker {
             .map(|name| (name.clone(), self.names[name].node))
             .collect();
         let functions = self.function_graphs();
+        let label = self.label.filter(|(output, _, _)| Some(*output) == self.last_layer).map(|(_, label, _)| label);
         Program {
             graph: self.graph,
             data: self.data,
@@ -886,6 +892,7 @@ impl Checker {
             named,
             functions,
             missing: self.missing,
+            label,
         }
     }
 }

@@ -3,11 +3,23 @@
 
 use super::{const_value, errors};
 use crate::diag::Diagnostic;
-use crate::ir::program::{Optimizer, Schedule, Setting, SplitKind, TrainConfig};
+use crate::ir::program::{DEFAULT_PATIENCE, EarlyStop, Monitor, Optimizer, Schedule, Setting, SplitKind, TrainConfig};
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind};
 
-pub const SETTINGS: &[&str] = &["optimizer", "schedule", "epochs", "steps", "batch", "seed", "shuffle", "validation"];
+pub const SETTINGS: &[&str] = &[
+    "optimizer",
+    "schedule",
+    "epochs",
+    "steps",
+    "batch",
+    "seed",
+    "shuffle",
+    "validation",
+    "threshold",
+    "early_stop",
+    "tolerance",
+];
 pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "exponential", "cosine"];
 
@@ -98,6 +110,43 @@ pub fn train(block: &ast::TrainBlock, has_data: bool, diags: &mut Vec<Diagnostic
                     config.seed = Setting::set(n);
                 }
             }
+            "threshold" => {
+                if !has_data {
+                    diags.push(errors::wrong_setting(name, setting.name.span, "`threshold` needs a `data` block"));
+                } else if let Some(v) = number(
+                    &setting.value,
+                    name,
+                    |v| v > 0.0 && v < 1.0,
+                    "a probability above 0 and below 1",
+                    "a yes/no output answers yes where its probability is at least this; the default is 0.5",
+                    diags,
+                ) {
+                    config.threshold = Setting::set(v);
+                }
+            }
+            "early_stop" => {
+                if !has_data {
+                    let help = "a model without data stops on the gradient: `tolerance = 1e-6`";
+                    diags.push(errors::wrong_setting(name, setting.name.span, help));
+                } else if let Some(stop) = early_stop(&setting.value, diags) {
+                    config.early_stop = Setting::set(Some(stop));
+                }
+            }
+            "tolerance" => {
+                if has_data {
+                    let help = "a model with data stops early with `early_stop(patience = 10)`";
+                    diags.push(errors::wrong_setting(name, setting.name.span, help));
+                } else if let Some(v) = number(
+                    &setting.value,
+                    name,
+                    |v| v > 0.0,
+                    "a positive number",
+                    "training stops once the gradient's norm is below this, e.g. `tolerance = 1e-6`",
+                    diags,
+                ) {
+                    config.tolerance = Setting::set(Some(v));
+                }
+            }
             _ => unreachable!("checked against SETTINGS"),
         }
     }
@@ -148,8 +197,11 @@ fn call<'e>(
         // A bare name: `adam` is `adam()`.
         ExprKind::Name(name) => (name, expr.span, &[]),
         _ => {
-            let (article, example) =
-                if what == "optimizer" { ("an", "`adam(lr = 0.01)`") } else { ("a", "`cosine()`") };
+            let (article, example) = match what {
+                "optimizer" => ("an", "`adam(lr = 0.01)`"),
+                "schedule" => ("a", "`cosine()`"),
+                _ => ("an", "`early_stop(patience = 10)`"),
+            };
             let expected = format!("{article} {what} such as {example}");
             diags.push(errors::expected(&expected, expr.span, &format!("not {article} {what}")));
             return None;
@@ -300,6 +352,38 @@ fn optimizer(expr: &ast::Expr, config: &mut TrainConfig, diags: &mut Vec<Diagnos
         Some(v) => Setting::set(v),
         None => Setting::default(optimizer.default_learning_rate()),
     };
+}
+
+/// `early_stop(patience = 10, min_delta = 0, monitor = val_loss)`; see [`EarlyStop`].
+fn early_stop(expr: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<EarlyStop> {
+    let arguments = |_: &str| -> &'static [&'static str] { &["patience", "min_delta", "monitor"] };
+    let callee = call(expr, "early stopping rule", &["early_stop"], &arguments, diags)?;
+    let mut stop = EarlyStop { patience: DEFAULT_PATIENCE, min_delta: 0.0, monitor: None };
+    for (name, value) in &callee.args {
+        match name.name.as_str() {
+            "patience" => stop.patience = whole(value, "patience", 1, diags)?,
+            "min_delta" => {
+                let help = "an improvement must be larger than this to count, e.g. `min_delta = 1e-4`";
+                stop.min_delta = number(value, "min_delta", |v| v >= 0.0, "0 or more", help, diags)?;
+            }
+            _ => match &value.kind {
+                ExprKind::Name(n) if Monitor::from_name(n).is_some() => stop.monitor = Monitor::from_name(n),
+                ExprKind::Name(n) => {
+                    diags.push(errors::unknown_function("monitor", n, value.span, Monitor::NAMES.iter().copied()));
+                    return None;
+                }
+                _ => {
+                    diags.push(errors::expected(
+                        "`loss`, `val_loss`, `accuracy` or `val_accuracy`",
+                        value.span,
+                        "here",
+                    ));
+                    return None;
+                }
+            },
+        }
+    }
+    Some(stop)
 }
 
 fn schedule_arguments(name: &str) -> &'static [&'static str] {

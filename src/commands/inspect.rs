@@ -62,6 +62,8 @@ pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
         Task::Minimize => "minimisation (no data)".to_string(),
         Task::Regression => "regression".to_string(),
         Task::Classification { classes } => format!("classification into {classes} classes"),
+        Task::Binary { labels: 1 } => "binary classification (yes/no)".to_string(),
+        Task::Binary { labels } => format!("multi-label classification ({labels} yes/no labels)"),
     };
     println!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
     match (data_path, program.has_data()) {

@@ -2,6 +2,7 @@
 //! errors, writing files atomically.
 
 pub mod draw;
+pub mod eval;
 pub mod export;
 pub mod gradcheck;
 pub mod inspect;
@@ -228,4 +229,19 @@ pub fn internal(message: String) -> Failure {
     Failure::input(format!(
         "internal compiler error: {message}\n  (this is a bug in nnc; please report it with the model file)"
     ))
+}
+
+/// `x` with `digits` decimals, never `-0.000000`: a value that rounds to
+/// zero prints without a sign.
+pub fn fixed(x: f64, digits: usize) -> String {
+    let text = format!("{x:.digits$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_string(),
+        _ => text,
+    }
+}
+
+/// "1 epoch", "2 epochs".
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
 }

@@ -12,7 +12,7 @@ use nnc::codegen::Options;
 use nnc::ir::program::{ColumnRef, Columns, Task};
 use nnc::kernel::{self, KernelKind};
 use nnc::pipeline;
-use nnc::runtime::data;
+use nnc::runtime::data::{self, Dataset, Transform};
 use nnc::runtime::train;
 use nnc::runtime::weights;
 use std::path::{Path, PathBuf};
@@ -37,29 +37,38 @@ pub struct PredictArgs {
     delimiter: Option<u8>,
 }
 
-pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
-    let model = read_model_with_weights(&args.model, &args.weights)?;
+/// A model, its saved weights and preprocessing, applied to a data file.
+pub struct Applied {
+    pub model: Model,
+    pub dataset: Dataset,
+    pub transforms: Vec<Transform>,
+    pub evaluation: train::Evaluation,
+}
+
+/// Read the model, the weights (with their preprocessing) and the data,
+/// and evaluate: the loss and metrics when the file has the targets
+/// (required when `need_targets`), the predictions always.
+pub fn apply(
+    model: &Path,
+    data_path: &Path,
+    weights_path: &Path,
+    need_targets: bool,
+    quiet: bool,
+    delimiter: Option<u8>,
+) -> Result<Applied, Failure> {
+    let model = read_model_with_weights(model, weights_path)?;
     let program = &model.front.program;
     if !program.has_data() {
         return Err(Failure::Usage(format!("{} has no data block: there is nothing to predict from", model.path)));
     }
-    if let Some(out) = &args.out {
-        let inputs = [
-            (args.model.as_path(), "model file"),
-            (args.data.as_path(), "data file"),
-            (args.weights.as_path(), "weights file"),
-        ];
-        check_not_an_input(out, "--out", &inputs)?;
-        check_output(out, "output file")?;
-    }
-    let weights_name = args.weights.display().to_string();
-    let (params, metadata) = weights::load(&args.weights, program).map_err(Failure::input)?;
-    if !args.quiet && metadata.get("nnc.source_hash").is_some_and(|h| *h != weights::source_hash(&model.text)) {
+    let weights_name = weights_path.display().to_string();
+    let (params, metadata) = weights::load(weights_path, program).map_err(Failure::input)?;
+    if !quiet && metadata.get("nnc.source_hash").is_some_and(|h| *h != weights::source_hash(&model.text)) {
         eprintln!("note: {weights_name} was saved from a different version of {} (the source changed)", model.path);
     }
     let transforms = weights::saved_transforms(program, &metadata, &weights_name).map_err(Failure::input)?;
-    let options = data::ReadOptions { delimiter: args.delimiter, targets_optional: true };
-    let table = data::read_file(&args.data, &program.data, options).map_err(|e| bind_error(e, &model))?;
+    let options = data::ReadOptions { delimiter, targets_optional: !need_targets };
+    let table = data::read_file(data_path, &program.data, options).map_err(|e| bind_error(e, &model))?;
     let dataset = data::prepare::apply(program, table, &transforms).map_err(|e| bind_error(e, &model))?;
     let graphs = pipeline::graphs(program);
     let kind = if dataset.has_targets { KernelKind::Eval } else { KernelKind::Predict };
@@ -69,6 +78,22 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
     let compiled = nnc::codegen::compile(&kernel, &shapes, Options::default()).map_err(internal)?;
     let evaluator = train::Evaluator::Compiled(Box::new(compiled));
     let evaluation = train::evaluate(program, &evaluator, Some(&dataset), &params, Some(&transforms));
+    Ok(Applied { model, dataset, transforms, evaluation })
+}
+
+pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
+    if let Some(out) = &args.out {
+        let inputs = [
+            (args.model.as_path(), "model file"),
+            (args.data.as_path(), "data file"),
+            (args.weights.as_path(), "weights file"),
+        ];
+        check_not_an_input(out, "--out", &inputs)?;
+        check_output(out, "output file")?;
+    }
+    let Applied { model, dataset, transforms, evaluation } =
+        apply(&args.model, &args.data, &args.weights, false, args.quiet, args.delimiter)?;
+    let program = &model.front.program;
     let (k, rows) = (evaluation.width, dataset.rows);
     let mut text = String::new();
     match program.task {
@@ -93,6 +118,24 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
                 let cells: Vec<String> = row.iter().map(|p| p.to_string()).collect();
                 let class = names.as_ref().map_or_else(|| class.to_string(), |n| csv_field(&n[class]));
                 text.push_str(&format!("{class},{}\n", cells.join(",")));
+            }
+        }
+        Task::Binary { labels } => {
+            // The answer at the threshold, then the probability of "yes".
+            let threshold = program.train.threshold.value;
+            let header: Vec<String> = if labels == 1 {
+                vec!["class".into(), "probability".into()]
+            } else {
+                (0..k).map(|u| format!("label{u}")).chain((0..k).map(|u| format!("p{u}"))).collect()
+            };
+            text.push_str(&header.join(","));
+            text.push('\n');
+            for r in 0..rows {
+                let row = &evaluation.predictions[r * k..(r + 1) * k];
+                let answers = row.iter().map(|&p| u8::from(p as f64 >= threshold).to_string());
+                let cells: Vec<String> = answers.chain(row.iter().map(|p| p.to_string())).collect();
+                text.push_str(&cells.join(","));
+                text.push('\n');
             }
         }
         _ => {
@@ -135,7 +178,7 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
         let m = &evaluation.metrics;
         let mut line = format!("{rows} rows");
         if let Some(loss) = m.loss {
-            line.push_str(&format!("; loss {loss:.6}"));
+            line.push_str(&format!("; loss {}", super::fixed(loss, 6)));
         }
         if let Some(accuracy) = m.accuracy {
             line.push_str(&format!("; accuracy {accuracy:.4}"));

@@ -1,18 +1,20 @@
 //! `nnc run`: train a model, report progress, metrics and the result.
 
 use super::{
-    Failure, Model, bind_error, canonical, check_not_an_input, check_output, internal, read_model,
+    Failure, Model, bind_error, canonical, check_not_an_input, check_output, fixed, internal, plural, read_model,
     read_model_with_data, write_atomically,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use nnc::codegen::Options;
-use nnc::ir::program::{Program, Schedule, SplitKind, Task};
+use nnc::ir::program::{Monitor, Program, Schedule, SplitKind, Task};
 use nnc::pipeline;
 use nnc::runtime::data::{self, Bound};
+use nnc::runtime::early_stop::EarlyStopper;
 use nnc::runtime::train::{self, Metrics, Params, RunConfig};
 use nnc::runtime::weights;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -159,8 +161,20 @@ fn settings(program: &Program, args: &RunArgs) -> Result<Settings, Failure> {
         };
         let held_flag = args.validation.is_some() || args.validation_data.is_some();
         lines.push(("validation", format!("{held}{}", mark(train.validation.is_default, held_flag))));
+        if let Some(rule) = train.early_stop.value {
+            let monitor = rule.monitor.map_or("val_loss, or loss without validation data", |m| m.name());
+            let stop = format!("patience {}, min_delta {}, monitor {monitor}", rule.patience, rule.min_delta);
+            lines.push(("early stop", stop));
+        }
+        if let Task::Binary { .. } = program.task {
+            let threshold = train.threshold.value;
+            lines.push(("threshold", format!("{threshold}{}", mark(train.threshold.is_default, false))));
+        }
     } else {
         lines.push(("steps", format!("{epochs}{}", mark(train.epochs.is_default, epochs_flag.is_some()))));
+        if let Some(t) = train.tolerance.value {
+            lines.push(("tolerance", format!("stop once the gradient's norm is below {t:e}")));
+        }
     }
     lines.push(("seed", format!("{seed}{}", mark(train.seed.is_default, args.seed.is_some()))));
     let config = RunConfig { epochs, batch: batch.min(1 << 24) as usize, learning_rate: lr as f32, seed, shuffle };
@@ -205,7 +219,7 @@ fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> R
 
 fn metric_columns(program: &Program) -> &'static [&'static str] {
     match program.task {
-        Task::Classification { .. } => &["accuracy"],
+        Task::Classification { .. } | Task::Binary { .. } => &["accuracy"],
         Task::Regression => &["mse", "mae", "r2"],
         Task::Minimize => &[],
     }
@@ -213,7 +227,7 @@ fn metric_columns(program: &Program) -> &'static [&'static str] {
 
 fn metric_values(program: &Program, m: &Metrics) -> Vec<Option<f64>> {
     match program.task {
-        Task::Classification { .. } => vec![m.accuracy],
+        Task::Classification { .. } | Task::Binary { .. } => vec![m.accuracy],
         Task::Regression => vec![m.mse, m.mae, m.r2],
         Task::Minimize => vec![],
     }
@@ -222,11 +236,11 @@ fn metric_values(program: &Program, m: &Metrics) -> Vec<Option<f64>> {
 fn short_metrics(program: &Program, m: &Metrics, prefix: &str) -> String {
     let mut out = String::new();
     if let Some(loss) = m.loss {
-        out.push_str(&format!("  {prefix}loss {loss:.6}"));
+        out.push_str(&format!("  {prefix}loss {}", fixed(loss, 6)));
     }
     for (name, value) in metric_columns(program).iter().zip(metric_values(program, m)) {
         if let Some(v) = value {
-            out.push_str(&format!("  {prefix}{name} {v:.4}"));
+            out.push_str(&format!("  {prefix}{name} {}", fixed(v, 4)));
         }
     }
     out
@@ -333,7 +347,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     // does them sooner than the evaluation kernel would compile.
     let epochs = config.epochs;
     let every = epochs.div_ceil(20).max(1);
-    let per_epoch = match (train_data.is_some(), args.log.is_some() || args.plot.is_some(), verbose) {
+    let mut stopper = match program.train.early_stop.value {
+        Some(rule) if train_data.is_some() => {
+            Some(EarlyStopper::new(rule, validation.is_some()).map_err(Failure::Usage)?)
+        }
+        _ => None,
+    };
+    // Early stopping on anything but the training loss evaluates every epoch.
+    let stop_evaluates = stopper.as_ref().is_some_and(|s| s.monitor != Monitor::Loss);
+    let per_epoch = match (train_data.is_some(), args.log.is_some() || args.plot.is_some() || stop_evaluates, verbose) {
         (false, _, _) => 0,
         (true, true, _) => epochs,
         (true, false, true) => epochs / every + 2,
@@ -435,9 +457,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let with_data_metrics = train_data.is_some();
     // Time spent evaluating (metrics of reported epochs, the final model).
     let mut evaluate_time = std::time::Duration::ZERO;
-    let outcome = train::train(program, &native.train, train_data, &config, initial, |epoch, loss, params| {
+    let outcome = train::train_until(program, &native.train, train_data, &config, initial, |epoch, loss, params| {
         let report = epoch % every == 0 || epoch == 1 || epoch == epochs;
-        let need_metrics = with_data_metrics && (log.is_some() || (report && verbose));
+        let need_metrics = with_data_metrics && (log.is_some() || stop_evaluates || (report && verbose));
         let (train_metrics, val_metrics) = if need_metrics {
             let start = Instant::now();
             let t = train::evaluate(program, &native.eval, train_data, params, transforms).metrics;
@@ -447,7 +469,18 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         } else {
             (None, None)
         };
-        let mut message = format!("loss {loss:.6}");
+        let stop = stopper.as_mut().is_some_and(|stopper| {
+            let value = match stopper.monitor {
+                Monitor::Loss => Some(loss),
+                Monitor::ValLoss => val_metrics.as_ref().and_then(|m| m.loss),
+                Monitor::Accuracy => train_metrics.as_ref().and_then(|m| m.accuracy),
+                Monitor::ValAccuracy => val_metrics.as_ref().and_then(|m| m.accuracy),
+            };
+            stopper.observe(epoch, value.unwrap_or(f64::NAN), params)
+        });
+        // The last epoch of a run that stops early is always shown.
+        let report = report || stop;
+        let mut message = format!("loss {}", fixed(loss, 6));
         if let Some(m) = &train_metrics {
             let without_loss = Metrics { loss: None, ..m.clone() };
             message.push_str(&short_metrics(program, &without_loss, ""));
@@ -477,6 +510,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             }
             text.push('\n');
         }
+        if stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     });
     if let (Some(path), Some(text)) = (&args.log, &log) {
         write_atomically(path, text.as_bytes())?;
@@ -503,6 +537,45 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             return Err(Failure::Diverged(message));
         }
     };
+    let mut outcome = outcome;
+    let epochs_run = outcome.history.len() as u64;
+    let early_stop = stopper.map(|stopper| {
+        let (monitor, patience) = (stopper.monitor.name(), stopper.patience);
+        let best = stopper.into_best();
+        let stopped = train_data.is_some() && epochs_run < epochs;
+        let reason = if stopped {
+            format!(
+                "stopped after {}: no improvement in {monitor} for {}",
+                plural(epochs_run, "epoch"),
+                plural(patience, "epoch")
+            )
+        } else {
+            format!("ran all {}", plural(epochs, "epoch"))
+        };
+        let json = serde_json::json!({
+            "monitor": monitor,
+            "stopped": stopped,
+            "epochs_run": epochs_run,
+            "best_epoch": best.as_ref().map(|b| b.epoch),
+            "best_value": finite_or_null(best.as_ref().map(|b| b.value)),
+        });
+        let line = match best {
+            Some(best) => {
+                let text = format!(
+                    "{reason}; best epoch {} ({monitor} {}), whose weights are kept",
+                    best.epoch,
+                    fixed(best.value, 6)
+                );
+                outcome.params = best.params;
+                text
+            }
+            None => format!("{reason}; {monitor} was never finite, so the last weights are kept"),
+        };
+        (line, json)
+    });
+    if let (Some((line, _)), true) = (&early_stop, verbose) {
+        eprintln!("  {line}");
+    }
     // The final evaluation can take as long as an epoch: say so while it runs.
     let evaluated = evaluated_rows.max(1);
     match &bar {
@@ -555,6 +628,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "threads": threads,
             "samples": outcome.samples,
             "samples_per_second": samples_per_second,
+            "early_stop": early_stop.as_ref().map(|(_, json)| json),
             "evaluations": match native.eval {
                 train::Evaluator::Compiled(_) => "kernel",
                 train::Evaluator::Interpreted(_) => "interpreter",
@@ -571,15 +645,25 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         });
         println!("{json}");
     } else {
-        let scope = if train_data.is_some() { "whole training set, final weights" } else { "at the final params" };
-        println!("final loss {:.6} ({scope})", final_metrics.loss.unwrap_or(f64::NAN));
+        let scope = match (train_data.is_some(), early_stop.is_some()) {
+            (true, false) => "whole training set, final weights",
+            (true, true) => "whole training set, the best epoch's weights",
+            (false, _) => "at the final params",
+        };
+        println!("final loss {} ({scope})", fixed(final_metrics.loss.unwrap_or(f64::NAN), 6));
         if let (Some(accuracy), Some(d)) = (final_metrics.accuracy, train_data) {
-            let correct = (accuracy * d.rows as f64).round() as usize;
-            println!("accuracy   {accuracy:.4} ({correct} of {} rows)", d.rows);
+            // Several yes/no labels: the share of right answers over all of them.
+            let (per_row, what) = match program.task {
+                Task::Binary { labels } if labels > 1 => (labels as usize, "answers"),
+                _ => (1, "rows"),
+            };
+            let total = d.rows * per_row;
+            let correct = (accuracy * total as f64).round() as usize;
+            println!("accuracy   {accuracy:.4} ({correct} of {total} {what})");
         }
         if let (Some(mse), Some(mae)) = (final_metrics.mse, final_metrics.mae) {
-            let r2 = final_metrics.r2.map_or("n/a".to_string(), |r| format!("{r:.4}"));
-            println!("mse {mse:.6}  mae {mae:.6}  r2 {r2} (in the target's units)");
+            let r2 = final_metrics.r2.map_or("n/a".to_string(), |r| fixed(r, 4));
+            println!("mse {}  mae {}  r2 {r2} (in the target's units)", fixed(mse, 6), fixed(mae, 6));
         }
         if let Some(v) = &val_eval {
             println!("validation{}", short_metrics(program, &v.metrics, ""));
@@ -589,8 +673,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         if verbose {
             eprintln!(
-                "  trained {epochs} {unit}s in {:.1} ms ({samples_per_second:.0} samples/s); evaluated in \
-                 {evaluate_ms:.1} ms; total {total_ms:.1} ms",
+                "  trained {} in {:.1} ms ({samples_per_second:.0} samples/s); evaluated in {evaluate_ms:.1} ms; \
+                 total {total_ms:.1} ms",
+                plural(epochs_run, unit),
                 outcome.train_seconds * 1e3,
             );
         }

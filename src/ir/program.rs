@@ -25,6 +25,11 @@ pub struct Program {
     /// What to do with rows that have a missing cell (`missing = drop` in
     /// the `data` block).
     pub missing: Missing,
+    /// What the classification loss compares the model's output with: the
+    /// second argument of `cross_entropy` or `binary_cross_entropy` as
+    /// written (a target, or an expression of targets such as
+    /// `species == 1`). The metrics evaluate it for the true classes.
+    pub label: Option<super::NodeId>,
 }
 
 /// How validation rows are chosen from the training file
@@ -192,7 +197,8 @@ pub enum Encoding {
 }
 
 /// Chosen by the output activation, as in the article: softmax means
-/// classification (accuracy is reported), anything else regression.
+/// classification (accuracy is reported), a sigmoid trained with
+/// `binary_cross_entropy` yes/no classification, anything else regression.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
     /// No data: minimise a function of `param`s.
@@ -201,6 +207,20 @@ pub enum Task {
     Classification {
         classes: u32,
     },
+    /// A `sigmoid` output trained with `binary_cross_entropy`: each of the
+    /// `labels` units answers yes or no (one unit: binary classification;
+    /// several: multi-label), yes where its probability reaches the
+    /// `threshold` setting.
+    Binary {
+        labels: u32,
+    },
+}
+
+impl Task {
+    /// Whether accuracy and the classification report apply.
+    pub fn is_classification(self) -> bool {
+        matches!(self, Task::Classification { .. } | Task::Binary { .. })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -428,6 +448,64 @@ pub struct TrainConfig {
     pub validation: Setting<f64>,
     /// How the held-out rows are chosen.
     pub validation_kind: SplitKind,
+    /// A yes/no output answers yes where its probability is at least this.
+    pub threshold: Setting<f64>,
+    /// Stop when the monitored value stops improving, keeping the best epoch.
+    pub early_stop: Setting<Option<EarlyStop>>,
+    /// Models without data: stop once the gradient's norm falls below this.
+    pub tolerance: Setting<Option<f64>>,
+}
+
+/// `early_stop(patience = 10, min_delta = 0, monitor = val_loss)`: training
+/// stops when the monitored value has not improved by more than
+/// `min_delta` for `patience` epochs, and the best epoch's weights (and
+/// optimizer state) are kept.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyStop {
+    pub patience: u64,
+    pub min_delta: f64,
+    /// `None`: `val_loss` when there is validation data, else `loss`.
+    pub monitor: Option<Monitor>,
+}
+
+pub const DEFAULT_PATIENCE: u64 = 10;
+pub const DEFAULT_THRESHOLD: f64 = 0.5;
+
+/// What early stopping watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Monitor {
+    /// The epoch's mean training loss (the loss the progress shows).
+    Loss,
+    ValLoss,
+    Accuracy,
+    ValAccuracy,
+}
+
+impl Monitor {
+    pub const NAMES: &[&str] = &["loss", "val_loss", "accuracy", "val_accuracy"];
+
+    pub fn from_name(name: &str) -> Option<Monitor> {
+        Some(match name {
+            "loss" => Monitor::Loss,
+            "val_loss" => Monitor::ValLoss,
+            "accuracy" => Monitor::Accuracy,
+            "val_accuracy" => Monitor::ValAccuracy,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        Monitor::NAMES[self as usize]
+    }
+
+    /// Losses improve downwards, accuracies upwards.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Monitor::Accuracy | Monitor::ValAccuracy)
+    }
+
+    pub fn needs_validation(self) -> bool {
+        matches!(self, Monitor::ValLoss | Monitor::ValAccuracy)
+    }
 }
 
 pub const DEFAULT_LEARNING_RATE: f64 = 0.01;
@@ -447,6 +525,9 @@ impl Default for TrainConfig {
             shuffle: Setting::default(false),
             validation: Setting::default(0.0),
             validation_kind: SplitKind::Auto,
+            threshold: Setting::default(DEFAULT_THRESHOLD),
+            early_stop: Setting::default(None),
+            tolerance: Setting::default(None),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::ir::{Init, Shape};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::fmt;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// Settings for one run, after flags have overridden the file.
@@ -172,6 +173,23 @@ pub fn train(
     initial: Params,
     mut on_epoch: impl FnMut(u64, f64, &Params),
 ) -> Result<Outcome, Box<Diverged>> {
+    train_until(program, train_kernel, data, config, initial, |epoch, loss, params| {
+        on_epoch(epoch, loss, params);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`train`], stopping after any epoch for which `on_epoch` breaks (early
+/// stopping, an interruption). Without data every step has run by the time
+/// `on_epoch` sees the first, so a break only ends the reporting.
+pub fn train_until(
+    program: &Program,
+    train_kernel: &Compiled,
+    data: Option<&Dataset>,
+    config: &RunConfig,
+    initial: Params,
+    mut on_epoch: impl FnMut(u64, f64, &Params) -> ControlFlow<()>,
+) -> Result<Outcome, Box<Diverged>> {
     let mut params = initial;
     let mut scratch = vec![0.0f32; train_kernel.kernel.scratch_len.max(1)];
     let (rows, batch, epochs) = match data {
@@ -195,6 +213,7 @@ pub fn train(
     let mut history = Vec::new();
     // Only time spent in the kernel counts: callbacks may evaluate or print.
     let mut kernel_time = std::time::Duration::ZERO;
+    let mut epochs_run = 0;
     for epoch in 1..=epochs {
         if let (Some(source), Some(copy)) = (data, shuffled.as_mut()) {
             shuffle(&mut order, &mut rng);
@@ -254,18 +273,24 @@ pub fn train(
                     losses.iter().enumerate().map(|(i, &l)| l as f64 * (batch.min(rows - i * batch)) as f64).sum();
                 let loss = total / rows as f64;
                 history.push(loss);
-                on_epoch(epoch, loss, &params);
+                epochs_run = epoch;
+                if on_epoch(epoch, loss, &params).is_break() {
+                    break;
+                }
             }
             None => {
+                epochs_run = 1;
                 for (step, &loss) in losses.iter().enumerate() {
                     history.push(loss as f64);
-                    on_epoch(step as u64 + 1, loss as f64, &params);
+                    if on_epoch(step as u64 + 1, loss as f64, &params).is_break() {
+                        break;
+                    }
                 }
             }
         }
     }
     let train_seconds = kernel_time.as_secs_f64();
-    Ok(Outcome { history, params, train_seconds, samples: rows as u64 * epochs })
+    Ok(Outcome { history, params, train_seconds, samples: rows as u64 * epochs_run })
 }
 
 /// Fisher–Yates with the run's generator: the same seed, the same orders.
@@ -349,19 +374,8 @@ pub fn evaluate(
     let mut metrics = Metrics { loss: has_targets.then_some(loss), ..Metrics::default() };
     if let (Some(d), true) = (data, has_targets) {
         match program.task {
-            Task::Classification { classes } => {
-                let k = classes as usize;
-                if let Some(target) = d.targets.iter().find(|t| t.len() == rows * k) {
-                    let correct = (0..rows)
-                        .filter(|&r| argmax(&predict[r * k..(r + 1) * k]) == argmax(&target[r * k..(r + 1) * k]))
-                        .count();
-                    metrics.accuracy = Some(correct as f64 / rows as f64);
-                } else if let Some(target) = d.targets.iter().find(|t| t.len() == rows) {
-                    // One column of class indices (`cross_entropy(out, y)` with `y[1]`).
-                    let correct =
-                        (0..rows).filter(|&r| argmax(&predict[r * k..(r + 1) * k]) as f32 == target[r]).count();
-                    metrics.accuracy = Some(correct as f64 / rows as f64);
-                }
+            Task::Classification { .. } | Task::Binary { .. } => {
+                metrics.accuracy = super::metrics::accuracy(program, d, &predict);
             }
             Task::Regression => regression_metrics(program, d, &predict, width, transforms, &mut metrics),
             Task::Minimize => {}
@@ -501,14 +515,4 @@ fn regression_metrics(
     metrics.mse = Some(se / n);
     metrics.mae = Some(ae / n);
     metrics.r2 = (ss_tot > 0.0).then(|| 1.0 - se / ss_tot);
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    best
 }

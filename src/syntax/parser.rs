@@ -544,6 +544,11 @@ fn reduce(
                     _ => {}
                 }
             }
+            if let (None, Some(ExprKind::Call { callee, .. }), Rule::setting) =
+                (&name, value.as_ref().map(|v| &v.kind), rule)
+            {
+                name = Some(callee.clone());
+            }
             let (Some(name), Some(value)) = (name, value) else {
                 return Err(malformed(span));
             };
