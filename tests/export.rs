@@ -24,6 +24,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("adam", "digits"),
     ("adamw", "diabetes"),
     ("binary", "iris"),
+    ("multilabel", "iris"),
     ("functions", "diabetes"),
     ("losses", "diabetes"),
     ("momentum", "iris"),

@@ -73,6 +73,14 @@ def main(model_path, data_path, predictions_path):
             print(f"FAIL {model_path}: class differs in row {bad + 1}: {classes[bad]} vs {expected[bad, 0]:.0f}")
             return 1
         got, want = probabilities.astype(np.float64), expected[:, 1:]
+    elif expected.shape[1] == 2 * outputs[0].shape[1]:
+        # A yes/no (sigmoid) model: `nnc predict` writes each answer at the
+        # threshold (0.5 in the examples), then the probabilities.
+        k = outputs[0].shape[1]
+        got, want = outputs[0].astype(np.float64), expected[:, k:]
+        if not np.array_equal(expected[:, :k], (got >= 0.5).astype(np.float64)):
+            print(f"FAIL {model_path}: a yes/no answer differs from onnxruntime's probability at 0.5")
+            return 1
     else:
         got, want = outputs[0].astype(np.float64), expected
     if got.shape != want.shape:
