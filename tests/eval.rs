@@ -181,3 +181,35 @@ fn threshold_setting_moves_the_answers() {
     assert!(strict < usual, "threshold 0.9 gives {strict} yes answers, 0.5 gives {usual}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// String class labels name the confusion matrix's rows and columns and
+/// the report's lines.
+#[test]
+fn eval_names_the_classes() {
+    let dir = std::env::temp_dir().join(format!("nnc-eval-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let weights = dir.join("penguins.safetensors");
+    let weights = weights.to_str().expect("UTF-8");
+    let out = nnc(&[
+        "run",
+        "examples/penguins.nn",
+        "examples/penguins.csv",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--save-weights",
+        weights,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Rows without missing cells: every evaluated row needs its inputs.
+    let text = std::fs::read_to_string(common::example_path("penguins.csv")).expect("penguins.csv");
+    let complete: String = text.lines().filter(|l| !l.contains("NA")).map(|l| format!("{l}\n")).collect();
+    let data = dir.join("complete.csv");
+    std::fs::write(&data, complete).expect("write");
+    let out = nnc(&["eval", "examples/penguins.nn", data.to_str().expect("UTF-8"), "--weights", weights, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["classes"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]), "{json}");
+    assert!(json["report"]["Gentoo"]["support"].as_u64().is_some_and(|n| n > 0), "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
