@@ -514,7 +514,9 @@ fn render(
                 );
                 svg.path(&d, r##"fill="none" stroke="#718096" stroke-width="1.5" stroke-dasharray="5 3" marker-end="url(#arrow)""##);
                 let text = format!("{}{}{}", columns[*from].name, if label.is_empty() { "" } else { " " }, label);
-                svg.text(((a.x + b.x) / 2.0, level + 11.0), 10.0, Anchor::Middle, r##"fill="#4a5568""##, &text);
+                // Over the curve's highest point (a cubic Bézier's midpoint).
+                let apex = (y_a + 6.0 * level + y_b - 2.0) / 8.0;
+                svg.text(((a.x + b.x) / 2.0, apex - 4.0), 10.0, Anchor::Middle, r##"fill="#4a5568""##, &text);
             }
         }
     }
