@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and report its final loss and metrics
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Predict with trained weights: CSV rows in, predictions out
     Predict(commands::predict::PredictArgs),
     /// Export a trained model: ONNX for serving, or a PyTorch training project

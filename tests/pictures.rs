@@ -365,5 +365,67 @@ fn bad_plot_input_is_refused() {
     fails(&["plot", "examples/minimize.nn", "-o", s(&dir.join("plot.pdf"))], 2, "must be a .svg or .png");
     fails(&["plot", s(&cell), "-o", s(&cell)], 2, "would overwrite");
     fails(&["run", "examples/minimize.nn", "--plot", s(&dir.join("p.jpg"))], 2, "must be a .svg or .png");
+    fails(&["run", "examples/minimize.nn", "--report", "examples/minimize.nn"], 2, "would overwrite");
+    fails(&["run", "examples/minimize.nn", "--report", s(&dir.join("no/such/r.html"))], 1, "cannot write report");
     assert!(!out.exists());
+}
+
+#[test]
+fn the_report_is_one_self_contained_page_with_the_confusion_matrix() {
+    let dir = scratch("report");
+    let (page, weights, predictions) = (dir.join("report.html"), dir.join("iris.safetensors"), dir.join("p.csv"));
+    succeeds(&[
+        "run",
+        "examples/iris.nn",
+        "examples/iris.csv",
+        "--quiet",
+        "--epochs",
+        "20",
+        "--report",
+        s(&page),
+        "--save-weights",
+        s(&weights),
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    // Nothing is fetched: no scripts, links or remote addresses (only SVG's namespace).
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
+    assert_eq!(html.matches("http").count(), html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+    assert_eq!(html.matches("<svg ").count(), 2, "the network and the curves");
+    for section in ["Settings", "Final metrics", "Confusion matrix", "Network", "Training", "Model"] {
+        assert!(html.contains(&format!("<h2>{section}</h2>")), "{section}");
+    }
+    assert!(html.contains("<td>optimizer</td><td>sgd, lr 0.05</td>"), "settings as echoed");
+    // The confusion matrix against `nnc predict` with the same weights.
+    succeeds(&["predict", "examples/iris.nn", "examples/iris.csv", "--weights", s(&weights), "--out", s(&predictions)]);
+    let predicted: Vec<usize> = std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let truth: Vec<usize> = std::fs::read_to_string("examples/iris.csv")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.rsplit(',').next()?.parse::<f64>().ok())
+        .map(|c| c as usize)
+        .collect();
+    assert_eq!(predicted.len(), truth.len());
+    let mut want = vec![vec![0usize; 3]; 3];
+    for (t, p) in truth.iter().zip(&predicted) {
+        want[*t][*p] += 1;
+    }
+    let table = html.split("<table class=\"confusion\">").nth(1).unwrap().split("</table>").next().unwrap();
+    let got: Vec<Vec<usize>> = table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            row.split("<td")
+                .skip(1)
+                .take(3)
+                .map(|c| c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()].parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, want);
 }

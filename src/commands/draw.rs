@@ -95,7 +95,7 @@ pub fn model_with_data(path: &Path, data_path: Option<&Path>) -> Result<(Model, 
 /// Each input binding's neurons named from the data: its header's column
 /// names (`column N` without one), or `island=Dream` for a one-hot
 /// category; in binding-index order.
-fn input_labels(program: &Program, bound: &data::Bound) -> Vec<Vec<String>> {
+pub fn input_labels(program: &Program, bound: &data::Bound) -> Vec<Vec<String>> {
     let header = bound.header.names.as_ref();
     let column = |c: usize| header.map_or(format!("column {}", c + 1), |h| h[c].clone());
     let mut inputs: Vec<(u32, Vec<String>)> = program

@@ -124,6 +124,19 @@ pub fn write_run_plot(
     steps_per_epoch: u64,
 ) -> Result<(), Failure> {
     let format = picture_format(path, "--plot")?;
+    let svg = run_curves(model_path, program, log_text, config, initial_step, steps_per_epoch)?;
+    write_picture(path, format, &svg)
+}
+
+/// The curves of `nnc run --plot` (and of the report) as SVG.
+pub fn run_curves(
+    model_path: &str,
+    program: &nnc::ir::program::Program,
+    log_text: &str,
+    config: &nnc::runtime::train::RunConfig,
+    initial_step: u64,
+    steps_per_epoch: u64,
+) -> Result<String, Failure> {
     let log = curves::parse("the run's log", log_text).map_err(super::internal)?;
     let lr = config.learning_rate as f64;
     let last_step = initial_step + config.epochs * steps_per_epoch;
@@ -143,5 +156,5 @@ pub fn write_run_plot(
         series: vec![Series::line("lr", points, COLOURS[2])],
         ..Panel::default()
     };
-    write_picture(path, format, &curves::render(&log, model_path, vec![rate]))
+    Ok(curves::render(&log, model_path, vec![rate]))
 }

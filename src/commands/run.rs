@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// Draw the loss, metrics and learning rate per epoch (step) to this picture (.svg or .png)
     #[arg(long, value_name = "FILE")]
     plot: Option<PathBuf>,
+    /// Write one self-contained HTML page: settings, network, curves, metrics, confusion matrix
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Print one JSON object with the results on stdout
     #[arg(long)]
     json: bool,
@@ -277,6 +280,7 @@ fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
         (&args.save_weights, "--save-weights", "weights file"),
         (&args.log, "--log", "log file"),
         (&args.plot, "--plot", "picture"),
+        (&args.report, "--report", "report"),
     ];
     if let Some(plot) = &args.plot {
         super::draw::picture_format(plot, "--plot")?;
@@ -355,7 +359,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     };
     // Early stopping on anything but the training loss evaluates every epoch.
     let stop_evaluates = stopper.as_ref().is_some_and(|s| s.monitor != Monitor::Loss);
-    let per_epoch = match (train_data.is_some(), args.log.is_some() || args.plot.is_some() || stop_evaluates, verbose) {
+    let per_epoch = match (
+        train_data.is_some(),
+        args.log.is_some() || args.plot.is_some() || args.report.is_some() || stop_evaluates,
+        verbose,
+    ) {
         (false, _, _) => 0,
         (true, true, _) => epochs,
         (true, false, true) => epochs / every + 2,
@@ -375,7 +383,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         train::Evaluator::Interpreted(_) => "training kernel; evaluations interpreted",
     };
 
-    if verbose {
+    // The settings as echoed (and as the report shows them).
+    let echoed = {
         let mut lines = vec![("model", model.path.clone())];
         if let (Some(b), Some(path)) = (&bound, &args.data) {
             let held = b.validation.as_ref().map_or(String::new(), |v| format!(", {} for validation", v.rows));
@@ -418,7 +427,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         let cores = if args.threads.is_some() { " (flag)" } else { " (default: every core)" };
         lines.push(("threads", format!("{threads}{cores}")));
         lines.push(("compiled", format!("{:.2} ms ({compiled_what})", native.compile_ms)));
-        for (key, value) in lines {
+        lines
+    };
+    if verbose {
+        for (key, value) in &echoed {
             eprintln!("  {key:<10} {value}");
         }
         for warning in bound.iter().flat_map(|b| &b.report.warnings) {
@@ -440,7 +452,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     });
     let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
     // The log's rows are also what --plot draws.
-    let mut log = (args.log.is_some() || args.plot.is_some()).then(|| {
+    let mut log = (args.log.is_some() || args.plot.is_some() || args.report.is_some()).then(|| {
         let mut header = format!("{unit},loss");
         for name in metric_columns(program) {
             header.push_str(&format!(",{name}"));
@@ -593,6 +605,28 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let evaluate_ms = evaluate_time.as_secs_f64() * 1e3;
     if let Some(path) = &args.save_weights {
         save(path, &model, bound.as_ref(), &outcome.params)?;
+    }
+    if let Some(path) = &args.report {
+        let steps_per_epoch = train_data.map_or(1, |d| d.rows.div_ceil(batch)) as u64;
+        let curves = match &log {
+            Some(text) => {
+                Some(super::plot::run_curves(&model.path, program, text, &config, initial_step, steps_per_epoch)?)
+            }
+            None => None,
+        };
+        let mut metrics =
+            vec![("final loss".to_string(), format!("{:.6}", final_eval.metrics.loss.unwrap_or(f64::NAN)))];
+        for (name, value) in metric_columns(program).iter().zip(metric_values(program, &final_eval.metrics)) {
+            metrics.push((name.to_string(), value.map_or("n/a".into(), |v| format!("{v:.4}"))));
+        }
+        if let Some(v) = &val_eval {
+            metrics.push(("validation loss".into(), format!("{:.6}", v.metrics.loss.unwrap_or(f64::NAN))));
+            for (name, value) in metric_columns(program).iter().zip(metric_values(program, &v.metrics)) {
+                metrics.push((format!("validation {name}"), value.map_or("n/a".into(), |v| format!("{v:.4}"))));
+            }
+        }
+        let inputs = super::report::Inputs { model: &model, bound: bound.as_ref(), echoed: &echoed, metrics, curves };
+        super::report::write(path, &inputs, &outcome.params, &final_eval)?;
     }
     let scalars: Vec<(String, f32)> = program
         .graph

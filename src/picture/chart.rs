@@ -95,7 +95,8 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     if hi - lo < 1e-12 * lo.abs().max(1.0) {
-        let d = lo.abs().max(1.0) * 0.05;
+        // A constant: half its size either side (a unit around zero).
+        let d = if lo != 0.0 { lo.abs() * 0.5 } else { 1.0 };
         return (lo - d, hi + d);
     }
     let pad = (hi - lo) * 0.05;

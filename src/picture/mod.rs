@@ -13,6 +13,7 @@ pub mod chart;
 pub mod curves;
 pub mod descent;
 pub mod diagram;
+pub mod report;
 pub mod svg;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/LICENSE_DEJAVU`): the
