@@ -24,6 +24,7 @@ const EXAMPLES: &[(&str, Option<&str>)] = &[
     ("losses", Some("diabetes")),
     ("binary", Some("iris")),
     ("penguins", Some("penguins")),
+    ("multilabel", Some("iris")),
 ];
 
 #[test]
