@@ -270,3 +270,64 @@ fn a_numeric_binding_with_words_says_how_many() {
     assert!(err.contains("d.csv:3:2: `two` in column `b` is not a number (and 1 more cell in this column)"), "{err}");
     assert!(err.contains("one_hot(column)"), "{err}");
 }
+
+#[test]
+fn parquet_gives_the_same_numbers_as_csv() {
+    let d = dir("parquet");
+    let run = |data: &str, name: &str| {
+        let w = d.join(name);
+        let args = ["run", "examples/penguins.nn", data, "--epochs", "5", "--quiet", "--save-weights", s(&w)];
+        ok(&args);
+        std::fs::read(&w).unwrap()
+    };
+    // tests/data/penguins.parquet: float, integer and dictionary-encoded
+    // string columns with nulls (tests/data/make_parquet.py).
+    assert_eq!(run("examples/penguins.csv", "csv"), run("tests/data/penguins.parquet", "parquet"));
+    let weights = d.join("parquet");
+    // Prediction needs every cell: the nulls are located by row and column.
+    let err = fails(&["predict", "examples/penguins.nn", "tests/data/penguins.parquet", "--weights", s(&weights)]);
+    assert!(err.contains("penguins.parquet:4:3: 19 missing cells in bound columns"), "{err}");
+    let output = ok(&["check", "examples/penguins.nn", "tests/data/penguins.parquet"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("333 rows (11 dropped for a missing cell)"), "{out}");
+}
+
+#[test]
+fn bad_parquet_files_are_located_errors() {
+    let d = dir("bad_parquet");
+    let bytes = std::fs::read("tests/data/penguins.parquet").unwrap();
+    // Truncated: the footer is gone.
+    let cut = d.join("cut.parquet");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let err = fails(&["run", "examples/penguins.nn", s(&cut), "--quiet"]);
+    assert!(err.contains("cut.parquet") && err.contains("Parquet"), "{err}");
+    // Every prefix and a few corrupted copies: errors, never a panic.
+    for end in (0..bytes.len()).step_by(97) {
+        let path = d.join("prefix.parquet");
+        let mut damaged = bytes[..end].to_vec();
+        if !damaged.starts_with(b"PAR1") {
+            damaged.splice(0..0, b"PAR1".iter().copied());
+        }
+        std::fs::write(&path, &damaged).unwrap();
+        let output = nnc(&["check", "examples/penguins.nn", s(&path)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "prefix {end}: {stderr}");
+        assert_ne!(output.status.code(), Some(101), "prefix {end}: {stderr}");
+    }
+    // A column the model names but the file lacks: a diagnostic in the model.
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input x = columns(bill_length_mm, beak)  target y = one_hot(species) }\nmodel { out = dense(x, 3, softmax) }\nloss cross_entropy(out, y)\n",
+    );
+    let err = fails(&["run", &model, "tests/data/penguins.parquet", "--quiet"]);
+    assert!(err.contains("error[E0305]") && err.contains("no column `beak`"), "{err}");
+    // A string column bound as numbers: the row and column.
+    let model = write(
+        &d,
+        "n.nn",
+        "data { input x = columns(bill_length_mm, island)  target y = one_hot(species) }\nmodel { out = dense(x, 3, softmax) }\nloss cross_entropy(out, y)\n",
+    );
+    let err = fails(&["run", &model, "tests/data/penguins.parquet", "--quiet"]);
+    assert!(err.contains("penguins.parquet:1:2: `Torgersen` in column `island` is not a number"), "{err}");
+}
