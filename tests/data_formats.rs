@@ -63,10 +63,14 @@ fn penguins_train_from_the_file_as_it_comes() {
     assert!(val >= 0.97, "validation accuracy {val}");
     // 344 rows, 11 with a missing cell; 20% of the 333 held out.
     assert_eq!(result["rows"], 266);
+    assert_eq!(result["classes"], serde_json::json!(["Adelie", "Chinstrap", "Gentoo"]));
     let output = ok(&["run", "examples/penguins.nn", "examples/penguins.csv", "--epochs", "1"]);
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("dropped 11 rows with a missing cell"), "{err}");
     assert!(err.contains("stratified by class"), "{err}");
+    assert!(err.contains("y ← `species` one_hot 3 (Adelie, Chinstrap, Gentoo)"), "{err}");
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(out.contains("per class  Adelie "), "{out}");
 }
 
 #[test]

@@ -639,6 +639,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let total_ms = pipeline::ms(total);
     let samples_per_second = outcome.samples as f64 / outcome.train_seconds.max(1e-9);
     let final_metrics = &final_eval.metrics;
+    // The class names, when the target's labels were names (`Adelie`).
+    let class_names: Option<Vec<String>> = bound.as_ref().and_then(|b| {
+        let i = program.data.iter().position(|binding| binding.is_target)?;
+        let t = &b.transforms[i];
+        (matches!(program.task, Task::Classification { .. }) && !t.categories.is_empty() && !t.categories_are_indices())
+            .then(|| t.categories.clone())
+    });
     if args.json {
         let params: serde_json::Map<String, serde_json::Value> =
             scalars.iter().map(|(n, v)| (n.clone(), serde_json::json!(*v as f64))).collect();
@@ -647,6 +654,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "data": args.data.as_ref().map(|p| p.display().to_string()),
             "final_loss": finite_or_null(final_metrics.loss),
             "accuracy": finite_or_null(final_metrics.accuracy),
+            "classes": class_names,
             "metrics": json_metrics(program, final_metrics),
             "validation": val_eval.as_ref().map(|v| json_metrics(program, &v.metrics)),
             "params": params,
@@ -694,6 +702,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             let total = d.rows * per_row;
             let correct = (accuracy * total as f64).round() as usize;
             println!("accuracy   {accuracy:.4} ({correct} of {total} {what})");
+            if let (Some(names), Task::Classification { classes }) = (&class_names, program.task)
+                && let Some(labels) = nnc::runtime::metrics::labels(program, d)
+            {
+                // Each class's share of its own rows predicted right (recall), by name.
+                let k = classes as usize;
+                let pairs = nnc::runtime::metrics::class_pairs(&labels, &final_eval.predictions, k, d.rows);
+                let confusion = nnc::runtime::metrics::Confusion::new(k, pairs);
+                let parts: Vec<String> = confusion
+                    .scores()
+                    .iter()
+                    .zip(names)
+                    .map(|(score, name)| format!("{name} {:.4} ({} rows)", score.recall, score.support))
+                    .collect();
+                println!("per class  {}", parts.join(", "));
+            }
         }
         if let (Some(mse), Some(mae)) = (final_metrics.mse, final_metrics.mae) {
             let r2 = final_metrics.r2.map_or("n/a".to_string(), |r| fixed(r, 4));

@@ -153,7 +153,8 @@ pub fn binding_summary(program: &Program, bound: &Bound) -> String {
         .data
         .iter()
         .zip(&bound.layout.columns)
-        .filter_map(|(b, cols)| {
+        .enumerate()
+        .filter_map(|(i, (b, cols))| {
             let cols = cols.as_ref()?;
             let contiguous = cols.windows(2).all(|w| w[1] == w[0] + 1);
             let text = match (cols.as_slice(), contiguous, header) {
@@ -165,6 +166,12 @@ pub fn binding_summary(program: &Program, bound: &Bound) -> String {
             let mut extra = String::new();
             if let Encoding::OneHot { classes } = b.encoding {
                 extra.push_str(&format!(" one_hot {classes}"));
+            }
+            let categories = &bound.transforms[i].categories;
+            if !categories.is_empty() && !bound.transforms[i].categories_are_indices() {
+                let shown: Vec<String> = categories.iter().take(6).map(|c| shorten(c)).collect();
+                let more = if categories.len() > 6 { ", …" } else { "" };
+                extra.push_str(&format!(" ({}{more})", shown.join(", ")));
             }
             if b.scale != 1.0 {
                 extra.push_str(&format!(" ×{}", b.scale));
