@@ -107,3 +107,96 @@ fn gradcheck_flags_and_bad_input() {
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(output.status.success() && out.contains("rows 1-5 of examples/iris.csv"), "{out}");
 }
+
+/// The Euclidean norm of each layer's values (weights and bias together), by layer name.
+fn layer_norms(program: &nnc::ir::program::Program, values: &dyn Fn(usize) -> Vec<f64>) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for (i, param) in program.graph.params.iter().enumerate() {
+        let layer = param.layer.clone().unwrap_or(param.name.clone());
+        let sum: f64 = values(i).iter().map(|x| x * x).sum();
+        match out.iter_mut().find(|(n, _)| *n == layer) {
+            Some((_, s)) => *s += sum,
+            None => out.push((layer, sum)),
+        }
+    }
+    out.into_iter().map(|(n, s)| (n, s.sqrt())).collect()
+}
+
+#[test]
+fn trace_grads_are_the_interpreters_gradient_and_the_weights_change() {
+    use nnc::ir::interp::{self, Env, Tensor};
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace_grads");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, weights) = (dir.join("log.csv"), dir.join("w.safetensors"));
+    let output = nnc(&[
+        "run",
+        "examples/iris.nn",
+        "examples/iris.csv",
+        "--quiet",
+        "--epochs",
+        "1",
+        "--trace-grads",
+        "--log",
+        log.to_str().unwrap(),
+        "--save-weights",
+        weights.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<f64> = lines.next().unwrap().split(',').map(|c| c.parse().unwrap()).collect();
+    let column =
+        |name: &str| row[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name} in {header:?}"))];
+    let program = common::program(&common::example("iris.nn"));
+    let trained = nnc::runtime::weights::load(&weights, &program).unwrap().0;
+    let initial = Params::init(&program, 0);
+    // The gradient of the mean loss over the first 150 (≤ 256) rows, on the f64 interpreter.
+    let data = nnc::runtime::data::load(std::path::Path::new("examples/iris.csv"), &program).unwrap();
+    let mut graph = program.graph.clone();
+    nnc::autodiff::grad(&mut graph);
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let env = Env {
+        inputs: vec![Tensor::new(data.rows, 4, f64s(&data.inputs[0]))],
+        targets: vec![Tensor::new(data.rows, 3, f64s(&data.targets[0]))],
+        params: (0..trained.shapes.len()).map(|i| common::tensor_f32(trained.shapes[i], trained.get(i))).collect(),
+        ..Env::default()
+    };
+    let values = interp::eval(&graph, &env);
+    let grads = layer_norms(&program, &|i| {
+        values[graph.output(&format!("grad.{}", program.graph.params[i].name)).unwrap().index()].data.clone()
+    });
+    let weight_norms = layer_norms(&program, &|i| f64s(trained.get(i)));
+    let before = layer_norms(&program, &|i| f64s(initial.get(i)));
+    let change =
+        layer_norms(&program, &|i| trained.get(i).iter().zip(initial.get(i)).map(|(a, b)| (*a - *b) as f64).collect());
+    for (k, (layer, grad)) in grads.iter().enumerate() {
+        let logged = column(&format!("grad_norm.{layer}"));
+        assert!(common::close(logged, *grad, 1e-4, 1e-7), "{layer}: grad norm {logged} vs interpreter {grad}");
+        assert!(common::close(column(&format!("weight_norm.{layer}")), weight_norms[k].1, 1e-6, 1e-9));
+        let ratio = change[k].1 / before[k].1;
+        assert!(common::close(column(&format!("update_ratio.{layer}")), ratio, 1e-4, 1e-9), "{layer}");
+        assert!(common::close(json["trace"][0]["layers"][layer]["grad_norm"].as_f64().unwrap(), logged, 1e-12, 0.0));
+    }
+    assert_eq!(json["trace"][0]["epoch"], 1);
+    let output = nnc(&["run", "examples/minimize.nn", "--trace-grads"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn vanishing_and_exploding_gradients_are_named_once() {
+    use nnc::runtime::trace::{LayerTrace, warnings};
+    let at = |grad_norm: f64| LayerTrace { layer: "h".into(), grad_norm, weight_norm: 1.0, update_ratio: 0.0 };
+    let history = vec![(1, vec![at(1.0)]), (2, vec![at(1e-8)]), (3, vec![at(1e-9)]), (4, vec![at(5e3)])];
+    assert_eq!(
+        warnings(&history),
+        vec![
+            "the gradient of layer `h` vanished: norm 1.0e-8 < 1e-7 in epoch 2".to_string(),
+            "the gradient of layer `h` exploded: norm 5.0e3 > 1e3 in epoch 4".to_string(),
+        ]
+    );
+    assert!(warnings(&history[..1]).is_empty());
+}

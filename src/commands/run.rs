@@ -72,6 +72,9 @@ pub struct RunArgs {
     /// Write one self-contained HTML page: settings, network, curves, metrics, confusion matrix
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Per layer and epoch: gradient norm, weight norm, update/weight ratio (log, JSON, plot, warnings)
+    #[arg(long)]
+    trace_grads: bool,
     /// Print one JSON object with the results on stdout
     #[arg(long)]
     json: bool,
@@ -451,6 +454,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         bar
     });
     let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
+    let mut tracer = match (args.trace_grads, train_data) {
+        (false, _) => None,
+        (true, Some(data)) => Some(nnc::runtime::trace::Tracer::new(program, data, &initial).map_err(internal)?),
+        (true, None) => return Err(Failure::Usage("--trace-grads needs a model with a data block".into())),
+    };
     // The log's rows are also what --plot draws.
     let mut log = (args.log.is_some() || args.plot.is_some() || args.report.is_some()).then(|| {
         let mut header = format!("{unit},loss");
@@ -463,9 +471,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 header.push_str(&format!(",val_{name}"));
             }
         }
+        for (layer, _) in tracer.iter().flat_map(|t| &t.layers) {
+            header.push_str(&format!(",grad_norm.{layer},weight_norm.{layer},update_ratio.{layer}"));
+        }
         header.push('\n');
         header
     });
+    let mut traces: Vec<(u64, Vec<nnc::runtime::trace::LayerTrace>)> = Vec::new();
     let with_data_metrics = train_data.is_some();
     // Time spent evaluating (metrics of reported epochs, the final model).
     let mut evaluate_time = std::time::Duration::ZERO;
@@ -506,6 +518,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         } else if verbose && report {
             eprintln!("{unit} {epoch:>width$}/{epochs}  {message}");
         }
+        let trace = tracer.as_mut().map(|t| t.observe(program, params));
         if let Some(text) = log.as_mut() {
             text.push_str(&format!("{epoch},{loss}"));
             let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
@@ -520,12 +533,23 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                     text.push_str(&format!(",{}", cell(value)));
                 }
             }
+            for t in trace.iter().flatten() {
+                text.push_str(&format!(",{},{},{}", t.grad_norm, t.weight_norm, t.update_ratio));
+            }
             text.push('\n');
+        }
+        if let Some(trace) = trace {
+            traces.push((epoch, trace));
         }
         if stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     });
     if let (Some(path), Some(text)) = (&args.log, &log) {
         write_atomically(path, text.as_bytes())?;
+    }
+    if verbose {
+        for warning in nnc::runtime::trace::warnings(&traces) {
+            eprintln!("warning: {warning}");
+        }
     }
     if let (Some(path), Some(text)) = (&args.plot, &log) {
         let steps_per_epoch = train_data.map_or(1, |d| d.rows.div_ceil(batch)) as u64;
@@ -671,6 +695,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "samples": outcome.samples,
             "samples_per_second": samples_per_second,
             "early_stop": early_stop.as_ref().map(|(_, json)| json),
+            "trace": args.trace_grads.then(|| trace_json(&traces)),
             "evaluations": match native.eval {
                 train::Evaluator::Compiled(_) => "kernel",
                 train::Evaluator::Interpreted(_) => "interpreter",
@@ -739,4 +764,26 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// `--trace-grads` in `--json`: one object per epoch, each layer's norms.
+fn trace_json(traces: &[(u64, Vec<nnc::runtime::trace::LayerTrace>)]) -> serde_json::Value {
+    let epochs: Vec<serde_json::Value> = traces
+        .iter()
+        .map(|(epoch, layers)| {
+            let layers: serde_json::Map<String, serde_json::Value> = layers
+                .iter()
+                .map(|t| {
+                    let stats = serde_json::json!({
+                        "grad_norm": finite_or_null(Some(t.grad_norm)),
+                        "weight_norm": finite_or_null(Some(t.weight_norm)),
+                        "update_ratio": finite_or_null(Some(t.update_ratio)),
+                    });
+                    (t.layer.clone(), stats)
+                })
+                .collect();
+            serde_json::json!({ "epoch": epoch, "layers": layers })
+        })
+        .collect();
+    serde_json::Value::Array(epochs)
 }

@@ -12,7 +12,7 @@
 
 use super::data::Dataset;
 use super::train::Params;
-use crate::codegen::{self, KernelArgs, Options};
+use crate::codegen::{self, Compiled, KernelArgs, Options};
 use crate::ir::interp::{self, Env, Tensor};
 use crate::ir::program::{HyperContext, Program};
 use crate::kernel::{self, KernelKind};
@@ -67,9 +67,9 @@ pub fn first_rows(program: &Program, data: &Dataset, rows: usize) -> Dataset {
     }
 }
 
-/// The kernel's gradient of the mean loss over `batch` (one step, `t = 1`),
-/// packed like `params`.
-pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Dataset>) -> Result<Vec<f32>, String> {
+/// A training kernel for batches of `rows` rows whose update of each
+/// parameter is its gradient: lowered and compiled as `nnc run`'s is.
+pub fn gradient_kernel(program: &Program, rows: usize) -> Result<Compiled, String> {
     let mut graph = program.graph.clone();
     autodiff::grad(&mut graph);
     for param in program.graph.params.clone() {
@@ -77,10 +77,16 @@ pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Datase
         graph.set_output(&format!("update.{}", param.name), gradient);
     }
     let graph = opt::share_softmax(&opt::simplify(&graph));
-    let rows = batch.map_or(1, |d| d.rows);
     let lowered = kernel::lower(&graph, KernelKind::Train, rows)?;
     let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-    let compiled = codegen::compile(&lowered, &shapes, Options::default())?;
+    codegen::compile(&lowered, &shapes, Options::default())
+}
+
+/// The gradient of the mean loss over `batch` (one step, `t = 1`) at
+/// `params`, from a [`gradient_kernel`] for `batch`'s rows; packed like
+/// `params`.
+pub fn call_gradient(program: &Program, compiled: &Compiled, params: &Params, batch: Option<&Dataset>) -> Vec<f32> {
+    let rows = batch.map_or(1, |d| d.rows);
     let mut values = params.values.clone();
     let mut scratch = vec![0.0f32; compiled.kernel.scratch_len.max(1)];
     let mut loss = [0.0f32];
@@ -103,11 +109,20 @@ pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Datase
         hypers: &hypers,
         ..KernelArgs::default()
     };
-    // SAFETY: the kernel was lowered for batches of `rows` rows over these
-    // parameter shapes; the data matrices hold `rows × width` values each,
-    // the scratch area its length, and the graph has no optimizer state.
+    // SAFETY: the kernel was lowered for batches of `rows` rows (the
+    // caller's batch; `Compiled::call` refuses larger ones) over these
+    // parameter shapes; the data matrices hold `rows × width`
+    // values each, the scratch area its length, and the graph has no
+    // optimizer state.
     unsafe { compiled.call(&args) };
-    Ok(values)
+    values
+}
+
+/// The kernel's gradient of the mean loss over `batch` (one step, `t = 1`),
+/// packed like `params`.
+pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Dataset>) -> Result<Vec<f32>, String> {
+    let compiled = gradient_kernel(program, batch.map_or(1, |d| d.rows))?;
+    Ok(call_gradient(program, &compiled, params, batch))
 }
 
 /// The forward loss on the interpreter at `values` (f64), step `t = 1`.

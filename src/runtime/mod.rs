@@ -11,5 +11,6 @@ pub mod data;
 pub mod early_stop;
 pub mod gradcheck;
 pub mod metrics;
+pub mod trace;
 pub mod train;
 pub mod weights;
