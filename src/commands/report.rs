@@ -4,6 +4,7 @@ use super::{Failure, Model, write_atomically};
 use nnc::ir::program::Task;
 use nnc::picture::report::{self, Report};
 use nnc::runtime::data::Bound;
+use nnc::runtime::metrics;
 use nnc::runtime::train::{Evaluation, Params};
 use std::path::Path;
 
@@ -34,8 +35,12 @@ pub fn write(path: &Path, inputs: &Inputs, params: &Params, evaluation: &Evaluat
                 .find(|(b, t)| b.is_target && t.categories.len() == k)
                 .map(|(_, t)| t.categories.clone())
                 .unwrap_or_else(|| (0..k).map(|i| i.to_string()).collect());
-            let target = bound.train.targets.iter().find(|t| t.len() == rows * k || t.len() == rows);
-            target.map(|t| report::confusion(&evaluation.predictions, t, rows, names))
+            metrics::labels(program, &bound.train).map(|labels| {
+                let pairs = metrics::class_pairs(&labels, &evaluation.predictions, k, rows);
+                let matrix = metrics::Confusion::new(k, pairs);
+                let counts = (0..k).map(|t| (0..k).map(|p| matrix.get(t, p) as usize).collect()).collect();
+                report::Confusion { classes: names, counts }
+            })
         }
         _ => None,
     };

@@ -6,39 +6,13 @@
 
 use super::svg::escape;
 
-/// Counts of (true class, predicted class) over a data set.
+/// Counts of (true class, predicted class) over a data set, with the
+/// classes' names (computed by `runtime::metrics`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Confusion {
     pub classes: Vec<String>,
     /// `counts[t][p]`: rows of class `t` predicted as `p`.
     pub counts: Vec<Vec<usize>>,
-}
-
-/// The confusion matrix of `rows` predictions (`k` probabilities a row)
-/// against targets that are one-hot rows (`k` wide) or class indices (one
-/// a row). The prediction is the most probable class (the first of equals).
-pub fn confusion(predictions: &[f32], targets: &[f32], rows: usize, classes: Vec<String>) -> Confusion {
-    let k = classes.len();
-    let mut counts = vec![vec![0; k]; k];
-    let one_hot = targets.len() == rows * k && k > 1;
-    for r in 0..rows {
-        let predicted = argmax(&predictions[r * k..(r + 1) * k]);
-        let truth = if one_hot { argmax(&targets[r * k..(r + 1) * k]) } else { targets[r] as usize };
-        if truth < k {
-            counts[truth][predicted] += 1;
-        }
-    }
-    Confusion { classes, counts }
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in row.iter().enumerate() {
-        if x > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Everything on the page.
@@ -126,21 +100,4 @@ pub fn html(report: &Report) -> String {
     out.push_str(&escape(&report.source));
     out.push_str("</pre>\n<p class=\"note\">Written by nnc run --report.</p>\n</body>\n</html>\n");
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn confusion_counts_true_by_predicted() {
-        let classes = vec!["a".to_string(), "b".to_string()];
-        // Rows: (0.9, 0.1) true a; (0.2, 0.8) true a; (0.3, 0.7) true b.
-        let predictions = [0.9, 0.1, 0.2, 0.8, 0.3, 0.7];
-        let one_hot = [1.0, 0.0, 1.0, 0.0, 0.0, 1.0];
-        let c = confusion(&predictions, &one_hot, 3, classes.clone());
-        assert_eq!(c.counts, vec![vec![1, 1], vec![0, 1]]);
-        let indices = [0.0, 0.0, 1.0];
-        assert_eq!(confusion(&predictions, &indices, 3, classes).counts, c.counts);
-    }
 }

@@ -98,7 +98,7 @@ pub fn warnings(history: &[(u64, Vec<LayerTrace>)]) -> Vec<String> {
                 layer.layer, t[k].grad_norm
             ));
         }
-        let exploded = history.iter().find(|(_, t)| !(t[k].grad_norm <= EXPLODING));
+        let exploded = history.iter().find(|(_, t)| t[k].grad_norm > EXPLODING || t[k].grad_norm.is_nan());
         if let Some((epoch, t)) = exploded {
             out.push(format!(
                 "the gradient of layer `{}` exploded: norm {:.1e} > {EXPLODING:e} in epoch {epoch}",
