@@ -107,38 +107,12 @@ def model_file(data_dir: Path, inputs: int, hidden: list[int], classes: int, bat
 
 # ---- running a child ----------------------------------------------------------------
 
-def run(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS (MB) and stdout of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    out, err = proc.communicate()
-    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return wall, peak_rss_mb(), out.decode()
-
-
-_last_rss = [0.0]
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of the largest child waited for since the last call (MB)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return usage
-
-
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Like `run`, with the child's own peak RSS (from a fresh wait4)."""
+    """Wall seconds, the child's own peak RSS in MB (from wait4), and its stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    out_chunks = []
     # Read everything, then reap with wait4 to get this child's rusage alone.
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    out_chunks.append(out)
+    out, err = proc.stdout.read(), proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
@@ -155,8 +129,8 @@ def nnc_run(model: Path, data: Path, threads: int) -> dict:
             "compile_ms": result["timings_ms"]["compile"], "timings": result["timings_ms"], "cmd": shlex.join(cmd)}
 
 
-def nnc_ingest(model: Path, data: Path, threads: int) -> dict:
-    cmd = [str(NNC), "check", str(model), str(data), "--threads", str(threads)]
+def nnc_ingest(model: Path, data: Path) -> dict:
+    cmd = [str(NNC), "check", str(model), str(data)]
     wall, rss, _ = run_measured(cmd)
     return {"wall": wall, "rss": rss}
 
@@ -279,8 +253,8 @@ def main() -> None:
         size = data.stat().st_size / 1e6
         bound = rows * 23 * 4 / 1e6
         pandas_t = read_csv("pandas", data, 1)["read"] if pandas_ok else None
+        nnc = nnc_ingest(model, data)
         for t in threads:
-            nnc = nnc_ingest(model, data, t)
             polars = read_csv("polars", data, t) if polars_ok else None
             ingest_rows.append([
                 f"{rows:,}", f"{size:.0f} MB", str(t), f"{nnc['wall']:.2f} s", f"{nnc['rss']:.0f} MB",
@@ -288,8 +262,9 @@ def main() -> None:
                 f"{pandas_t:.2f} s ({pandas_t / nnc['wall']:.2f}×)" if pandas_t else "—",
                 f"{polars['read']:.2f} s ({polars['read'] / nnc['wall']:.2f}×)" if polars else "—",
             ])
-    table("ingest: load + bind (nnc check) vs read_csv; (×) = peer time / nnc time",
-          ["rows", "file", "threads", "nnc", "nnc peak RSS", "bound f32", "pandas (1 thread)", "polars"], ingest_rows)
+    table("ingest: load + bind (nnc check, its own threads) vs read_csv; (×) = peer time / nnc time",
+          ["rows", "file", "polars threads", "nnc", "nnc peak RSS", "bound f32", "pandas (1 thread)", "polars"],
+          ingest_rows)
 
     # Rows and widths.
     def training(title: str, cases: list[tuple[Path, Path, list[int], int, int, int]]) -> None:

@@ -43,6 +43,8 @@ struct Operands {
     b_cs: isize,
     c: *mut f32,
     c_rs: isize,
+    accumulate: bool,
+    scale: f32,
 }
 
 // SAFETY: the pointers are only used for the duration of one `sgemm` call,
@@ -51,8 +53,9 @@ unsafe impl Send for Operands {}
 unsafe impl Sync for Operands {}
 
 /// `c[m,n] = a[m,k] · b[k,n]` with element strides (`a[i,p]` at
-/// `a + i·a_rs + p·a_cs`), `c` row-major with row stride `c_rs`. `pool` may
-/// be null (one thread). Called from generated code.
+/// `a + i·a_rs + p·a_cs`), `c` row-major with row stride `c_rs`; with
+/// `accumulate` not 0, `c += scale · a·b` instead. `pool` may be null (one
+/// thread). Called from generated code.
 ///
 /// # Safety
 /// All pointers must be valid for the extents and strides given, `c` must
@@ -72,6 +75,8 @@ pub unsafe extern "C" fn sgemm(
     b_cs: i64,
     c: *mut f32,
     c_rs: i64,
+    accumulate: i64,
+    scale: f32,
 ) {
     let (m, n, k) = (m.max(0) as usize, n.max(0) as usize, k.max(0) as usize);
     if m == 0 || n == 0 {
@@ -89,6 +94,8 @@ pub unsafe extern "C" fn sgemm(
         b_cs: b_cs as isize,
         c,
         c_rs: c_rs as isize,
+        accumulate: accumulate != 0,
+        scale,
     };
     let (along_rows, block, count) = blocks(m, n);
     let run = move |i: usize| {
@@ -126,6 +133,9 @@ pub unsafe extern "C" fn sgemm(
 /// As [`sgemm`], for the block.
 unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f32, c: *mut f32) {
     if ops.k == 0 {
+        if ops.accumulate {
+            return;
+        }
         for i in 0..m {
             // SAFETY: row `i` of the block, inside `c`.
             unsafe { std::slice::from_raw_parts_mut(c.offset(i as isize * ops.c_rs), n).fill(0.0) };
@@ -133,7 +143,8 @@ unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f
         return;
     }
     // SAFETY: by the caller. `gemm` computes dst = alpha·dst + beta·lhs·rhs;
-    // with `read_dst = false` it never reads `c`.
+    // with `read_dst = false` it never reads `c` (alpha is then ignored).
+    let (read_dst, beta) = if ops.accumulate { (true, ops.scale) } else { (false, 1.0) };
     unsafe {
         gemm::gemm(
             m,
@@ -142,15 +153,15 @@ unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f
             c,
             1,
             ops.c_rs,
-            false,
+            read_dst,
             a,
             ops.a_cs,
             ops.a_rs,
             b,
             ops.b_cs,
             ops.b_rs,
-            0.0f32,
             1.0f32,
+            beta,
             false,
             false,
             false,

@@ -134,7 +134,11 @@ fn hypers_of(kernel: &Kernel) -> Vec<Hyper> {
             match stmt {
                 Stmt::Loop { body, .. } => stmts(body, out),
                 Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => expr(value, out),
-                Stmt::Gemm(_) => {}
+                Stmt::Gemm(g) => {
+                    if let Some(scale) = &g.accumulate {
+                        expr(scale, out);
+                    }
+                }
             }
         }
     }
@@ -724,6 +728,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let pointer = self.pointer;
         let mut sig = cranelift_codegen::ir::Signature::new(self.b.func.signature.call_conv);
         sig.params.extend(std::iter::repeat_n(AbiParam::new(pointer), 12));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::F32));
         let sig = self.b.import_signature(sig);
         let width = |e: &Self, buffer: crate::kernel::BufferId| {
             e.kernel.buffers[buffer.0 as usize].shape.width().expect("fixed widths") as i64
@@ -758,6 +764,17 @@ impl<'a, 'b> Emitter<'a, 'b> {
             c,
             constant(self, c_width),
         ];
+        let (accumulate, scale) = match &g.accumulate {
+            Some(scale) => {
+                self.addresses.clear();
+                self.loaded.clear();
+                let value = self.expr(scale).value;
+                (constant(self, 1), value)
+            }
+            None => (constant(self, 0), self.b.ins().f32const(0.0)),
+        };
+        let mut args = args.to_vec();
+        args.extend([accumulate, scale]);
         let callee = constant(self, gemm::sgemm as *const () as i64);
         self.b.ins().call_indirect(sig, callee, &args);
     }

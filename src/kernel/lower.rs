@@ -326,6 +326,23 @@ impl<'g> Lowerer<'g> {
                 self.deferred.insert(id);
             }
         }
+        // 0b. Plain SGD of a weight from a library product, `w − s·(a·b)`,
+        //    accumulates into the weight in the call itself (step 4), when
+        //    no other update reads the weight (through nodes that will not
+        //    be buffered in step 1).
+        let mut fused: HashMap<NodeId, (NodeId, NodeId)> = HashMap::new();
+        for (k, (param, update)) in updates.iter().enumerate() {
+            if let Some((product, scale)) = self.sgd_on_gemm(*param, *update) {
+                // Before step 1: nodes that step 1 will buffer stop the search.
+                let read_elsewhere = updates
+                    .iter()
+                    .enumerate()
+                    .any(|(j, (_, u))| j != k && self.inline_reads(*u, true).iter().any(|(p, _)| p == param));
+                if !read_elsewhere {
+                    fused.insert(*update, (product, scale));
+                }
+            }
+        }
         // 1. Buffered nodes in topological order, except the update outputs
         //    that nothing else reads (an update that another one reads, such
         //    as Adam's new moment, is computed here from the old values and
@@ -336,6 +353,7 @@ impl<'g> Lowerer<'g> {
                 || !self.needs_buffer(id)
                 || (self.uses[i] <= 1 && updates.iter().any(|(_, u)| *u == id))
                 || self.deferred.contains(&id)
+                || fused.values().any(|(product, _)| *product == id)
             {
                 continue;
             }
@@ -367,14 +385,21 @@ impl<'g> Lowerer<'g> {
         //    still reads the old value. One computed in step 1 is a copy.
         let reads: Vec<Vec<(Op2, bool)>> = updates
             .iter()
-            .map(|(_, u)| if self.node_buffer.contains_key(u) { Vec::new() } else { self.inline_reads(*u) })
+            .map(|(_, u)| if self.node_buffer.contains_key(u) { Vec::new() } else { self.inline_reads(*u, false) })
             .collect();
         let mut deferred = Vec::new();
         for (k, (param, update)) in updates.iter().enumerate() {
             let read_later = reads.iter().enumerate().any(|(j, r)| j != k && r.iter().any(|(p, _)| p == param));
             let reindexed = reads[k].iter().any(|(p, shifted)| p == param && *shifted);
             let param_buffer = self.leaf_buffer[param];
-            if let Some(&computed) = self.node_buffer.get(update) {
+            if let Some(&(product, scale)) = fused.get(update) {
+                let stmts = self.compute(product, param_buffer);
+                let scale = Expr::Unary(UnaryOp::Neg, Box::new(self.expr_at(scale, Pos::ZERO, Pos::ZERO)));
+                self.body.extend(stmts.into_iter().map(|stmt| match stmt {
+                    Stmt::Gemm(g) => Stmt::Gemm(super::Gemm { accumulate: Some(scale.clone()), ..g }),
+                    other => other,
+                }));
+            } else if let Some(&computed) = self.node_buffer.get(update) {
                 let shape = self.graph.shape(*update);
                 if computed == param_buffer {
                     // Written in place in step 1.
@@ -429,6 +454,30 @@ impl<'g> Lowerer<'g> {
         let size = |d: Dim| d.resolve(self.max_batch) as u64;
         let macs = size(node.shape.rows).saturating_mul(size(node.shape.cols)).saturating_mul(size(inner));
         macs >= self.gemm_min_macs
+    }
+
+    /// `(product, s)` when update `update` of `param` is `param − s·product`
+    /// (or `− product·s`) with `s` a scalar and `product` a library GEMM
+    /// used only there, whose operands are not `param` itself.
+    fn sgd_on_gemm(&self, param: Op2, update: NodeId) -> Option<(NodeId, NodeId)> {
+        let Op2::Param(index) = param else { return None };
+        let node = self.graph.node(update);
+        if node.op != Op::Binary(Binary::Sub) || self.graph.node(node.args[0]).op != Op::Param(index) {
+            return None;
+        }
+        let step = self.graph.node(node.args[1]);
+        if step.op != Op::Binary(Binary::Mul) || self.uses[node.args[1].index()] != 1 {
+            return None;
+        }
+        let (x, y) = (step.args[0], step.args[1]);
+        let (product, scale) = if self.graph.shape(x).is_scalar() { (y, x) } else { (x, y) };
+        let reads_param = self.graph.node(product).args.iter().any(|a| self.graph.node(*a).op == Op::Param(index));
+        (self.gemm.contains(&product)
+            && self.uses[product.index()] == 1
+            && self.graph.shape(scale).is_scalar()
+            && self.graph.shape(product) == node.shape
+            && !reads_param)
+            .then_some((product, scale))
     }
 
     /// The buffer holding node `id`'s whole value: its own, or its leaf's.
@@ -500,7 +549,9 @@ impl<'g> Lowerer<'g> {
 
     /// Parameters and state an expression reads through inlined nodes, and
     /// whether the read goes through a change of index (a slice or broadcast).
-    fn inline_reads(&self, id: NodeId) -> Vec<(Op2, bool)> {
+    /// With `ahead`, before step 1 has run: nodes that step 1 will buffer
+    /// count as buffered.
+    fn inline_reads(&self, id: NodeId, ahead: bool) -> Vec<(Op2, bool)> {
         let mut out = Vec::new();
         let mut stack = vec![(id, false)];
         while let Some((n, shifted)) = stack.pop() {
@@ -513,7 +564,8 @@ impl<'g> Lowerer<'g> {
             if matches!(node.op, Op::Param(_) | Op::State(_)) {
                 continue;
             }
-            if n != id && self.node_buffer.contains_key(&n) {
+            let buffered_ahead = ahead && self.needs_buffer(n) && !self.deferred.contains(&n);
+            if n != id && (self.node_buffer.contains_key(&n) || buffered_ahead) {
                 continue;
             }
             // Anything but a same-position elementwise op reads other elements.
@@ -680,6 +732,7 @@ impl<'g> Lowerer<'g> {
                     m: Self::extent(shape.rows),
                     n: shape.width().expect("fixed widths"),
                     k: Self::extent(inner),
+                    accumulate: None,
                 })]
             }
             Op::MatMul { .. } | Op::Sum { .. } => self.reduction(id, buffer, None),
@@ -933,6 +986,9 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                 }
                 Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
                 Stmt::Gemm(g) => {
+                    if let Some(scale) = &g.accumulate {
+                        expr(kernel, scale, extents)?;
+                    }
                     let n = |e: Extent| match e {
                         Extent::Fixed(n) => n as usize,
                         Extent::Batch => kernel.max_batch,

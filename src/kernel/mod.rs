@@ -149,7 +149,7 @@ pub enum Stmt {
     Gemm(Gemm),
 }
 
-/// `out[m,n] = a[m,k] · b[k,n]`, each operand a whole row-major buffer read
+/// `out[m,n] = a[m,k] · b[k,n]` (or `out += scale · a·b`), each operand a whole row-major buffer read
 /// as stored or transposed (`a` stored `[k,m]` when `trans_a`, `b` stored
 /// `[n,k]` when `trans_b`). Lowering chooses it for products of at least
 /// [`LowerOptions::gemm_min_macs`] multiply-adds; codegen emits a call to
@@ -165,6 +165,10 @@ pub struct Gemm {
     pub m: Extent,
     pub n: u32,
     pub k: Extent,
+    /// `out += scale · a·b` instead of `out = a·b`: plain SGD's update of a
+    /// weight from a product, `w − lr·(xᵀ·δ)`, done by the library call
+    /// itself (`scale` is the scalar `−lr`, evaluated once per batch).
+    pub accumulate: Option<Expr>,
 }
 
 /// One compiled unit: buffers, and the per-batch body.

@@ -71,9 +71,13 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
                     Extent::Batch => "B".to_string(),
                 };
                 let t = |yes: bool| if yes { "ᵀ" } else { "" };
+                let (assign, scale) = match &g.accumulate {
+                    Some(scale) => ("+=", format!(" * ({})", expr(scale))),
+                    None => ("=", String::new()),
+                };
                 writeln!(
                     out,
-                    "{pad}b{} = gemm(b{}{}, b{}{}) [{}x{}x{}]",
+                    "{pad}b{} {assign} gemm(b{}{}, b{}{}){scale} [{}x{}x{}]",
                     g.out.0,
                     g.a.0,
                     t(g.trans_a),
