@@ -274,13 +274,16 @@ def main() -> None:
                 nnc = nnc_run(model, data, t)
                 compile_ms.append((model.name, nnc["compile_ms"]))
                 peer = torch_run(data, hidden, classes, batch, t) if torch_ok else None
+                per = rows / 1e5
                 out.append([
-                    model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]), f"{nnc['wall']:.2f} s", f"{nnc['rss']:.0f} MB",
+                    model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]),
+                    f"{nnc['wall']:.2f} s ({nnc['wall'] / per:.2f} s/10⁵)", f"{nnc['rss']:.0f} MB",
+                    f"{nnc['compile_ms']:.1f} ms",
                     k(peer["rows_per_s"]) if peer else "—",
                     f"{nnc['rows_per_s'] / peer['rows_per_s']:.2f}×" if peer else "—",
                     f"{peer['rss']:.0f} MB" if peer else "—",
                 ])
-        table(title, ["model", "rows", "threads", "nnc rows/s", "nnc wall", "nnc RSS", "PyTorch rows/s",
+        table(title, ["model", "rows", "threads", "nnc rows/s", "nnc wall", "nnc RSS", "nnc compile", "PyTorch rows/s",
                       "nnc / PyTorch", "PyTorch RSS"], out)
 
     model64 = model_file(args.data_dir, 20, [64, 64], 3, 256)
