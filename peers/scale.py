@@ -108,17 +108,21 @@ def model_file(data_dir: Path, inputs: int, hidden: list[int], classes: int, bat
 # ---- running a child ----------------------------------------------------------------
 
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall seconds, the child's own peak RSS in MB (from wait4), and its stdout."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    # Read everything, then reap with wait4 to get this child's rusage alone.
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-2000:]}")
-    return wall, usage.ru_maxrss / 1024, out.decode()
+    """Wall seconds, the child's peak RSS in MB and its stdout. The RSS comes
+    from /usr/bin/time (a small parent: a child forked from this Python
+    process would report this process's size too) when it is installed."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if Path("/usr/bin/time").exists() else cmd
+        start = time.perf_counter()
+        proc = subprocess.run(timed, capture_output=True, env={**os.environ, **(env or {})})
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode()[-2000:]}")
+        text = rss_file.read().strip().splitlines()
+        rss = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
+    return wall, rss, proc.stdout.decode()
 
 
 def nnc_run(model: Path, data: Path, threads: int) -> dict:

@@ -3,8 +3,8 @@
 //!
 //! The model is wide enough that its large products go to the library GEMM
 //! (`kernel::GEMM_MIN_MACS`), whose output is cut into several blocks (a
-//! 300-wide layer: three), so with 2 and 3 threads the blocks really run on
-//! different threads; the kernels are checked to call the GEMM, so the test
+//! 300-wide layer: three), and large enough (256 × 300 × 64 multiply-adds)
+//! that the blocks are handed to the pool's threads with 2 and 3 threads; the kernels are checked to call the GEMM, so the test
 //! cannot pass by running everything in loop nests on one thread.
 
 mod common;
@@ -12,7 +12,7 @@ mod common;
 use common::{Rng, nnc};
 use std::path::{Path, PathBuf};
 
-const MODEL: &str = "data { input x[64]  target y = one_hot(10) }
+const MODEL: &str = "data { input x[256]  target y = one_hot(10) }
 model {
   h   = dense(x, 300, relu)
   out = dense(h, 10, softmax)
@@ -34,7 +34,7 @@ fn data_csv() -> String {
     let mut rng = Rng::new(12);
     let mut text = String::new();
     for _ in 0..200 {
-        for _ in 0..64 {
+        for _ in 0..256 {
             text.push_str(&format!("{:.5},", rng.uniform(-1.0, 1.0)));
         }
         text.push_str(&format!("{}\n", rng.below(10)));

@@ -18,6 +18,13 @@ use crate::threads::Pool;
 /// Output blocks are about this many rows or columns wide.
 const BLOCK: usize = 128;
 
+/// Products smaller than this many multiply-adds run their blocks on the
+/// calling thread even when there are more: handing blocks to another
+/// thread costs more than it saves (a 256×64×64 product ran slower on two
+/// threads than on one, see BENCHMARKS.md). Either way the blocks, and so
+/// the results, are the same.
+const PARALLEL_MIN_MACS: usize = 1 << 22;
+
 /// How to cut an `m × n` output: along the longer side into equal blocks
 /// of at most [`BLOCK`] (rounded up to 16, the micro-kernels' multiple),
 /// the last one possibly shorter. Returns `(along_rows, block, count)`.
@@ -122,8 +129,8 @@ pub unsafe extern "C" fn sgemm(
     };
     // SAFETY: null or a live pool, by the caller.
     match unsafe { pool.as_ref() } {
-        Some(pool) => pool.for_each(count, &run),
-        None => (0..count).for_each(run),
+        Some(pool) if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS => pool.for_each(count, &run),
+        _ => (0..count).for_each(run),
     }
 }
 
