@@ -280,3 +280,76 @@ fn export_bad_input() {
     assert_eq!(output.status.code(), Some(1));
     assert!(!Path::new(&out).exists());
 }
+
+// ---- a weights file that stands alone --------------------------------------------------
+
+#[test]
+fn predict_and_export_need_no_model_file() {
+    let dir = tempdir("export_standalone");
+    let (weights, onnx) = trained(&dir, "diabetes", "diabetes");
+    let with_model = ok(&["predict", "examples/diabetes.nn", "examples/diabetes.csv", "--weights", &weights]);
+    let alone = ok(&["predict", "examples/diabetes.csv", "--weights", &weights]);
+    assert_eq!(alone.stdout, with_model.stdout);
+    assert!(alone.stdout.starts_with(b"y\n"));
+    let onnx_alone = dir.join("alone.onnx").display().to_string();
+    ok(&["export", "--weights", &weights, "--onnx", &onnx_alone, "--quiet"]);
+    assert_eq!(std::fs::read(&onnx_alone).unwrap(), std::fs::read(&onnx).unwrap());
+    // What a Python user rebuilds the network from.
+    let bytes = std::fs::read(&weights).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = header.metadata().clone().unwrap();
+    assert_eq!(metadata["nnc.source"], std::fs::read_to_string("examples/diabetes.nn").unwrap());
+    let columns: serde_json::Value = serde_json::from_str(&metadata["nnc.columns"]).unwrap();
+    assert_eq!(
+        columns,
+        serde_json::json!([
+            {"name": "x", "role": "input", "encoding": "raw", "steps": ["standardize"],
+             "columns": ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]},
+            {"name": "y", "role": "target", "encoding": "raw", "steps": ["standardize"], "columns": ["progression"]},
+        ])
+    );
+}
+
+#[test]
+fn positional_columns_are_recorded_by_position() {
+    let dir = tempdir("export_positional");
+    let weights = dir.join("seed.safetensors").display().to_string();
+    // seed.csv without its header line.
+    let text = std::fs::read_to_string("examples/seed.csv").unwrap();
+    let csv = dir.join("no_header.csv");
+    std::fs::write(&csv, text.split_once('\n').unwrap().1).unwrap();
+    let csv = csv.display().to_string();
+    ok(&["run", "examples/seed.nn", &csv, "--epochs", "1", "--quiet", "--save-weights", &weights]);
+    let bytes = std::fs::read(&weights).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let columns: serde_json::Value = serde_json::from_str(&header.metadata().as_ref().unwrap()["nnc.columns"]).unwrap();
+    assert_eq!(columns[0]["columns"], serde_json::json!([1, 2, 3]));
+    assert_eq!(columns[1]["columns"], serde_json::json!([4]));
+}
+
+#[test]
+fn a_weights_file_without_its_source_needs_the_model() {
+    let dir = tempdir("export_no_source");
+    let (weights, _) = trained(&dir, "iris", "iris");
+    // The same tensors, saved without `nnc.source` (as an older nnc did).
+    let bytes = std::fs::read(&weights).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut metadata = header.metadata().clone().unwrap();
+    metadata.remove("nnc.source");
+    let views: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.tensors().into_iter().map(|(name, view)| (name.to_string(), view)).collect();
+    let old = dir.join("old.safetensors");
+    safetensors::serialize_to_file(views, Some(metadata), &old).unwrap();
+    let old = old.display().to_string();
+    let output = nnc(&["predict", "examples/iris.csv", "--weights", &old]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("give the model file too"));
+    ok(&["predict", "examples/iris.nn", "examples/iris.csv", "--weights", &old]);
+    // A weights file that is not one.
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"abc").unwrap();
+    let output = nnc(&["predict", "examples/iris.csv", "--weights", &junk.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a safetensors file"));
+}

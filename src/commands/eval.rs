@@ -32,7 +32,7 @@ pub struct EvalArgs {
 
 pub fn eval(args: &EvalArgs) -> Result<(), Failure> {
     let Applied { model, dataset, transforms, evaluation } =
-        apply(&args.model, &args.data, &args.weights, true, args.quiet, args.delimiter)?;
+        apply(Some(&args.model), &args.data, &args.weights, true, args.quiet, args.delimiter)?;
     let program = &model.front.program;
     let rows = dataset.rows;
     let predict = &evaluation.predictions;

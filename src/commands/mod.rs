@@ -14,6 +14,7 @@ pub mod run;
 use nnc::diag::{self, Diagnostic, Style};
 use nnc::pipeline::{self, Frontend};
 use nnc::runtime::data::{self, BindError};
+use nnc::runtime::weights;
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
@@ -98,6 +99,45 @@ pub fn read_model_with_data(
     let _ = diags;
     match pipeline::frontend_with(&text, &categories) {
         Ok(front) => Ok((Model { path: name, text, front }, Some(table))),
+        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    }
+}
+
+/// The model a weights file was trained from: the given model file, or,
+/// without one, the source text the file embeds (`nnc.source`), named
+/// `FILE:nnc.source` in diagnostics. A given model file whose text differs
+/// from the embedded one gets a note (its tensors must still fit). A model
+/// whose categories come from the data takes them from the file.
+pub fn model_for_weights(model: Option<&Path>, weights_path: &Path, quiet: bool) -> Result<Model, Failure> {
+    let weights_name = weights_path.display().to_string();
+    let (name, text) = match model {
+        Some(path) => read_model_text(path)?,
+        None => {
+            let metadata = weights::read_metadata(weights_path).map_err(Failure::input)?;
+            let Some(text) = metadata.get(weights::SOURCE_KEY) else {
+                return Err(Failure::Usage(format!(
+                    "{weights_name} does not embed its model's source (it was saved by an older nnc): give the model file too"
+                )));
+            };
+            (format!("{weights_name}:nnc.source"), text.clone())
+        }
+    };
+    // An unreadable weights file is reported when its tensors are loaded.
+    let metadata = || weights::read_metadata(weights_path).unwrap_or_default();
+    if model.is_some()
+        && !quiet
+        && metadata().get(weights::SOURCE_HASH_KEY).is_some_and(|h| *h != weights::source_hash(&text))
+    {
+        eprintln!("note: {weights_name} was saved from a different version of {name} (the source changed)");
+    }
+    match pipeline::frontend(&text) {
+        Ok(front) => Ok(Model { path: name, text, front }),
+        Err(diags) if pipeline::needs_categories(&diags) => {
+            let categories = weights::saved_categories(&metadata());
+            pipeline::frontend_with(&text, &categories)
+                .map(|front| Model { path: name.clone(), text: text.clone(), front })
+                .map_err(|diags| model_errors(&diags, &name, &text))
+        }
         Err(diags) => Err(model_errors(&diags, &name, &text)),
     }
 }

@@ -5,8 +5,7 @@
 //! target's units. Classification prints the class and the probabilities.
 
 use super::{
-    Failure, Model, bind_error, check_not_an_input, check_output, internal, model_errors, read_model_text,
-    write_atomically,
+    Failure, Model, bind_error, check_not_an_input, check_output, internal, model_for_weights, write_atomically,
 };
 use nnc::codegen::Options;
 use nnc::ir::program::{ColumnRef, Columns, Task};
@@ -19,10 +18,13 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// The model file
-    model: PathBuf,
+    /// The model file, then the data; or the data alone, and the model is
+    /// the one the weights file embeds
+    #[arg(value_name = "MODEL")]
+    first: PathBuf,
     /// Rows to predict (CSV); target columns may be present or not
-    data: PathBuf,
+    #[arg(value_name = "DATA")]
+    second: Option<PathBuf>,
     /// Trained weights, as saved by `nnc run --save-weights`
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
@@ -45,27 +47,25 @@ pub struct Applied {
     pub evaluation: train::Evaluation,
 }
 
-/// Read the model, the weights (with their preprocessing) and the data,
-/// and evaluate: the loss and metrics when the file has the targets
-/// (required when `need_targets`), the predictions always.
+/// Read the model (without a model file, the one the weights file embeds),
+/// the weights (with their preprocessing) and the data, and evaluate: the
+/// loss and metrics when the file has the targets (required when
+/// `need_targets`), the predictions always.
 pub fn apply(
-    model: &Path,
+    model: Option<&Path>,
     data_path: &Path,
     weights_path: &Path,
     need_targets: bool,
     quiet: bool,
     delimiter: Option<u8>,
 ) -> Result<Applied, Failure> {
-    let model = read_model_with_weights(model, weights_path)?;
+    let model = model_for_weights(model, weights_path, quiet)?;
     let program = &model.front.program;
     if !program.has_data() {
         return Err(Failure::Usage(format!("{} has no data block: there is nothing to predict from", model.path)));
     }
     let weights_name = weights_path.display().to_string();
     let (params, metadata) = weights::load(weights_path, program).map_err(Failure::input)?;
-    if !quiet && metadata.get("nnc.source_hash").is_some_and(|h| *h != weights::source_hash(&model.text)) {
-        eprintln!("note: {weights_name} was saved from a different version of {} (the source changed)", model.path);
-    }
     let transforms = weights::saved_transforms(program, &metadata, &weights_name).map_err(Failure::input)?;
     let options = data::ReadOptions { delimiter, targets_optional: !need_targets };
     let table = data::read_file(data_path, &program.data, options).map_err(|e| bind_error(e, &model))?;
@@ -82,17 +82,18 @@ pub fn apply(
 }
 
 pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
+    let (model_path, data_path) = match &args.second {
+        Some(data) => (Some(args.first.as_path()), data.as_path()),
+        None => (None, args.first.as_path()),
+    };
     if let Some(out) = &args.out {
-        let inputs = [
-            (args.model.as_path(), "model file"),
-            (args.data.as_path(), "data file"),
-            (args.weights.as_path(), "weights file"),
-        ];
+        let mut inputs = vec![(data_path, "data file"), (args.weights.as_path(), "weights file")];
+        inputs.extend(model_path.map(|m| (m, "model file")));
         check_not_an_input(out, "--out", &inputs)?;
         check_output(out, "output file")?;
     }
     let Applied { model, dataset, transforms, evaluation } =
-        apply(&args.model, &args.data, &args.weights, false, args.quiet, args.delimiter)?;
+        apply(model_path, data_path, &args.weights, false, args.quiet, args.delimiter)?;
     let program = &model.front.program;
     let (k, rows) = (evaluation.width, dataset.rows);
     let mut text = String::new();
@@ -192,23 +193,6 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
         eprintln!("{line}");
     }
     Ok(())
-}
-
-/// A model file checked with the categories saved in its weights file, when
-/// its `one_hot(column)` bindings leave them to the data.
-fn read_model_with_weights(path: &Path, weights_path: &Path) -> Result<Model, Failure> {
-    let (name, text) = read_model_text(path)?;
-    match pipeline::frontend(&text) {
-        Ok(front) => Ok(Model { path: name, text, front }),
-        Err(diags) if pipeline::needs_categories(&diags) => {
-            let metadata = weights::read_metadata(weights_path).map_err(Failure::input)?;
-            let categories = weights::saved_categories(&metadata);
-            pipeline::frontend_with(&text, &categories)
-                .map(|front| Model { path: name.clone(), text: text.clone(), front })
-                .map_err(|diags| model_errors(&diags, &name, &text))
-        }
-        Err(diags) => Err(model_errors(&diags, &name, &text)),
-    }
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
