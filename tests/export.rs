@@ -353,3 +353,105 @@ fn a_weights_file_without_its_source_needs_the_model() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("is not a safetensors file"));
 }
+
+// ---- the PyTorch project ------------------------------------------------------------
+
+/// `nnc export --torch` of an example into a fresh directory.
+fn torch_project(dir: &Path, model: &str) -> PathBuf {
+    let project = dir.join(model);
+    ok(&["export", &example(model), "--torch", &project.display().to_string()]);
+    project
+}
+
+#[test]
+fn torch_scripts_are_golden() {
+    let dir = tempdir("export_torch_golden");
+    // Plain, per-neuron, user functions and conditionals, dropout and
+    // concat, Adam with a cosine schedule and a validation split.
+    for model in ["iris", "seed", "functions", "skip", "adam"] {
+        let project = torch_project(&dir, model);
+        let script = std::fs::read_to_string(project.join("train.py")).unwrap();
+        insta::assert_snapshot!(format!("{model}.train.py"), script);
+    }
+    let readme = std::fs::read_to_string(dir.join("iris").join("README.md")).unwrap();
+    insta::assert_snapshot!("iris.torch.README.md", readme);
+}
+
+#[test]
+fn every_torch_script_is_python() {
+    let dir = tempdir("export_torch_compiles");
+    let Some(python) = python_with("py_compile") else { return };
+    for (model, _) in EXAMPLES {
+        let project = torch_project(&dir, model);
+        let script = project.join("train.py").display().to_string();
+        let output = Command::new(&python).args(["-m", "py_compile", &script]).output().unwrap();
+        assert!(output.status.success(), "{model}: {}", String::from_utf8_lossy(&output.stderr));
+        // nnc's initial weights, which nnc starts from.
+        let initial = project.join("initial.safetensors").display().to_string();
+        let csv = data(EXAMPLES.iter().find(|e| e.0 == *model).unwrap().1);
+        ok(&["run", &example(model), &csv, "--init-weights", &initial, "--epochs", "1", "--quiet"]);
+        assert!(project.join("README.md").exists());
+    }
+}
+
+#[test]
+fn torch_export_keeps_given_initial_weights() {
+    let dir = tempdir("export_torch_weights");
+    let (weights, _) = trained(&dir, "iris", "iris");
+    let project = dir.join("project");
+    ok(&["export", "--weights", &weights, "--torch", &project.display().to_string()]);
+    let read = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        tensors.tensor("out.w").unwrap().data().to_vec()
+    };
+    assert_eq!(read(&project.join("initial.safetensors")), read(Path::new(&weights)));
+}
+
+/// A model file in `dir` with `model` and `loss` lines; its E0401 output.
+fn torch_refuses(dir: &Path, name: &str, text: &str) -> String {
+    let model = dir.join(format!("{name}.nn"));
+    std::fs::write(&model, text).unwrap();
+    let project = dir.join(name);
+    let output = nnc(&["export", &model.display().to_string(), "--torch", &project.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!project.join("train.py").exists(), "nothing is written");
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn torch_export_refuses_what_ddp_would_change() {
+    let dir = tempdir("export_torch_refuses");
+    let data = "data { input x[3] target y[1] }\n";
+    let err = torch_refuses(
+        &dir,
+        "root",
+        &format!("{data}model {{\n  h = dense(x, 2, tanh)\n  out = dense(h, 1)\n}}\nloss mse(out, y)^0.5\n"),
+    );
+    assert!(err.contains("error[E0401]") && err.contains("root.nn:6:6"), "{err}");
+    assert!(err.contains("sums over rows divided by the batch size"), "{err}");
+    let err = torch_refuses(
+        &dir,
+        "batch",
+        &format!(
+            "{data}model {{\n  h = dense(x, 2, tanh)\n  o = dense(h, 1)\n  out = o * mean(h)\n}}\nloss mse(out, y)\n"
+        ),
+    );
+    assert!(err.contains("error[E0401]") && err.contains("batch.nn:5:13"), "{err}");
+    assert!(err.contains("depends on the whole batch"), "{err}");
+}
+
+#[test]
+fn torch_export_bad_input() {
+    let dir = tempdir("export_torch_bad_input");
+    let file = dir.join("a_file");
+    std::fs::write(&file, "x").unwrap();
+    let output = nnc(&["export", "examples/iris.nn", "--torch", &file.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a directory"));
+    let output = nnc(&["export", "examples/minimize.nn", "--torch", &dir.join("m").display().to_string()]);
+    assert_eq!(output.status.code(), Some(2));
+    // Neither a model nor weights; no output asked for.
+    assert_eq!(nnc(&["export", "--torch", &dir.join("n").display().to_string()]).status.code(), Some(2));
+    assert_eq!(nnc(&["export", "examples/iris.nn"]).status.code(), Some(2));
+}

@@ -13,6 +13,7 @@
 
 pub mod onnx;
 pub mod onnx_proto;
+pub mod torch;
 
 use crate::diag::Diagnostic;
 use crate::ir::Node;
