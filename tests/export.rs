@@ -429,7 +429,7 @@ fn torch_export_refuses_what_ddp_would_change() {
         &format!("{data}model {{\n  h = dense(x, 2, tanh)\n  out = dense(h, 1)\n}}\nloss mse(out, y)^0.5\n"),
     );
     assert!(err.contains("error[E0401]") && err.contains("root.nn:6:6"), "{err}");
-    assert!(err.contains("sums over rows divided by the batch size"), "{err}");
+    assert!(err.contains("linear in its sums over rows"), "{err}");
     let err = torch_refuses(
         &dir,
         "batch",

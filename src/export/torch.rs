@@ -9,12 +9,13 @@
 //! exactly the function nnc differentiates symbolically.
 //!
 //! Under DDP each process sees part of every batch, and DDP averages the
-//! processes' gradients; the loss is exact for any split when each process
-//! divides its sums over rows by (global batch rows / world size), which is
-//! what `batch_size` (nnc's `BatchSize`) is set to. That holds when the loss
-//! is a sum over rows divided by the batch size plus terms of the
-//! parameters alone; [`check`] refuses (E0401) a loss of another form, and a
-//! model output that depends on the batch, with the construct located.
+//! processes' gradients. When the loss is linear in its sums over rows
+//! (their coefficients may depend on the parameters and the batch size, as
+//! `mean` and `cross_entropy` divide by it) plus terms of the parameters
+//! alone, the average is exact for any split if each process multiplies its
+//! sums over rows by the world size and `batch_size` (nnc's `BatchSize`) is
+//! the global batch's. [`check`] refuses (E0401) a loss of another form, and
+//! a model output that depends on the batch, with the construct located.
 
 use super::unexportable;
 use crate::diag::Diagnostic;
@@ -205,7 +206,7 @@ pub fn check(program: &Program) -> Result<(), Vec<Diagnostic>> {
     if let Some(id) = not_a_sum_over_rows(graph, loss, &data) {
         diags.push(unexportable(
             graph.node(id),
-            "the loss must be sums over rows divided by the batch size, plus terms without data, for DDP's averaged gradients to be exact",
+            "the loss must be linear in its sums over rows, plus terms without data, for DDP's averaged gradients to be exact",
         ));
     }
     if diags.is_empty() { Ok(()) } else { Err(diags) }
@@ -236,9 +237,13 @@ fn depends_on_data(graph: &Graph) -> Vec<bool> {
 /// A node under `root` that mixes rows: a sum over rows, or the batch size.
 fn batch_dependent(graph: &Graph, root: NodeId) -> Option<NodeId> {
     let live = live_from(graph, root);
-    (0..=root.index())
-        .map(|i| NodeId(i as u32))
-        .find(|&id| live[id.index()] && matches!(graph.node(id).op, Op::BatchSize | Op::Sum { rows: true, .. }))
+    (0..=root.index()).map(|i| NodeId(i as u32)).find(|&id| {
+        live[id.index()]
+            && matches!(
+                graph.node(id).op,
+                Op::BatchSize | Op::Sum { rows: true, .. } | Op::MatMul { trans_a: true, .. }
+            )
+    })
 }
 
 /// The first node where the loss stops being linear in sums over rows.
@@ -310,6 +315,7 @@ const RESERVED: &[&str] = &[
     "math",
     "self",
     "batch_size",
+    "world_size",
     "sys",
     "os",
     "json",
@@ -379,6 +385,8 @@ struct Writer<'g> {
     params: Vec<String>,
     layer_names: HashMap<NodeId, String>,
     values: HashMap<NodeId, String>,
+    /// Whether each node depends on the data.
+    data: Vec<bool>,
     current_layer: Option<String>,
 }
 
@@ -393,6 +401,7 @@ impl<'g> Writer<'g> {
             params: Vec::new(),
             layer_names: HashMap::new(),
             values: HashMap::new(),
+            data: depends_on_data(graph),
             current_layer: None,
         }
     }
@@ -497,9 +506,11 @@ impl<'g> Writer<'g> {
             }
             Op::Sum { rows, cols } => {
                 let x = self.tensor(args[0]);
+                // A sum over the rows of data: this process's share (see the module doc).
+                let share = if *rows && self.data[args[0].index()] { " * world_size" } else { "" };
                 match (rows, cols) {
-                    (true, true) => format!("{x}.sum().reshape(1, 1)"),
-                    (true, false) => format!("{x}.sum(0, keepdim=True)"),
+                    (true, true) => format!("{x}.sum().reshape(1, 1){share}"),
+                    (true, false) => format!("{x}.sum(0, keepdim=True){share}"),
                     (false, true) => format!("{x}.sum(1, keepdim=True)"),
                     (false, false) => x,
                 }
@@ -604,8 +615,9 @@ pub fn readme(program: &Program, model_file: &str) -> String {
          - Without shuffling and dropout, the final loss equals `nnc run\n\
          \x20 --init-weights initial.safetensors` to about 1e-5 relative, in one process\n\
          \x20 and under torchrun: each global batch is split among the processes, and\n\
-         \x20 each divides its sums over rows by (global batch rows / world size), so\n\
-         \x20 DDP's averaged gradient is the one-process gradient.\n\
+         \x20 each multiplies its sums over rows by the world size (a mean becomes the\n\
+         \x20 sum over its rows / global batch rows × world size), so DDP's averaged\n\
+         \x20 gradient is the one-process gradient.\n\
          - Shuffled runs use `torch.randperm` (nnc uses ChaCha8) and dropout uses\n\
          \x20 PyTorch's masks (nnc hashes the step and position): those runs differ.\n\
          - `train_func(config)` is the entry point for Ray Train's `TorchTrainer` and\n\

@@ -18,9 +18,10 @@ trained weights load in `nnc predict --weights trained.safetensors DATA.csv`.
 
 Under torchrun (or Ray Train's TorchTrainer, or Spark's TorchDistributor,
 through `train_func`), each global batch is split among the processes and
-DistributedDataParallel averages their gradients; each process's loss is
-the sum over its rows divided by (rows in the global batch / world size), so
-the average is exactly the one-process gradient however the rows divide.
+DistributedDataParallel averages their gradients; each process computes the
+loss with its sums over rows multiplied by the world size (and the batch
+size that of the global batch), so the average is exactly the one-process
+gradient however the rows divide.
 Shuffled runs (torch.randperm instead of nnc's ChaCha8) and dropout
 (torch's masks instead of nnc's hash) differ from nnc's.
 """
@@ -63,8 +64,11 @@ class Model(torch.nn.Module):
         """nnc name → parameter."""
         return {@@TENSORS@@}
 
-    def forward(self, @@ARGS@@, batch_size):
-        """The loss of a batch; `batch_size` divides its sums over rows."""
+    def forward(self, @@ARGS@@, batch_size, world_size=1):
+        """The loss of this process's rows of a batch of `batch_size` rows
+        split among `world_size` processes: sums over rows are multiplied
+        by `world_size`, so that DDP's average of the processes' gradients
+        is the gradient of the whole batch's loss."""
 @@FORWARD@@
 
 
@@ -292,16 +296,15 @@ def train_func(config=None):
         for start in range(0, rows, batch):
             chunk = order[start : start + batch]
             local = torch.tensor_split(chunk, world)[rank]
-            # DDP averages gradients over processes: dividing this process's
-            # sums over rows by (global rows / world) makes the average exact.
-            share = len(chunk) / world
-            loss = net(*[t[local] for t in inputs + targets], batch_size=share)
+            # DDP averages gradients over processes: the sums over this
+            # process's rows, times the world size, make the average exact.
+            loss = net(*[t[local] for t in inputs + targets], batch_size=float(len(chunk)), world_size=world)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             scheduler.step()
             step += 1
-            total += loss.detach().double().sum() * share
+            total += loss.detach().double().sum() * len(chunk) / world
         if world > 1:
             dist.all_reduce(total)
         if rank == 0 and (epoch % report_every == 0 or epoch == epochs):
