@@ -351,7 +351,7 @@ fn a_weights_file_without_its_source_needs_the_model() {
     std::fs::write(&junk, b"abc").unwrap();
     let output = nnc(&["predict", "examples/iris.csv", "--weights", &junk.display().to_string()]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a safetensors file"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("junk.safetensors"));
 }
 
 // ---- the PyTorch project ------------------------------------------------------------
