@@ -29,6 +29,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("losses", "diabetes"),
     ("momentum", "iris"),
     ("skip", "iris"),
+    ("penguins", "penguins"),
 ];
 
 fn nnc(args: &[&str]) -> Output {
@@ -92,10 +93,6 @@ fn python_with(modules: &str) -> Option<String> {
     None
 }
 
-/// Examples the ONNX export does not cover yet: categorical (one-hot) inputs
-/// and string class labels need the saved categories in the graph.
-const NOT_EXPORTED_YET: &[&str] = &["penguins"];
-
 #[test]
 fn onnxruntime_agrees_with_predict_on_every_example() {
     let dir = tempdir("export_onnxruntime");
@@ -105,13 +102,10 @@ fn onnxruntime_agrees_with_predict_on_every_example() {
         if path.extension().is_some_and(|e| e == "nn") {
             let text = std::fs::read_to_string(&path).unwrap();
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-            // Models whose categories come from the data (string labels,
-            // one-hot inputs) are not exported yet: listed, not hidden.
-            if NOT_EXPORTED_YET.contains(&stem.as_str()) {
-                continue;
-            }
+            // (A model whose categories come from the data has data.)
+            let has_data = nnc::pipeline::frontend(&text).map_or(true, |f| f.program.has_data());
             assert!(
-                !nnc::pipeline::frontend(&text).unwrap().program.has_data() || EXAMPLES.iter().any(|(m, _)| *m == stem),
+                !has_data || EXAMPLES.iter().any(|(m, _)| *m == stem),
                 "examples/{stem}.nn has data but is not in EXAMPLES"
             );
         }
@@ -120,9 +114,26 @@ fn onnxruntime_agrees_with_predict_on_every_example() {
     for (model, csv) in EXAMPLES {
         let (weights, onnx) = trained(&dir, model, csv);
         let predictions = dir.join(format!("{model}.predictions.csv")).display().to_string();
-        ok(&["predict", &example(model), &data(csv), "--weights", &weights, "--out", &predictions, "--quiet"]);
-        triples.push([onnx, data(csv), predictions]);
+        // `nnc predict` wants every cell (rows with `NA` were dropped in training).
+        let text = std::fs::read_to_string(data(csv)).unwrap();
+        let complete: String =
+            text.lines().filter(|l| !l.split(',').any(|f| f == "NA")).map(|l| format!("{l}\n")).collect();
+        let rows = dir.join(format!("{model}.rows.csv")).display().to_string();
+        std::fs::write(&rows, complete).unwrap();
+        ok(&["predict", &example(model), &rows, "--weights", &weights, "--out", &predictions, "--quiet"]);
+        triples.push([onnx, rows, predictions]);
     }
+    // Filled cells and their indicator columns, rows with `NA` included.
+    let fill = dir.join("fill.nn");
+    std::fs::write(&fill, FILL_MODEL).unwrap();
+    let fill = fill.display().to_string();
+    let weights = dir.join("fill.safetensors").display().to_string();
+    let onnx = dir.join("fill.onnx").display().to_string();
+    let predictions = dir.join("fill.predictions.csv").display().to_string();
+    ok(&["run", &fill, &data("penguins"), "--epochs", "3", "--quiet", "--save-weights", &weights]);
+    ok(&["export", &fill, "--weights", &weights, "--onnx", &onnx, "--quiet"]);
+    ok(&["predict", &fill, &data("penguins"), "--weights", &weights, "--out", &predictions, "--quiet"]);
+    triples.push([onnx, data("penguins"), predictions]);
     let Some(python) = python_with("onnx, onnxruntime, numpy") else { return };
     let mut command = Command::new(python);
     command.arg("tests/export/onnx_check.py").current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -132,7 +143,43 @@ fn onnxruntime_agrees_with_predict_on_every_example() {
     let output = command.output().expect("python runs");
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "onnx_check.py failed:\n{text}");
-    assert_eq!(text.lines().filter(|l| l.contains("max rel diff")).count(), EXAMPLES.len(), "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains("max rel diff")).count(), EXAMPLES.len() + 1, "{text}");
+}
+
+/// Penguins' measurements with missing cells filled by their medians and
+/// an indicator column each.
+const FILL_MODEL: &str = "data {
+  input  size = columns(bill_length_mm, bill_depth_mm, body_mass_g) fill(median, indicator) standardize
+  target y    = one_hot(species)
+}
+model {
+  h   = dense(size, 8, tanh)
+  out = dense(h, 3, softmax)
+}
+loss cross_entropy(out, y)
+train { epochs = 3  batch = 16 }
+";
+
+#[test]
+fn categories_are_label_encoders_and_class_names() {
+    let dir = tempdir("export_penguins_structure");
+    let (_, onnx) = trained(&dir, "penguins", "penguins");
+    let model = decode(&onnx);
+    let domains: Vec<(&str, i64)> =
+        model.opset_import.iter().map(|o| (o.domain.as_deref().unwrap(), o.version.unwrap())).collect();
+    assert_eq!(domains, [("", 17), ("ai.onnx.ml", 2)]);
+    let graph = model.graph.as_ref().unwrap();
+    let island = graph.input.iter().find(|i| i.name.as_deref() == Some("island")).unwrap();
+    let elem = island.r#type.as_ref().unwrap().tensor_type.as_ref().unwrap().elem_type;
+    assert_eq!(elem, Some(data_type::STRING));
+    let encoder = graph.node.iter().find(|n| n.output[0] == "island.index").unwrap();
+    assert_eq!(encoder.op_type.as_deref(), Some("LabelEncoder"));
+    assert_eq!(encoder.domain.as_deref(), Some("ai.onnx.ml"));
+    let keys: Vec<&[u8]> = encoder.attribute[0].strings.iter().map(Vec::as_slice).collect();
+    assert_eq!(keys, [&b"Biscoe"[..], b"Dream", b"Torgersen"]);
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["out", "class", "label"]);
+    assert_eq!(metadata(&model, "nnc.classes"), r#"["Adelie","Chinstrap","Gentoo"]"#);
 }
 
 fn initializer<'m>(model: &'m ModelProto, name: &str) -> &'m TensorProto {
@@ -381,7 +428,7 @@ fn torch_scripts_are_golden() {
 fn every_torch_script_is_python() {
     let dir = tempdir("export_torch_compiles");
     let Some(python) = python_with("py_compile") else { return };
-    for (model, _) in EXAMPLES {
+    for (model, _) in EXAMPLES.iter().filter(|(m, _)| !NOT_FOR_TORCH.contains(m)) {
         let project = torch_project(&dir, model);
         let script = project.join("train.py").display().to_string();
         let output = Command::new(&python).args(["-m", "py_compile", &script]).output().unwrap();
@@ -392,6 +439,26 @@ fn every_torch_script_is_python() {
         ok(&["run", &example(model), &csv, "--init-weights", &initial, "--epochs", "1", "--quiet"]);
         assert!(project.join("README.md").exists());
     }
+}
+
+/// Examples whose data `train.py` does not read (categories, dropped rows).
+const NOT_FOR_TORCH: &[&str] = &["penguins"];
+
+#[test]
+fn torch_export_refuses_categories_and_dropped_rows() {
+    let dir = tempdir("export_torch_penguins");
+    let (weights, _) = trained(&dir, "penguins", "penguins");
+    let project = dir.join("project").display().to_string();
+    let output = nnc(&["export", "--weights", &weights, "--torch", &project]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error[E0401]: the PyTorch export cannot reproduce `island`, a column of categories"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(":nnc.source:7:3"), "{stderr}");
+    assert!(stderr.contains("the dropping of rows with missing cells"), "{stderr}");
+    assert!(stderr.contains("3 errors"), "{stderr}");
 }
 
 #[test]

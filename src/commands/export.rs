@@ -76,7 +76,7 @@ pub fn export(args: &ExportArgs) -> Result<(), Failure> {
             Some((params, _)) => params.clone(),
             None => Params::init(program, program.train.seed.value),
         };
-        torch(&model, &params, files)?;
+        torch(&model, &params, files, args.quiet)?;
     }
     Ok(())
 }
@@ -100,7 +100,12 @@ fn onnx(
         props.push((weights::COLUMNS_KEY.to_string(), columns.clone()));
     }
     if let Task::Classification { classes } = program.task {
-        let names: Vec<String> = (0..classes).map(|k| k.to_string()).collect();
+        // The target's categories are the class names (or indices).
+        let target = program.data.iter().position(|b| b.is_target).map(|i| &transforms[i].categories);
+        let names: Vec<String> = match target {
+            Some(names) if names.len() == classes as usize => names.clone(),
+            _ => (0..classes).map(|k| k.to_string()).collect(),
+        };
         props.push(("nnc.classes".to_string(), serde_json::to_string(&names).expect("strings")));
     }
     let name = Path::new(&props[0].1).file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
@@ -115,11 +120,17 @@ fn onnx(
 }
 
 /// `train.py`, the initial weights and the README in the directory.
-fn torch(model: &Model, params: &Params, files: &[PathBuf; 3]) -> Result<(), Failure> {
+fn torch(model: &Model, params: &Params, files: &[PathBuf; 3], quiet: bool) -> Result<(), Failure> {
     let program = &model.front.program;
     let source_hash = weights::source_hash(&model.text);
-    let script = export::torch::train_script(program, &model.path, &model.text, &source_hash)
+    let script = export::torch::train_script(program, &model.front.ast, &model.path, &model.text, &source_hash)
         .map_err(|diags| model_errors(&diags, &model.path, &model.text))?;
+    if export::torch::seeded_validation(program) && !quiet {
+        eprintln!(
+            "note: train.py holds out the last rows for validation, not nnc's seeded split: write `validation = last({})` in {} for the same rows",
+            program.train.validation.value, model.path
+        );
+    }
     let mut metadata = BTreeMap::new();
     metadata.insert("nnc.model".to_string(), model.path.clone());
     metadata.insert(weights::SOURCE_HASH_KEY.to_string(), source_hash);

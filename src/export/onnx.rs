@@ -32,7 +32,7 @@ use super::unexportable;
 use crate::diag::Diagnostic;
 use crate::ir::program::{Binding, Encoding, Program, Task};
 use crate::ir::{Binary, Compare, Dim, Graph, NodeId, Op, Shape, Unary};
-use crate::runtime::data::Transform;
+use crate::runtime::data::prepare::Transform;
 use crate::runtime::train::Params;
 use crate::runtime::weights::disk_shape;
 use std::collections::{HashMap, HashSet};
@@ -41,6 +41,10 @@ use std::collections::{HashMap, HashSet};
 pub const OPSET: i64 = 17;
 /// The ONNX IR version the files declare.
 pub const IR_VERSION: i64 = 8;
+/// The domain of `LabelEncoder` (string categories to indices), and the
+/// version of it the files import when they need it.
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+pub const ML_OPSET: i64 = 2;
 /// The symbolic batch dimension's name.
 pub const BATCH: &str = "batch";
 
@@ -92,6 +96,18 @@ pub fn onnx(
             builder.node("ArgMax", &[&probabilities], &class, vec![int("axis", 1), int("keepdims", 0)]);
             outputs.push(value_info(&probabilities, data_type::FLOAT, &[Dim::Batch, Dim::Fixed(width)]));
             outputs.push(value_info(&class, data_type::INT64, &[Dim::Batch]));
+            // The class's name, when the target's labels were names.
+            let target = program.data.iter().position(|b| b.is_target);
+            if let Some(t) = target.map(|i| &transforms[i])
+                && t.categories.len() == width as usize
+                && !t.categories_are_indices()
+            {
+                let names = builder.fresh("classes");
+                builder.initializers.push(string_tensor(&names, &t.categories));
+                let label = builder.fresh("label");
+                builder.node("Gather", &[&names, &class], &label, vec![int("axis", 0)]);
+                outputs.push(value_info(&label, data_type::STRING, &[Dim::Batch]));
+            }
         }
         _ => {
             let target = program.data.iter().position(|b| b.is_target && b.width() == width);
@@ -109,8 +125,15 @@ pub fn onnx(
         .data
         .iter()
         .filter(|b| !b.is_target)
-        .map(|b| value_info(&b.name, data_type::FLOAT, &[Dim::Batch, Dim::Fixed(b.column_count() as u32)]))
+        .map(|b| {
+            let elem_type = builder.input_types.get(&b.name).copied().unwrap_or(data_type::FLOAT);
+            value_info(&b.name, elem_type, &[Dim::Batch, Dim::Fixed(b.column_count() as u32)])
+        })
         .collect();
+    let mut opset_import = vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }];
+    if builder.uses_ml {
+        opset_import.push(OperatorSetIdProto { domain: Some(ML_DOMAIN.into()), version: Some(ML_OPSET) });
+    }
     let graph_proto = GraphProto {
         node: builder.nodes,
         name: Some(name.to_string()),
@@ -125,7 +148,7 @@ pub fn onnx(
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         doc_string: None,
         graph: Some(graph_proto),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        opset_import,
         metadata_props: metadata
             .iter()
             .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
@@ -156,6 +179,10 @@ struct Builder<'g> {
     shared: HashMap<(String, Vec<String>), String>,
     /// Scalar constants by bit pattern.
     constants: HashMap<u64, String>,
+    /// Graph inputs that are not float: label columns read as strings.
+    input_types: HashMap<String, i32>,
+    /// Whether a node of the `ai.onnx.ml` domain is used.
+    uses_ml: bool,
     /// A raw input tensor `[batch, n]`, to read the batch size from.
     batch_source: Option<String>,
     diags: Vec<Diagnostic>,
@@ -176,6 +203,8 @@ impl<'g> Builder<'g> {
             shared: HashMap::new(),
             constants: HashMap::new(),
             batch_source: None,
+            input_types: HashMap::new(),
+            uses_ml: false,
             diags: Vec::new(),
         }
     }
@@ -246,12 +275,16 @@ impl<'g> Builder<'g> {
         let name = binding.name.clone();
         self.batch_source.get_or_insert_with(|| name.clone());
         let mut value = name.clone();
-        if let Encoding::OneHot { classes } = binding.encoding {
-            let numbers: Vec<f32> = (0..classes).map(|k| k as f32).collect();
-            let row = self.fresh(&format!("{name}.classes"));
-            self.initializers.push(float_tensor(&row, vec![1, i64::from(classes)], &numbers));
-            let equal = self.emit("Equal", &[&value, &row], &format!("{name}.equal"), vec![]);
-            return self.emit("Cast", &[&equal], &format!("{name}.one_hot"), vec![int("to", data_type::FLOAT.into())]);
+        if binding.reads_labels() {
+            return self.labels(binding, transform);
+        }
+        // Missing cells (NaN) take the fill values; indicator columns say where.
+        let missing =
+            (!transform.fill.is_empty()).then(|| self.emit("IsNaN", &[&name], &format!("{name}.missing"), vec![]));
+        if let Some(missing) = &missing {
+            let fill = self.fresh(&format!("{name}.fill"));
+            self.initializers.push(float_tensor(&fill, vec![transform.fill.len() as i64], &to_f32(&transform.fill)));
+            value = self.emit("Where", &[missing, &fill, &value], &format!("{name}.filled"), vec![]);
         }
         if transform.scale != 1.0 {
             let scale = self.scalar(transform.scale);
@@ -266,7 +299,59 @@ impl<'g> Builder<'g> {
             let centred = self.emit("Sub", &[&value, &mean], &format!("{name}.centred"), vec![]);
             value = self.emit("Div", &[&centred, &std], &format!("{name}.standardized"), vec![]);
         }
+        if let (Some(missing), true) = (&missing, binding.fill.is_some_and(|f| f.indicator)) {
+            let to = int("to", data_type::FLOAT.into());
+            let indicator = self.emit("Cast", &[missing], &format!("{name}.indicator"), vec![to]);
+            value = self.emit("Concat", &[&value, &indicator], &format!("{name}.with_indicator"), vec![int("axis", 1)]);
+        }
         value
+    }
+
+    /// A column of labels: its categories' index, one-hot when the binding
+    /// says so. Numeric categories (`0`, `1`, `2`) are compared as numbers
+    /// with a float input; names arrive as a string input and go through
+    /// `LabelEncoder` (a label that is not a category becomes index −1, an
+    /// all-zero one-hot row: a graph cannot refuse it as `nnc predict` does).
+    fn labels(&mut self, binding: &Binding, transform: &Transform) -> String {
+        let name = binding.name.clone();
+        let k = transform.categories.len() as i64;
+        let to_float = || int("to", data_type::FLOAT.into());
+        let numbers: Option<Vec<f32>> = transform.categories.iter().map(|c| c.parse::<f32>().ok()).collect();
+        match numbers {
+            Some(numbers) if matches!(binding.encoding, Encoding::OneHot { .. }) => {
+                let row = self.fresh(&format!("{name}.categories"));
+                self.initializers.push(float_tensor(&row, vec![1, k], &numbers));
+                let equal = self.emit("Equal", &[&name, &row], &format!("{name}.equal"), vec![]);
+                self.emit("Cast", &[&equal], &format!("{name}.one_hot"), vec![to_float()])
+            }
+            Some(_) => name,
+            None => {
+                self.input_types.insert(name.clone(), data_type::STRING);
+                self.uses_ml = true;
+                let index = self.fresh(&format!("{name}.index"));
+                self.nodes.push(NodeProto {
+                    input: vec![name.clone()],
+                    output: vec![index.clone()],
+                    name: Some(index.clone()),
+                    op_type: Some("LabelEncoder".into()),
+                    attribute: vec![
+                        strings("keys_strings", &transform.categories),
+                        ints("values_int64s", &(0..k).collect::<Vec<_>>()),
+                        int("default_int64", -1),
+                    ],
+                    doc_string: None,
+                    domain: Some(ML_DOMAIN.into()),
+                });
+                if !matches!(binding.encoding, Encoding::OneHot { .. }) {
+                    return self.emit("Cast", &[&index], &format!("{name}.float"), vec![to_float()]);
+                }
+                let row = self.ints(&format!("{name}.categories"), &(0..k).collect::<Vec<_>>());
+                let shape = self.ints(&format!("{name}.row"), &[1, k]);
+                let row = self.emit("Reshape", &[&row, &shape], &format!("{name}.categories_row"), vec![]);
+                let equal = self.emit("Equal", &[&index, &row], &format!("{name}.equal"), vec![]);
+                self.emit("Cast", &[&equal], &format!("{name}.one_hot"), vec![to_float()])
+            }
+        }
     }
 
     /// The model output in the target's units: `(out · std + mean) / scale`.
@@ -681,6 +766,25 @@ fn float_tensor(name: &str, dims: Vec<i64>, values: &[f32]) -> TensorProto {
         string_data: vec![],
         name: Some(name.to_string()),
         raw_data: Some(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    }
+}
+
+fn string_tensor(name: &str, values: &[String]) -> TensorProto {
+    TensorProto {
+        dims: vec![values.len() as i64],
+        data_type: Some(data_type::STRING),
+        string_data: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        name: Some(name.to_string()),
+        raw_data: None,
+    }
+}
+
+fn strings(name: &str, values: &[String]) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        strings: values.iter().map(|v| v.as_bytes().to_vec()).collect(),
+        r#type: Some(attribute_type::STRINGS),
+        ..AttributeProto::default()
     }
 }
 

@@ -19,9 +19,10 @@
 
 use super::unexportable;
 use crate::diag::Diagnostic;
-use crate::ir::program::{Binding, ColumnRef, Columns, Encoding, Optimizer, Program, Schedule};
+use crate::ir::program::{Binding, ColumnRef, Columns, Encoding, Missing, Optimizer, Program, Schedule, SplitKind};
 use crate::ir::{Binary, Compare, Dim, Graph, NodeId, Op, Unary};
 use crate::runtime::weights::disk_shape;
+use crate::syntax::ast;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -32,11 +33,18 @@ const TEMPLATE: &str = include_str!("train_template.py");
 /// are returned as diagnostics.
 pub fn train_script(
     program: &Program,
+    ast: &ast::File,
     model_file: &str,
     source: &str,
     source_hash: &str,
 ) -> Result<String, Vec<Diagnostic>> {
-    check(program)?;
+    let mut diags = data_limits(program, ast);
+    if let Err(more) = check(program) {
+        diags.extend(more);
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
     let graph = &program.graph;
     let loss = graph.output("loss").expect("a checked program has a loss");
     let mut writer = Writer::new(graph);
@@ -175,6 +183,45 @@ fn binding_spec(b: &Binding) -> Value {
         "scale": b.scale,
         "standardize": b.standardize,
     })
+}
+
+/// The data features `train.py` does not reproduce, each a diagnostic at
+/// the binding or setting: columns of labels read as categories (one-hot
+/// inputs), filled cells and dropped rows. (It reads numbers, and one-hot
+/// targets of class numbers.)
+fn data_limits(program: &Program, ast: &ast::File) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let limit = |span, what: &str| {
+        Diagnostic::new("E0401", format!("the PyTorch export cannot reproduce {what}"))
+            .with_label(span, "not in the PyTorch export")
+            .with_help("train.py reads numeric columns as they are; prepare the CSV with numbers, or train with nnc")
+    };
+    for binding in &program.data {
+        if !binding.is_target && matches!(binding.encoding, Encoding::OneHot { .. }) {
+            diags.push(limit(binding.span, &format!("`{}`, a column of categories", binding.name)));
+        }
+        if binding.fill.is_some() {
+            diags.push(limit(binding.span, &format!("the filling of missing cells in `{}`", binding.name)));
+        }
+    }
+    if program.missing == Missing::Drop {
+        let span = ast
+            .items
+            .iter()
+            .find_map(|item| match item {
+                ast::Item::Data(block) => block.settings.iter().find(|s| s.name.name == "missing").map(|s| s.span),
+                _ => None,
+            })
+            .unwrap_or_default();
+        diags.push(limit(span, "the dropping of rows with missing cells"));
+    }
+    diags
+}
+
+/// Whether the script's validation rows (the last ones) differ from nnc's:
+/// nnc's default split is seeded (stratified or random).
+pub fn seeded_validation(program: &Program) -> bool {
+    program.train.validation.value > 0.0 && program.train.validation_kind != SplitKind::Last
 }
 
 /// The torch export's limits, as located diagnostics: every op must have a

@@ -132,7 +132,10 @@ def load_data(path, validation):
     train_rows = rows[: n - held_out]
     data, fitted = [], []
     for b, cols in zip(BINDINGS, columns):
-        raw = torch.tensor([[float(r[c]) for c in cols] for r in train_rows], dtype=torch.float64)
+        try:
+            raw = torch.tensor([[float(r[c]) for c in cols] for r in train_rows], dtype=torch.float64)
+        except ValueError as e:
+            sys.exit(f"{path}: `{b['name']}` reads a cell that is not a number ({e}): train.py reads numbers only")
         mean, std = [], []
         if b["standardize"]:
             scaled = raw * b["scale"]

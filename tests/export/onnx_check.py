@@ -5,9 +5,11 @@
 1. `onnx.checker.check_model(full_check=True)` accepts the file;
 2. onnxruntime runs it on the rows of DATA.csv, each graph input fed the
    columns the model's `nnc.columns` metadata names (in the CSV's units:
-   the preprocessing is inside the graph);
+   the preprocessing is inside the graph; a string input gets the cells'
+   text, a float input NaN for a missing cell);
 3. its outputs equal PREDICTIONS.csv (written by `nnc predict --out`):
-   the class index exactly, and every float within 1e-6 relative to the
+   the class index (and the class name, when the graph outputs `label`)
+   exactly, and every float within 1e-6 relative to the
    magnitude of its row or its column, whichever is larger: a probability
    of 1e-9 beside one of 0.99, or a regression output near 0 where others
    are near 1, is measured against the output's scale, which is what f32
@@ -27,6 +29,14 @@ import onnx
 import onnxruntime
 
 RTOL = 1e-6
+
+# The cells nnc reads as missing (src/runtime/data/table.rs).
+MISSING = {"", "NA", "N/A", "n/a", "NaN", "nan", "NAN", "?", "NULL", "null", "None"}
+
+
+def number(text):
+    text = text.strip()
+    return float("nan") if text in MISSING else float(text)
 
 
 def read_csv(path):
@@ -54,35 +64,49 @@ def main(model_path, data_path, predictions_path):
     def index(column):
         return header.index(column) if isinstance(column, str) else column - 1
 
+    _, predicted = read_csv(predictions_path)
+    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    types = {i.name: i.type for i in session.get_inputs()}
     feeds = {}
     for binding in columns:
         if binding["role"] != "input":
             continue
         cols = [index(c) for c in binding["columns"]]
-        feeds[binding["name"]] = np.array([[float(r[c]) for c in cols] for r in rows], dtype=np.float32)
-    session = onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+        if types[binding["name"]] == "tensor(string)":
+            feeds[binding["name"]] = np.array([[r[c].strip() for c in cols] for r in rows], dtype=object)
+        else:
+            feeds[binding["name"]] = np.array([[number(r[c]) for c in cols] for r in rows], dtype=np.float32)
     outputs = session.run(None, feeds)
     names = [o.name for o in session.get_outputs()]
-    _, expected = read_csv(predictions_path)
-    expected = np.array([[float(c) for c in r] for r in expected], dtype=np.float64)
     if "class" in names:
-        probabilities = outputs[names.index(next(n for n in names if n != "class"))]
+        probabilities = outputs[0]
         classes = outputs[names.index("class")]
-        if not np.array_equal(classes, expected[:, 0].astype(np.int64)):
-            bad = int(np.argmax(classes != expected[:, 0]))
-            print(f"FAIL {model_path}: class differs in row {bad + 1}: {classes[bad]} vs {expected[bad, 0]:.0f}")
-            return 1
-        got, want = probabilities.astype(np.float64), expected[:, 1:]
-    elif expected.shape[1] == 2 * outputs[0].shape[1]:
-        # A yes/no (sigmoid) model: `nnc predict` writes each answer at the
-        # threshold (0.5 in the examples), then the probabilities.
-        k = outputs[0].shape[1]
-        got, want = outputs[0].astype(np.float64), expected[:, k:]
-        if not np.array_equal(expected[:, :k], (got >= 0.5).astype(np.float64)):
-            print(f"FAIL {model_path}: a yes/no answer differs from onnxruntime's probability at 0.5")
-            return 1
+        if "label" in names:
+            labels = outputs[names.index("label")]
+            want_labels = [r[0] for r in predicted]
+            if list(labels) != want_labels:
+                bad = next(i for i, (a, b) in enumerate(zip(labels, want_labels)) if a != b)
+                print(f"FAIL {model_path}: label differs in row {bad + 1}: {labels[bad]} vs {want_labels[bad]}")
+                return 1
+        else:
+            want_classes = np.array([int(r[0]) for r in predicted])
+            if not np.array_equal(classes, want_classes):
+                bad = int(np.argmax(classes != want_classes))
+                print(f"FAIL {model_path}: class differs in row {bad + 1}: {classes[bad]} vs {want_classes[bad]}")
+                return 1
+        got = probabilities.astype(np.float64)
+        want = np.array([[float(c) for c in r[1:]] for r in predicted], dtype=np.float64)
     else:
-        got, want = outputs[0].astype(np.float64), expected
+        got = outputs[0].astype(np.float64)
+        want = np.array([[float(c) for c in r] for r in predicted], dtype=np.float64)
+        if want.shape[1] == 2 * got.shape[1]:
+            # A yes/no (sigmoid) model: `nnc predict` writes each answer at the
+            # threshold (0.5 in the examples), then the probabilities.
+            k = got.shape[1]
+            answers, want = want[:, :k], want[:, k:]
+            if not np.array_equal(answers, (got >= 0.5).astype(np.float64)):
+                print(f"FAIL {model_path}: a yes/no answer differs from onnxruntime's probability at 0.5")
+                return 1
     if got.shape != want.shape:
         print(f"FAIL {model_path}: outputs {got.shape} vs predictions {want.shape}")
         return 1
