@@ -17,6 +17,20 @@ pub mod torch;
 
 use crate::diag::Diagnostic;
 use crate::ir::Node;
+use std::collections::HashSet;
+
+/// `base` if it is not taken yet, else `base` with the first free
+/// `{separator}1`, `{separator}2`, ...; the name returned is taken.
+pub(crate) fn unique_name(taken: &mut HashSet<String>, base: &str, separator: &str) -> String {
+    let mut name = base.to_string();
+    let mut n = 0;
+    while taken.contains(&name) {
+        n += 1;
+        name = format!("{base}{separator}{n}");
+    }
+    taken.insert(name.clone());
+    name
+}
 
 /// E0401: `node` has no form in the export; `why` says what is missing.
 pub fn unexportable(node: &Node, why: &str) -> Diagnostic {

@@ -215,14 +215,7 @@ impl<'g> Builder<'g> {
 
     /// `base` if no tensor has that name yet, else `base.1`, `base.2`, ...
     fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut n = 0;
-        while self.taken.contains(&name) {
-            n += 1;
-            name = format!("{base}.{n}");
-        }
-        self.taken.insert(name.clone());
-        name
+        super::unique_name(&mut self.taken, base, ".")
     }
 
     fn node(&mut self, op_type: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) {

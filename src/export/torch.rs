@@ -233,7 +233,7 @@ pub fn check(program: &Program) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let Some(loss) = graph.output("loss") else { return Ok(()) };
     let data = depends_on_data(graph);
-    let live = live_from(graph, loss);
+    let live = graph.live_from(&[loss]);
     for (i, node) in graph.nodes.iter().enumerate() {
         if !live[i] {
             continue;
@@ -259,19 +259,6 @@ pub fn check(program: &Program) -> Result<(), Vec<Diagnostic>> {
     if diags.is_empty() { Ok(()) } else { Err(diags) }
 }
 
-fn live_from(graph: &Graph, root: NodeId) -> Vec<bool> {
-    let mut live = vec![false; graph.nodes.len()];
-    live[root.index()] = true;
-    for i in (0..graph.nodes.len()).rev() {
-        if live[i] {
-            for a in &graph.nodes[i].args {
-                live[a.index()] = true;
-            }
-        }
-    }
-    live
-}
-
 /// Whether each node depends on the data (inputs or targets).
 fn depends_on_data(graph: &Graph) -> Vec<bool> {
     let mut data = vec![false; graph.nodes.len()];
@@ -283,7 +270,7 @@ fn depends_on_data(graph: &Graph) -> Vec<bool> {
 
 /// A node under `root` that mixes rows: a sum over rows, or the batch size.
 fn batch_dependent(graph: &Graph, root: NodeId) -> Option<NodeId> {
-    let live = live_from(graph, root);
+    let live = graph.live_from(&[root]);
     (0..=root.index()).map(|i| NodeId(i as u32)).find(|&id| {
         live[id.index()]
             && matches!(
@@ -454,15 +441,7 @@ impl<'g> Writer<'g> {
     }
 
     fn fresh(&mut self, base: &str) -> String {
-        let base = python_name(base);
-        let mut name = base.clone();
-        let mut n = 0;
-        while self.taken.contains(&name) {
-            n += 1;
-            name = format!("{base}_{n}");
-        }
-        self.taken.insert(name.clone());
-        name
+        super::unique_name(&mut self.taken, &python_name(base), "_")
     }
 
     fn value(&mut self, id: NodeId) -> String {

@@ -636,8 +636,14 @@ impl Graph {
 
     /// Nodes reachable from the outputs.
     pub fn live(&self) -> Vec<bool> {
+        let roots: Vec<NodeId> = self.outputs.iter().map(|(_, id)| *id).collect();
+        self.live_from(&roots)
+    }
+
+    /// Nodes reachable from `roots`.
+    pub fn live_from(&self, roots: &[NodeId]) -> Vec<bool> {
         let mut live = vec![false; self.nodes.len()];
-        for (_, id) in &self.outputs {
+        for id in roots {
             live[id.index()] = true;
         }
         for i in (0..self.nodes.len()).rev() {
