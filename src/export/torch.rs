@@ -20,7 +20,7 @@
 use super::unexportable;
 use crate::diag::Diagnostic;
 use crate::ir::program::{Binding, ColumnRef, Columns, Encoding, Missing, Optimizer, Program, Schedule, SplitKind};
-use crate::ir::{Binary, Compare, Dim, Graph, NodeId, Op, Unary};
+use crate::ir::{Binary, Dim, Graph, NodeId, Op, Unary};
 use crate::runtime::weights::disk_shape;
 use crate::syntax::ast;
 use serde_json::Value;
@@ -594,15 +594,8 @@ impl<'g> Writer<'g> {
             return format!("({} != 0)", self.value(id));
         };
         let (x, y) = (self.tensor(node.args[0]), self.value(node.args[1]));
-        let symbol = match compare {
-            Compare::Lt => "<",
-            Compare::Le => "<=",
-            Compare::Gt => ">",
-            Compare::Ge => ">=",
-            Compare::Eq => "==",
-            Compare::Ne => "!=",
-        };
-        format!("({x} {symbol} {y})")
+        // Python spells the comparisons as `.nn` files do.
+        format!("({x} {} {y})", compare.symbol())
     }
 
     /// Some data tensor, for the batch's row count.
