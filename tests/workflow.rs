@@ -164,3 +164,159 @@ fn bad_early_stop_settings_are_located() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The article's example stops on the gradient: `|f'(x)| = |x² − 1|`
+/// written out by hand at the final x is what nnc reports, and it is below
+/// the tolerance, reached before the step limit.
+#[test]
+fn minimize_stops_when_the_gradient_is_below_the_tolerance() {
+    let json = run_json(&["run", "examples/minimize.nn", "--json", "--quiet"]);
+    let x = json["params"]["x"].as_f64().expect("x");
+    let gradient = &json["gradient"];
+    let norm = gradient["norm"].as_f64().expect("norm");
+    assert!((norm - (x * x - 1.0).abs()).abs() < 1e-9, "reported {norm}, |x² − 1| = {}", (x * x - 1.0).abs());
+    assert!(norm < 1e-6, "{json}");
+    assert_eq!(gradient["reached"], true, "{json}");
+    let steps = gradient["steps"].as_u64().expect("steps");
+    assert!(steps > 10 && steps < 200, "{json}");
+    assert!((x - 1.0).abs() < 1e-6, "x = {x}");
+    // One step fewer and the gradient was still above the tolerance.
+    let earlier = run_json(&["run", "examples/minimize.nn", "--json", "--quiet", "--steps", &(steps - 1).to_string()]);
+    assert_eq!(earlier["gradient"]["reached"], false, "{earlier}");
+    let out = nnc(&["run", "examples/minimize.nn"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("stopped after {steps} steps: |∂loss/∂x| = ")), "{stderr}");
+}
+
+/// Ctrl-C during a long run: training stops after the current epoch, the
+/// weights and the log are written whole, the status is 130. A second
+/// Ctrl-C at once leaves no temporary file behind.
+#[test]
+fn sigint_stops_a_long_run_and_writes_the_outputs() {
+    use std::io::Read;
+    let dir = scratch("sigint");
+    let (weights, log) = (dir.join("w.safetensors"), dir.join("log.csv"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["run", "examples/digits.nn", "examples/digits.csv", "--epochs", "10000000"])
+        .args(["--save-weights", path(&weights), "--log", path(&log)])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nnc starts");
+    // Wait for the first epoch's line: training is under way.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("epoch") {
+        let n = stderr.read(&mut buffer).expect("read stderr");
+        assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    // SAFETY: sends SIGINT to the child we started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    stderr.read_to_end(&mut seen).expect("read stderr");
+    let status = child.wait().expect("nnc ends");
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("interrupted after"), "{text}");
+    assert!(text.contains("written: weights"), "{text}");
+    let epochs: usize = text
+        .split("interrupted after ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("epochs");
+    let rows = std::fs::read_to_string(&log).expect("the log is written").lines().count();
+    assert_eq!(rows, epochs + 1, "one row per epoch and the header");
+    let saved = tensors(&std::fs::read(&weights).expect("the weights are written"));
+    assert_eq!(saved.len(), 5, "{:?}", saved.keys());
+
+    // Two interrupts during one long epoch (200 000 rows through a
+    // 20-256-256-3 network, seconds per epoch): out at once, before the
+    // epoch ends, with no output and no temporary file left.
+    let again = dir.join("again");
+    std::fs::create_dir_all(&again).expect("dir");
+    let mut csv = String::with_capacity(200_000 * 45);
+    let mut rng = common::Rng::new(7);
+    for r in 0..200_000 {
+        for _ in 0..20 {
+            csv.push_str(&format!("{:.2},", rng.uniform(-1.0, 1.0)));
+        }
+        csv.push_str(&format!("{}\n", r % 3));
+    }
+    std::fs::write(again.join("big.csv"), csv).expect("write");
+    let model = "data { input x[20]  target y = one_hot(3) }\n\
+                 model { h = dense(x, 256, relu)  g = dense(h, 256, relu)  out = dense(g, 3, softmax) }\n\
+                 loss cross_entropy(out, y)\ntrain { epochs = 1000  batch = 64 }\n";
+    std::fs::write(again.join("big.nn"), model).expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["run", path(&again.join("big.nn")), path(&again.join("big.csv")), "--threads", "1"])
+        .args(["--save-weights", path(&again.join("w.safetensors")), "--log", path(&again.join("log.csv"))])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nnc starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("compiled") {
+        let n = stderr.read(&mut buffer).expect("read stderr");
+        assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    let start = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for _ in 0..2 {
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().expect("nnc ends");
+    stderr.read_to_end(&mut seen).expect("read stderr");
+    let text = String::from_utf8_lossy(&seen);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    assert!(output.stdout.is_empty(), "the run went on to report: {}", String::from_utf8_lossy(&output.stdout));
+    assert!(!text.contains("/1000  loss"), "the first epoch finished before the second Ctrl-C: {text}");
+    assert!(start.elapsed().as_secs_f64() < 5.0, "took {:?} to exit", start.elapsed());
+    for name in ["w.safetensors", "log.csv"] {
+        assert!(!again.join(name).exists(), "{name} was written by an interrupted epoch");
+    }
+    for entry in std::fs::read_dir(&again).expect("dir") {
+        let name = entry.expect("entry").file_name().to_string_lossy().to_string();
+        assert!(!name.ends_with(".tmp"), "a temporary file is left: {name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn swapped_arguments_are_named() {
+    for command in ["run", "predict", "eval"] {
+        let mut args = vec![command, "examples/iris.csv", "examples/iris.nn"];
+        if command != "run" {
+            args.extend(["--weights", "tests/data/eval/iris.safetensors"]);
+        }
+        let out = nnc(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("looks like a data file, not a model"), "{stderr}");
+        assert!(stderr.contains(&format!("nnc {command} examples/iris.nn examples/iris.csv")), "{stderr}");
+    }
+}
+
+#[test]
+fn counts_and_zeros_print_plainly() {
+    let out = nnc(&["run", "examples/iris.nn", "examples/iris.csv", "--epochs", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("trained 1 epoch in"), "{stderr}");
+    assert!(stderr.contains(" rows/s)"), "{stderr}");
+    // A loss that rounds to zero from below prints without a sign.
+    let dir = scratch("zero");
+    let model = dir.join("zero.nn");
+    std::fs::write(&model, "param x = 0\nloss 1e-9 * x - 1e-9\ntrain { steps = 1 }\n").expect("write");
+    let out = nnc(&["run", path(&model)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("final loss 0.000000 "), "{stdout}");
+    assert!(!stdout.contains("final loss -"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

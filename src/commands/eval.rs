@@ -31,6 +31,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: &EvalArgs) -> Result<(), Failure> {
+    super::check_argument_order(&args.model, Some(&args.data), "eval")?;
     let Applied { model, dataset, transforms, evaluation } =
         apply(Some(&args.model), &args.data, &args.weights, true, args.quiet, args.delimiter)?;
     let program = &model.front.program;

@@ -27,6 +27,8 @@ pub enum Failure {
     Usage(String),
     /// Training diverged (exit 3).
     Diverged(String),
+    /// Ctrl-C stopped training; the outputs are written (exit 130).
+    Interrupted(String),
 }
 
 impl Failure {
@@ -35,6 +37,7 @@ impl Failure {
             Failure::Input(text) => (text, 1),
             Failure::Usage(text) => (format!("error: {text}\n"), 2),
             Failure::Diverged(text) => (format!("error: {text}\n"), 3),
+            Failure::Interrupted(text) => (text, nnc::runtime::interrupt::EXIT_CODE),
         };
         eprint!("{text}");
         if !text.ends_with('\n') {
@@ -195,7 +198,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     }
     let file_name = path.file_name().ok_or_else(|| fail(std::io::Error::other("not a file name")))?;
     let tmp = path.with_file_name(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let tracked = nnc::runtime::interrupt::track(&tmp);
     let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    drop(tracked);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -285,4 +290,32 @@ pub fn fixed(x: f64, digits: usize) -> String {
 /// "1 epoch", "2 epochs".
 pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// `nnc run data.csv model.nn`: say the arguments are swapped rather than
+/// report a syntax error at the CSV's header.
+pub fn check_argument_order(model: &Path, data: Option<&Path>, command: &str) -> Result<(), Failure> {
+    let extension = |p: &Path| p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let data_like = |p: &Path| matches!(extension(p).as_deref(), Some("csv" | "tsv" | "txt" | "parquet"));
+    let model_like = |p: &Path| extension(p).as_deref() == Some("nn");
+    if data_like(model) && (data.is_none_or(model_like)) {
+        let data_text = data.map_or("DATA".to_string(), |d| d.display().to_string());
+        let model_text = data.filter(|d| model_like(d)).map_or("MODEL.nn".to_string(), |d| d.display().to_string());
+        return Err(Failure::Usage(format!(
+            "{} looks like a data file, not a model: the model comes first, as in `nnc {command} {model_text} {}`",
+            model.display(),
+            if data.is_some() { model.display().to_string() } else { data_text }
+        )));
+    }
+    Ok(())
+}
+
+/// A throughput with its unit: `35.2 k rows/s`, `1.48 M rows/s`.
+pub fn rate(per_second: f64, unit: &str) -> String {
+    match per_second {
+        r if r >= 1e9 => format!("{:.2} G {unit}/s", r / 1e9),
+        r if r >= 1e6 => format!("{:.2} M {unit}/s", r / 1e6),
+        r if r >= 1e3 => format!("{:.1} k {unit}/s", r / 1e3),
+        r => format!("{r:.0} {unit}/s"),
+    }
 }

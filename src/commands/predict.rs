@@ -86,6 +86,9 @@ pub fn predict(args: &PredictArgs) -> Result<(), Failure> {
         Some(data) => (Some(args.first.as_path()), data.as_path()),
         None => (None, args.first.as_path()),
     };
+    if let Some(model) = model_path {
+        super::check_argument_order(model, Some(data_path), "predict")?;
+    }
     if let Some(out) = &args.out {
         let mut inputs = vec![(data_path, "data file"), (args.weights.as_path(), "weights file")];
         inputs.extend(model_path.map(|m| (m, "model file")));

@@ -1,7 +1,7 @@
 //! `nnc run`: train a model, report progress, metrics and the result.
 
 use super::{
-    Failure, Model, bind_error, canonical, check_not_an_input, check_output, fixed, internal, plural, read_model,
+    Failure, Model, bind_error, canonical, check_not_an_input, check_output, fixed, internal, plural, rate, read_model,
     read_model_with_data, write_atomically,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,6 +12,7 @@ use nnc::runtime::data::{self, Bound};
 use nnc::runtime::early_stop::EarlyStopper;
 use nnc::runtime::train::{self, Metrics, Params, RunConfig};
 use nnc::runtime::weights;
+use nnc::runtime::{interrupt, tolerance};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
@@ -304,6 +305,7 @@ fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
 
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let total = Instant::now();
+    super::check_argument_order(&args.model, args.data.as_deref(), "run")?;
     let read_options = data::ReadOptions { delimiter: args.delimiter, targets_optional: false };
     let (model, table) = match &args.data {
         Some(path) => read_model_with_data(&args.model, path, read_options)?,
@@ -481,7 +483,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let with_data_metrics = train_data.is_some();
     // Time spent evaluating (metrics of reported epochs, the final model).
     let mut evaluate_time = std::time::Duration::ZERO;
-    let outcome = train::train_until(program, &native.train, train_data, &config, initial, |epoch, loss, params| {
+    interrupt::install(args.quiet);
+    let on_epoch = |epoch: u64, loss: f64, params: &Params| {
         let report = epoch % every == 0 || epoch == 1 || epoch == epochs;
         let need_metrics = with_data_metrics && (log.is_some() || stop_evaluates || (report && verbose));
         let (train_metrics, val_metrics) = if need_metrics {
@@ -541,8 +544,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         if let Some(trace) = trace {
             traces.push((epoch, trace));
         }
-        if stop { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    });
+        if stop || interrupt::requested() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let mut gradient_stop = None;
+    let outcome = match (program.train.tolerance.value, train_data) {
+        (Some(tolerance), None) => {
+            tolerance::minimize(program, &graphs.grad, &native.train, &config, initial, tolerance, on_epoch).map(
+                |(outcome, stop)| {
+                    gradient_stop = Some(stop);
+                    outcome
+                },
+            )
+        }
+        _ => train::train_until(program, &native.train, train_data, &config, initial, on_epoch),
+    };
+    let interrupted = interrupt::requested();
     if let (Some(path), Some(text)) = (&args.log, &log) {
         write_atomically(path, text.as_bytes())?;
     }
@@ -578,8 +594,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let early_stop = stopper.map(|stopper| {
         let (monitor, patience) = (stopper.monitor.name(), stopper.patience);
         let best = stopper.into_best();
-        let stopped = train_data.is_some() && epochs_run < epochs;
-        let reason = if stopped {
+        let stopped = train_data.is_some() && epochs_run < epochs && !interrupted;
+        let reason = if interrupted {
+            format!("interrupted after {}", plural(epochs_run, "epoch"))
+        } else if stopped {
             format!(
                 "stopped after {}: no improvement in {monitor} for {}",
                 plural(epochs_run, "epoch"),
@@ -611,6 +629,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     });
     if let (Some((line, _)), true) = (&early_stop, verbose) {
         eprintln!("  {line}");
+    }
+    if let (Some(stop), true) = (&gradient_stop, verbose) {
+        eprintln!("  {}", stop.describe(program));
     }
     // The final evaluation can take as long as an epoch: say so while it runs.
     let evaluated = evaluated_rows.max(1);
@@ -696,6 +717,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "samples_per_second": samples_per_second,
             "early_stop": early_stop.as_ref().map(|(_, json)| json),
             "trace": args.trace_grads.then(|| trace_json(&traces)),
+            "interrupted": interrupted,
+            "gradient": gradient_stop.as_ref().map(|g| serde_json::json!({
+                "steps": g.steps, "norm": g.norm, "tolerance": g.tolerance, "reached": g.reached,
+            })),
             "evaluations": match native.eval {
                 train::Evaluator::Compiled(_) => "kernel",
                 train::Evaluator::Interpreted(_) => "interpreter",
@@ -755,14 +780,26 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         if verbose {
             eprintln!(
-                "  trained {} in {:.1} ms ({samples_per_second:.0} samples/s); evaluated in {evaluate_ms:.1} ms; \
-                 total {total_ms:.1} ms",
+                "  trained {} in {:.1} ms ({}); evaluated in {evaluate_ms:.1} ms; total {total_ms:.1} ms",
                 plural(epochs_run, unit),
                 outcome.train_seconds * 1e3,
+                rate(samples_per_second, if train_data.is_some() { "rows" } else { "steps" }),
             );
         }
     }
     let _ = std::io::stdout().flush();
+    if interrupted {
+        let kept = if early_stop.is_some() { "the best epoch's weights" } else { "the last completed epoch's weights" };
+        let mut written: Vec<String> = Vec::new();
+        for (path, what) in [(&args.save_weights, "weights"), (&args.log, "log"), (&args.plot, "plot")] {
+            if let Some(path) = path {
+                written.push(format!("{what} {}", path.display()));
+            }
+        }
+        let written = if written.is_empty() { String::new() } else { format!("; written: {}", written.join(", ")) };
+        let message = format!("interrupted after {}: {kept} are reported{written}\n", plural(epochs_run, unit));
+        return Err(Failure::Interrupted(if args.quiet { String::new() } else { message }));
+    }
     Ok(())
 }
 

@@ -10,7 +10,9 @@
 pub mod data;
 pub mod early_stop;
 pub mod gradcheck;
+pub mod interrupt;
 pub mod metrics;
+pub mod tolerance;
 pub mod trace;
 pub mod train;
 pub mod weights;

@@ -563,6 +563,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::IsADirectory, "it is a directory"));
     }
     let (temp, mut file) = create_temp(dir, &name.to_string_lossy())?;
+    // A second Ctrl-C while this is written removes the temporary file.
+    let _tracked = super::interrupt::track(&temp);
     let mut guard = TempGuard(Some(temp.clone()));
     file.write_all(bytes)?;
     file.set_permissions(fs::Permissions::from_mode(0o644))?;
