@@ -90,7 +90,9 @@ pub fn minimize(
     let mut seconds = 0.0;
     let mut steps = 0;
     let mut norm = gradient_norm(&program, grad_graph, &params);
-    while steps < config.epochs && !(norm < tolerance) {
+    // A NaN gradient never counts as small.
+    let small = |norm: f64| norm < tolerance;
+    while steps < config.epochs && !small(norm) {
         let outcome = train::train(&program, train_kernel, None, &one, params, |_, _, _| {}).map_err(|mut d| {
             d.epoch += steps;
             d
