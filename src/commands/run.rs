@@ -485,7 +485,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut evaluate_time = std::time::Duration::ZERO;
     interrupt::install(args.quiet);
     let on_epoch = |epoch: u64, loss: f64, params: &Params| {
-        let report = epoch % every == 0 || epoch == 1 || epoch == epochs;
+        let report = epoch.is_multiple_of(every) || epoch == 1 || epoch == epochs;
         let need_metrics = with_data_metrics && (log.is_some() || stop_evaluates || (report && verbose));
         let (train_metrics, val_metrics) = if need_metrics {
             let start = Instant::now();
