@@ -204,11 +204,11 @@ fn sigint_stops_a_long_run_and_writes_the_outputs() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("nnc starts");
-    // Wait for the first epoch's line: training is under way.
+    // Wait for the first epoch's progress line (not the echoed `epochs` setting): training is under way.
     let mut stderr = child.stderr.take().expect("stderr");
     let mut seen = Vec::new();
     let mut buffer = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("epoch") {
+    while !String::from_utf8_lossy(&seen).contains("/10000000  loss") {
         let n = stderr.read(&mut buffer).expect("read stderr");
         assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buffer[..n]);
