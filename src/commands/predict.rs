@@ -67,7 +67,7 @@ pub fn apply(
     let weights_name = weights_path.display().to_string();
     let (params, metadata) = weights::load(weights_path, program).map_err(Failure::input)?;
     let transforms = weights::saved_transforms(program, &metadata, &weights_name).map_err(Failure::input)?;
-    let options = data::ReadOptions { delimiter, targets_optional: !need_targets };
+    let options = data::ReadOptions { delimiter, targets_optional: !need_targets, threads: 0 };
     let table = data::read_file(data_path, &program.data, options).map_err(|e| bind_error(e, &model))?;
     let dataset = data::prepare::apply(program, table, &transforms).map_err(|e| bind_error(e, &model))?;
     let graphs = pipeline::graphs(program);

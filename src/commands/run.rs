@@ -306,7 +306,8 @@ fn check_outputs(args: &RunArgs) -> Result<(), Failure> {
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let total = Instant::now();
     super::check_argument_order(&args.model, args.data.as_deref(), "run")?;
-    let read_options = data::ReadOptions { delimiter: args.delimiter, targets_optional: false };
+    let read_options =
+        data::ReadOptions { delimiter: args.delimiter, targets_optional: false, threads: args.threads.unwrap_or(0) };
     let (model, table) = match &args.data {
         Some(path) => read_model_with_data(&args.model, path, read_options)?,
         None => (read_model(&args.model)?, None),

@@ -29,6 +29,8 @@ pub struct ReadOptions {
     pub delimiter: Option<u8>,
     /// Bind the inputs alone when the file lacks the targets (prediction).
     pub targets_optional: bool,
+    /// Threads that parse a large CSV file; 0: every core.
+    pub threads: usize,
 }
 
 /// The delimiter that splits the first lines (up to 20) into the same number
@@ -126,18 +128,23 @@ impl Lines<'_> {
 struct Dest {
     binding: usize,
     position: usize,
-    labels: bool,
 }
 
 /// The first cell of a column that is not a number, and how many there are.
+#[derive(Clone)]
 struct BadCells {
     line: usize,
-    column: usize,
     text: String,
     count: usize,
 }
 
-/// Parse CSV bytes (already read) into the cells `bindings` read.
+/// Files smaller than this are read on one thread.
+const PARALLEL_BYTES: usize = 1 << 20;
+
+/// Parse CSV bytes (already read) into the cells `bindings` read. Large
+/// files without quotes are split at line ends into one chunk per thread,
+/// parsed at once and joined in file order: the table, and every message,
+/// is the same as on one thread.
 pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
     let error = |line: Option<usize>, column: Option<usize>, message: String, help: Option<String>| DataError {
         file: file.to_string(),
@@ -148,28 +155,12 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
     };
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
-    let mut reader =
-        csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(bytes);
+    // The first two records decide the header.
+    let mut reader = reader(bytes, delimiter);
     let mut lines = Lines { bytes, offset: 0, line: 1 };
-    let mut record = csv::ByteRecord::new();
-    let mut next = |record: &mut csv::ByteRecord| -> Result<Option<usize>, DataError> {
-        loop {
-            let more = reader.read_byte_record(record).map_err(|e| {
-                let line = e.position().map_or(lines.line, |p| lines.at(p.byte() as usize));
-                error(Some(line), None, format!("unreadable CSV: {e}"), None)
-            })?;
-            if !more {
-                return Ok(None);
-            }
-            let line = record.position().map_or(lines.line, |p| lines.at(p.byte() as usize));
-            // A line of only spaces is not a row.
-            if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            return Ok(Some(line));
-        }
-    };
-    let Some(first_line) = next(&mut record)? else {
+    let mut first = csv::ByteRecord::new();
+    let mut second = csv::ByteRecord::new();
+    let Some((first_line, first_offset)) = next_record(&mut reader, &mut first, &mut lines, &error)? else {
         return Err(BindError::Data(error(
             None,
             None,
@@ -177,9 +168,8 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
             Some("expected a header line and rows of numbers".into()),
         )));
     };
-    let first = record.clone();
-    let second_line = next(&mut record)?;
-    let has_header = is_header(&first, second_line.map(|_| &record));
+    let second_found = next_record(&mut reader, &mut second, &mut lines, &error)?;
+    let has_header = is_header(&first, second_found.map(|_| &second));
     let width = first.len();
     let names = if has_header {
         let mut names = Vec::with_capacity(width);
@@ -197,96 +187,78 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
     let layout = layout::resolve(bindings, &header, options.targets_optional)?;
     let mut table = Table::new(header, bindings, &layout);
     table.delimiter = delimiter;
-    let dests = destinations(bindings, &layout, width);
-    let mut bad: Vec<Option<BadCells>> = (0..width).map(|_| None).collect();
-    let mut row = |line: usize, record: &csv::ByteRecord, table: &mut Table| -> Result<(), DataError> {
-        if record.len() != width {
-            let first = if has_header { "the header has" } else { "the first row has" };
-            let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
-            // Point at the first missing field, or the first extra one.
-            let column = record.len().min(width) + 1;
-            let mut help = None;
-            if record.iter().any(|field| field.contains(&b'\n')) {
-                help = Some("a field here spans several lines: is a `\"` never closed?".to_string());
-            } else if record.len() == 1 && width > 1 {
-                help = Some(format!(
-                    "the fields are separated by {}; give `--delimiter` if this file uses another",
-                    delimiter_name(delimiter)
-                ));
-            }
-            return Err(error(
-                Some(line),
-                Some(column),
-                format!("this row has {} but {first} {width}", fields(record.len())),
-                help,
-            ));
+    // Where the data rows start, and on which line.
+    let (data_line, data_offset) = match (has_header, second_found) {
+        (false, _) => (first_line, first_offset),
+        (true, Some(found)) => found,
+        (true, None) => {
+            return Err(BindError::Data(error(None, None, "the data file has a header but no rows".into(), None)));
         }
-        table.lines.push(line as u32);
-        for cells in &mut table.cells {
-            if let Cells::Numbers { values, width } = cells {
-                values.resize(values.len() + *width, f64::NAN);
-            }
-        }
-        for (c, dest) in dests.iter().enumerate() {
-            let Some(dest) = dest else { continue };
-            let field = &record[c];
-            let text = std::str::from_utf8(field)
-                .map_err(|_| error(Some(line), Some(c + 1), format!("field {} is not valid UTF-8 text", c + 1), None))?
-                .trim();
-            match &mut table.cells[dest.binding] {
-                Cells::Labels(labels) => labels.push(text, table.rows as u32),
-                Cells::Numbers { values, width } => {
-                    let value = if is_missing(text) {
-                        f64::NAN
-                    } else {
-                        match text.parse::<f64>() {
-                            Ok(v) if v.is_finite() => v,
-                            Ok(_) => {
-                                return Err(error(
-                                    Some(line),
-                                    Some(c + 1),
-                                    format!(
-                                        "`{}` in {} is not a finite number",
-                                        shorten(text),
-                                        table.header.column_name(c)
-                                    ),
-                                    Some("write missing values as an empty cell or `NA`".into()),
-                                ));
-                            }
-                            Err(_) => {
-                                let entry = bad[c].get_or_insert_with(|| BadCells {
-                                    line,
-                                    column: c + 1,
-                                    text: text.to_string(),
-                                    count: 0,
-                                });
-                                entry.count += 1;
-                                f64::NAN
-                            }
-                        }
-                    };
-                    debug_assert!(dest.position < *width && !dest.labels);
-                    values[table.rows * *width + dest.position] = value;
-                }
-                Cells::Absent => {}
-            }
-        }
-        table.rows += 1;
-        Ok(())
     };
-    if !has_header {
-        row(first_line, &first, &mut table)?;
+    let context = Context {
+        file,
+        delimiter,
+        width,
+        has_header,
+        dests: destinations(bindings, &layout, width),
+        template: &table.cells,
+        header: &table.header,
+    };
+    let data = &bytes[data_offset..];
+    let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
+    let plain = splittable(data);
+    let parse = if plain { parse_plain } else { parse_rows };
+    let chunks =
+        if threads > 1 && data.len() >= PARALLEL_BYTES && plain { split(data, threads) } else { split(data, 1) };
+    // The line each chunk starts on.
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut line = data_line;
+    for (k, chunk) in chunks.iter().enumerate() {
+        if k > 0 {
+            line += memchr::memchr_iter(b'\n', &data[chunks[k - 1].clone()]).count();
+        }
+        starts.push(line);
+        let _ = chunk;
     }
-    if let Some(line) = second_line {
-        row(line, &record, &mut table)?;
-        while let Some(line) = next(&mut record)? {
-            row(line, &record, &mut table)?;
+    let parts: Vec<Result<Part, DataError>> = if chunks.len() == 1 {
+        vec![parse(&context, data, data_line)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .zip(&starts)
+                .map(|(chunk, &line)| {
+                    let context = &context;
+                    scope.spawn(move || parse(context, &data[chunk.clone()], line))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(error(None, None, "a reader thread failed".into(), None))))
+                .collect()
+        })
+    };
+    // The first hard error in file order wins, as on one thread.
+    let mut joined = Vec::with_capacity(parts.len());
+    for part in parts {
+        joined.push(part?);
+    }
+    let mut bad: Vec<Option<BadCells>> = vec![None; width];
+    for part in joined {
+        table.append(part.cells, &part.lines);
+        for (c, found) in part.bad.into_iter().enumerate() {
+            if let Some(found) = found {
+                match &mut bad[c] {
+                    Some(first) => first.count += found.count,
+                    slot => *slot = Some(found),
+                }
+            }
         }
     }
     if table.rows == 0 {
         return Err(BindError::Data(error(None, None, "the data file has a header but no rows".into(), None)));
     }
-    if let Some(b) = bad.into_iter().flatten().next() {
+    if let Some((c, b)) = bad.into_iter().enumerate().find_map(|(c, b)| Some((c, b?))) {
         let more = match b.count - 1 {
             0 => String::new(),
             1 => " (and 1 more cell in this column)".to_string(),
@@ -294,8 +266,8 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
         };
         return Err(BindError::Data(error(
             Some(b.line),
-            Some(b.column),
-            format!("`{}` in {} is not a number{more}", shorten(&b.text), table.header.column_name(b.column - 1)),
+            Some(c + 1),
+            format!("`{}` in {} is not a number{more}", shorten(&b.text), table.header.column_name(c)),
             Some(
                 "a numeric binding reads numbers; for a column of categories use `one_hot(column)`, \
                  and write missing values as an empty cell or `NA`"
@@ -306,14 +278,364 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
     Ok(table)
 }
 
+fn reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(bytes)
+}
+
+/// The next record that is not a blank line: its line and byte offset.
+fn next_record(
+    reader: &mut csv::Reader<&[u8]>,
+    record: &mut csv::ByteRecord,
+    lines: &mut Lines,
+    error: &dyn Fn(Option<usize>, Option<usize>, String, Option<String>) -> DataError,
+) -> Result<Option<(usize, usize)>, DataError> {
+    loop {
+        let more = reader.read_byte_record(record).map_err(|e| {
+            let line = e.position().map_or(lines.line, |p| lines.at(p.byte() as usize));
+            error(Some(line), None, format!("unreadable CSV: {e}"), None)
+        })?;
+        if !more {
+            return Ok(None);
+        }
+        let mut offset = record.position().map_or(0, |p| p.byte() as usize);
+        let line = lines.at(offset);
+        // The offset may point at the line break before the record.
+        while offset < lines.bytes.len() && matches!(lines.bytes[offset], b'\r' | b'\n') {
+            offset += 1;
+        }
+        // A line of only spaces is not a row.
+        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        return Ok(Some((line, offset)));
+    }
+}
+
+/// Whether the rows can be split at any line end: no quotes (a quoted
+/// field may hold a line break) and no line ended by a lone `\r`.
+fn splittable(data: &[u8]) -> bool {
+    memchr::memchr(b'"', data).is_none() && memchr::memchr_iter(b'\r', data).all(|i| data.get(i + 1) == Some(&b'\n'))
+}
+
+/// `parts` ranges of about the same size, each ending after a `\n`.
+fn split(data: &[u8], parts: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::with_capacity(parts);
+    let mut start = 0;
+    for k in 1..parts {
+        let target = (data.len() * k / parts).max(start);
+        let end = match memchr::memchr(b'\n', &data[target..]) {
+            Some(i) => target + i + 1,
+            None => data.len(),
+        };
+        if end > start {
+            ranges.push(start..end);
+            start = end;
+        }
+    }
+    if start < data.len() {
+        ranges.push(start..data.len());
+    }
+    ranges
+}
+
+/// What every chunk's parser shares.
+struct Context<'a> {
+    file: &'a str,
+    delimiter: u8,
+    width: usize,
+    has_header: bool,
+    dests: Vec<Option<Dest>>,
+    /// Empty cells of the right kinds, to clone.
+    template: &'a [Cells],
+    header: &'a Header,
+}
+
+/// The rows of one chunk.
+struct Part {
+    cells: Vec<Cells>,
+    lines: Vec<u32>,
+    bad: Vec<Option<BadCells>>,
+}
+
+/// Parse the rows of `data`, whose first byte is on line `first_line`.
+fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
+    let error = |line: usize, column: usize, message: String, help: Option<String>| DataError {
+        file: context.file.to_string(),
+        line: Some(line),
+        column: Some(column),
+        message,
+        help,
+    };
+    let width = context.width;
+    let mut cells: Vec<Cells> = context.template.to_vec();
+    let mut part_lines = Vec::new();
+    let mut bad: Vec<Option<BadCells>> = vec![None; width];
+    let mut reader = reader(data, context.delimiter);
+    let mut lines = Lines { bytes: data, offset: 0, line: first_line };
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0usize;
+    loop {
+        let more = reader.read_byte_record(&mut record).map_err(|e| {
+            let line = e.position().map_or(lines.line, |p| lines.at(p.byte() as usize));
+            DataError {
+                file: context.file.to_string(),
+                line: Some(line),
+                column: None,
+                message: format!("unreadable CSV: {e}"),
+                help: None,
+            }
+        })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(lines.line, |p| lines.at(p.byte() as usize));
+        if record.len() == 1 && record[0].iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if record.len() != width {
+            let first = if context.has_header { "the header has" } else { "the first row has" };
+            let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
+            // Point at the first missing field, or the first extra one.
+            let column = record.len().min(width) + 1;
+            let mut help = None;
+            if record.iter().any(|field| field.contains(&b'\n')) {
+                help = Some("a field here spans several lines: is a `\"` never closed?".to_string());
+            } else if record.len() == 1 && width > 1 {
+                help = Some(format!(
+                    "the fields are separated by {}; give `--delimiter` if this file uses another",
+                    delimiter_name(context.delimiter)
+                ));
+            }
+            return Err(error(
+                line,
+                column,
+                format!("this row has {} but {first} {width}", fields(record.len())),
+                help,
+            ));
+        }
+        part_lines.push(line as u32);
+        for cells in &mut cells {
+            if let Cells::Numbers { values, width } = cells {
+                values.resize(values.len() + *width, f64::NAN);
+            }
+        }
+        for (c, dest) in context.dests.iter().enumerate() {
+            let Some(dest) = dest else { continue };
+            store(context, &mut cells, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
+        }
+        rows += 1;
+    }
+    Ok(Part { cells, lines: part_lines, bad })
+}
+
+/// Put one cell into its binding's cells (row `row` of the part, on `line`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn store(
+    context: &Context,
+    cells: &mut [Cells],
+    bad: &mut [Option<BadCells>],
+    dest: Dest,
+    c: usize,
+    field: &[u8],
+    line: usize,
+    row: usize,
+) -> Result<(), DataError> {
+    let error = |message: String, help: Option<String>| DataError {
+        file: context.file.to_string(),
+        line: Some(line),
+        column: Some(c + 1),
+        message,
+        help,
+    };
+    match &mut cells[dest.binding] {
+        Cells::Labels(labels) => {
+            let text = std::str::from_utf8(field)
+                .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
+            labels.push(text, row as u32);
+        }
+        Cells::Numbers { values, width } => {
+            let value = match fast_float2::parse::<f64, _>(field) {
+                Ok(v) if v.is_finite() => v,
+                Ok(v) if v.is_nan() => f64::NAN,
+                parsed => {
+                    let text = std::str::from_utf8(field)
+                        .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
+                    if is_missing(text) {
+                        f64::NAN
+                    } else if parsed.is_ok() {
+                        return Err(error(
+                            format!("`{}` in {} is not a finite number", shorten(text), context.header.column_name(c)),
+                            Some("write missing values as an empty cell or `NA`".into()),
+                        ));
+                    } else {
+                        let entry = bad[c].get_or_insert_with(|| BadCells { line, text: text.to_string(), count: 0 });
+                        entry.count += 1;
+                        f64::NAN
+                    }
+                }
+            };
+            values[row * *width + dest.position] = value;
+        }
+        Cells::Absent => {}
+    }
+    Ok(())
+}
+
+/// [`parse_rows`] for rows without quotes or lone `\r`s: lines split at
+/// `\n` and fields at the delimiter with `memchr`, no CSV state machine.
+fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
+    let width = context.width;
+    let mut cells: Vec<Cells> = context.template.to_vec();
+    let mut part_lines = Vec::new();
+    let mut bad: Vec<Option<BadCells>> = vec![None; width];
+    let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(width + 1);
+    let mut rows = 0usize;
+    let mut line = first_line;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+        let mut row = &data[pos..end];
+        if let [rest @ .., b'\r'] = row {
+            row = rest;
+        }
+        let this_line = line;
+        line += 1;
+        pos = end + 1;
+        // An empty line, or one of only spaces, is not a row.
+        if row.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        bounds.clear();
+        let mut start = 0;
+        for i in memchr::memchr_iter(context.delimiter, row) {
+            bounds.push((start, i));
+            start = i + 1;
+        }
+        bounds.push((start, row.len()));
+        if bounds.len() != width {
+            let first = if context.has_header { "the header has" } else { "the first row has" };
+            let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
+            let help = (bounds.len() == 1 && width > 1).then(|| {
+                format!(
+                    "the fields are separated by {}; give `--delimiter` if this file uses another",
+                    delimiter_name(context.delimiter)
+                )
+            });
+            return Err(DataError {
+                file: context.file.to_string(),
+                line: Some(this_line),
+                column: Some(bounds.len().min(width) + 1),
+                message: format!("this row has {} but {first} {width}", fields(bounds.len())),
+                help,
+            });
+        }
+        part_lines.push(this_line as u32);
+        for cells in &mut cells {
+            if let Cells::Numbers { values, width } = cells {
+                values.resize(values.len() + *width, f64::NAN);
+            }
+        }
+        for (c, dest) in context.dests.iter().enumerate() {
+            let Some(dest) = dest else { continue };
+            let (a, b) = bounds[c];
+            store(context, &mut cells, &mut bad, *dest, c, trim(&row[a..b]), this_line, rows)?;
+        }
+        rows += 1;
+    }
+    Ok(Part { cells, lines: part_lines, bad })
+}
+
+/// A field without the ASCII spaces around it.
+fn trim(field: &[u8]) -> &[u8] {
+    let start = field.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(field.len());
+    let end = field.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &field[start..end]
+}
+
 /// For each column of the file, where its cells go (`None`: not read).
 fn destinations(bindings: &[Binding], layout: &Layout, width: usize) -> Vec<Option<Dest>> {
     let mut dests = vec![None; width];
-    for (i, binding) in bindings.iter().enumerate() {
-        let Some(cols) = &layout.columns[i] else { continue };
+    for (i, cols) in layout.columns.iter().enumerate().take(bindings.len()) {
+        let Some(cols) = cols else { continue };
         for (position, &c) in cols.iter().enumerate() {
-            dests[c] = Some(Dest { binding: i, position, labels: binding.reads_labels() });
+            dests[c] = Some(Dest { binding: i, position });
         }
     }
     dests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bindings() -> Vec<Binding> {
+        let text = "data { input x = columns(a, b)  input c = one_hot(c, 3)  target y = column(y) }
+                    model { out = dense(concat(x, c), 1) } loss mse(out, y)";
+        crate::pipeline::frontend(text).expect("checks").program.data
+    }
+
+    /// A CSV of `rows` rows (CRLF and blank lines included) larger than
+    /// [`PARALLEL_BYTES`], with words in column `b` at `bad_rows`.
+    fn csv(rows: usize, bad_rows: &[usize]) -> Vec<u8> {
+        let mut text = String::from("a,b,c,y\r\n");
+        for r in 0..rows {
+            let b = if bad_rows.contains(&r) { format!("w{r}") } else { format!("{}.25", r % 97) };
+            text.push_str(&format!("{r},{b},{},{}\r\n", ["p", "q", "r"][r % 3], r % 5));
+            if r % 1000 == 7 {
+                text.push_str("\r\n");
+            }
+        }
+        text.into_bytes()
+    }
+
+    fn read(bytes: &[u8], threads: usize) -> Result<Table, BindError> {
+        read_csv("t.csv", bytes, &bindings(), ReadOptions { threads, ..ReadOptions::default() })
+    }
+
+    #[test]
+    fn chunks_on_any_number_of_threads_read_the_same_table() {
+        let bytes = csv(120_000, &[]);
+        assert!(bytes.len() > PARALLEL_BYTES);
+        let one = read(&bytes, 1).expect("reads");
+        for threads in [2, 3, 7] {
+            let many = read(&bytes, threads).expect("reads");
+            assert_eq!(many.rows, one.rows);
+            assert_eq!(many.lines, one.lines, "{threads} threads");
+            for (a, b) in one.cells.iter().zip(&many.cells) {
+                match (a, b) {
+                    (Cells::Numbers { values: x, .. }, Cells::Numbers { values: y, .. }) => {
+                        assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
+                    }
+                    (Cells::Labels(x), Cells::Labels(y)) => {
+                        assert_eq!((&x.codes, &x.names, &x.first_row), (&y.codes, &y.names, &y.first_row));
+                    }
+                    _ => panic!("cells of another kind"),
+                }
+            }
+        }
+        // 60 000 rows and a blank line after every thousandth: the last row's line.
+        assert_eq!(*one.lines.last().unwrap() as usize, 1 + 120_000 + 120);
+    }
+
+    #[test]
+    fn errors_are_the_same_on_any_number_of_threads() {
+        let bytes = csv(120_000, &[5, 60_000, 119_000]);
+        let one = read(&bytes, 1).expect_err("words");
+        assert!(
+            matches!(&one, BindError::Data(e) if e.message.contains("(and 2 more cells in this column)")),
+            "{one:?}"
+        );
+        for threads in [2, 3] {
+            assert_eq!(read(&bytes, threads).expect_err("words"), one);
+        }
+        // A ragged row in a later chunk, after a bad cell in the first.
+        let mut ragged = csv(120_000, &[5]);
+        let at = ragged.len() - 40;
+        let end = at + ragged[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        ragged.splice(end..end, b"1,2\r\n".iter().copied());
+        let one = read(&ragged, 1).expect_err("ragged");
+        assert!(matches!(&one, BindError::Data(e) if e.message.contains("this row has 2 fields")), "{one:?}");
+        assert_eq!(read(&ragged, 2).expect_err("ragged"), one);
+    }
 }

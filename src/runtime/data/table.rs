@@ -78,7 +78,28 @@ impl Labels {
         self.codes.push(code);
     }
 
-    /// The distinct labels among `rows` (all rows when `None`).
+    /// Add `other`'s cells after these; its rows are numbered from `offset`.
+    /// Names keep the order of their first appearance.
+    pub fn append(&mut self, other: Labels, offset: u32) {
+        let remap: Vec<u32> = other
+            .names
+            .iter()
+            .zip(&other.first_row)
+            .map(|(name, &row)| match self.index.get(name) {
+                Some(&code) => code,
+                None => {
+                    let code = self.names.len() as u32;
+                    self.names.push(name.clone());
+                    self.first_row.push(row + offset);
+                    self.index.insert(name.clone(), code);
+                    code
+                }
+            })
+            .collect();
+        self.codes.extend(other.codes.iter().map(|&c| if c == Labels::MISSING { c } else { remap[c as usize] }));
+    }
+
+    /// The number of distinct labels.
     pub fn distinct(&self) -> usize {
         self.names.len()
     }
@@ -97,6 +118,27 @@ impl Table {
             })
             .collect();
         Table { header, layout: layout.clone(), rows: 0, lines: Vec::new(), cells, delimiter: b',', place: "line" }
+    }
+
+    /// Add the rows of a part read separately (the same bindings), after
+    /// the rows already here.
+    pub fn append(&mut self, cells: Vec<Cells>, lines: &[u32]) {
+        let offset = self.rows as u32;
+        for (mine, theirs) in self.cells.iter_mut().zip(cells) {
+            match (mine, theirs) {
+                (Cells::Numbers { values, .. }, Cells::Numbers { values: more, .. }) => {
+                    if values.is_empty() {
+                        *values = more;
+                    } else {
+                        values.extend_from_slice(&more);
+                    }
+                }
+                (Cells::Labels(labels), Cells::Labels(more)) => labels.append(more, offset),
+                _ => {}
+            }
+        }
+        self.lines.extend_from_slice(lines);
+        self.rows += lines.len();
     }
 
     /// The file column of binding `i`'s `k`-th column.
