@@ -40,6 +40,24 @@ pub struct Spec {
     pub fill: Option<Fill>,
 }
 
+impl Spec {
+    /// The binding of `decl`, the `index`-th input or target.
+    pub fn binding(self, decl: &ast::DataDecl, index: u32) -> crate::ir::program::Binding {
+        crate::ir::program::Binding {
+            name: decl.name.name.clone(),
+            is_target: decl.kind == ast::DataKind::Target,
+            index,
+            columns: self.columns,
+            encoding: self.encoding,
+            scale: self.scale,
+            standardize: self.standardize,
+            class_indices: None,
+            fill: self.fill,
+            span: decl.span,
+        }
+    }
+}
+
 /// The `data` block's settings.
 pub fn settings(block: &ast::DataBlock, diags: &mut Vec<Diagnostic>) -> Missing {
     let mut missing = Missing::Error;

@@ -103,18 +103,7 @@ pub fn data_bindings(file: &ast::File) -> (Vec<Binding>, crate::ir::program::Mis
             let Some(spec) = data::spec(decl, None, &mut diags) else { continue };
             let is_target = decl.kind == ast::DataKind::Target;
             let counter = if is_target { &mut targets } else { &mut inputs };
-            bindings.push(Binding {
-                name: decl.name.name.clone(),
-                is_target,
-                index: *counter,
-                columns: spec.columns,
-                encoding: spec.encoding,
-                scale: spec.scale,
-                standardize: spec.standardize,
-                class_indices: None,
-                fill: spec.fill,
-                span: decl.span,
-            });
+            bindings.push(spec.binding(decl, *counter));
             *counter += 1;
         }
     }
@@ -307,18 +296,7 @@ impl Checker {
             let is_target = decl.kind == ast::DataKind::Target;
             let vars = if is_target { &mut self.graph.targets } else { &mut self.graph.inputs };
             let index = vars.len() as u32;
-            let binding = Binding {
-                name: decl.name.name.clone(),
-                is_target,
-                index,
-                columns: spec.columns,
-                encoding: spec.encoding,
-                scale: spec.scale,
-                standardize: spec.standardize,
-                class_indices: None,
-                fill: spec.fill,
-                span: decl.span,
-            };
+            let binding = spec.binding(decl, index);
             vars.push(DataVar { name: decl.name.name.clone(), width: binding.width() });
             let (op, kind) =
                 if is_target { (Op::Target(index), NameKind::Target) } else { (Op::Input(index), NameKind::Input) };
