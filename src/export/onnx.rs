@@ -109,6 +109,19 @@ pub fn onnx(
                 outputs.push(value_info(&label, data_type::STRING, &[Dim::Batch]));
             }
         }
+        Task::Binary { .. } => {
+            // The probabilities, and each unit's answer at the threshold
+            // (1 where p ≥ threshold), as `nnc predict` writes them.
+            let probabilities = builder.rename(&output, predict);
+            let threshold = builder.fresh("threshold");
+            builder.initializers.push(float_tensor(&threshold, vec![], &[program.train.threshold.value as f32]));
+            let said = builder.fresh("said");
+            builder.node("GreaterOrEqual", &[&probabilities, &threshold], &said, vec![]);
+            let answer = builder.fresh("answer");
+            builder.node("Cast", &[&said], &answer, vec![int("to", i64::from(data_type::INT64))]);
+            outputs.push(value_info(&probabilities, data_type::FLOAT, &[Dim::Batch, Dim::Fixed(width)]));
+            outputs.push(value_info(&answer, data_type::INT64, &[Dim::Batch, Dim::Fixed(width)]));
+        }
         _ => {
             let target = program.data.iter().position(|b| b.is_target && b.width() == width);
             let units = match target {
