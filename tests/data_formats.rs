@@ -4,16 +4,13 @@
 //! are computed here from the file, independently of nnc.
 
 mod common;
-use common::nnc;
+use common::{json, nnc, ok, s, write};
+
+fn dir(name: &str) -> PathBuf {
+    common::scratch("data_formats", name)
+}
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn ok(args: &[&str]) -> Output {
-    let output = nnc(args);
-    assert!(output.status.success(), "nnc {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    output
-}
 
 /// Runs and fails with exit code 1; returns stderr.
 #[track_caller]
@@ -23,27 +20,6 @@ fn fails(args: &[&str]) -> String {
     assert_eq!(output.status.code(), Some(1), "nnc {args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    serde_json::from_slice(&ok(args).stdout).expect("one JSON object")
-}
-
-fn dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data_formats").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// The weights file's `nnc.preprocessing` entry for binding `name`.

@@ -3,38 +3,13 @@
 //! in and out, and prediction — through the `nnc` binary.
 
 mod common;
-use common::nnc;
-
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
-fn ok(args: &[&str]) -> Output {
-    let output = nnc(args);
-    assert!(output.status.success(), "nnc {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    output
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let output = ok(args);
-    serde_json::from_slice(&output.stdout).expect("one JSON object")
-}
+use common::{json, nnc, ok, s, write};
 
 fn dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("training").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("training", name)
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use std::path::PathBuf;
 
 #[test]
 fn iris_reaches_95_percent() {

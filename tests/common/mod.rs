@@ -279,3 +279,35 @@ pub fn nnc(args: &[&str]) -> std::process::Output {
         .output()
         .expect("the nnc binary runs")
 }
+
+/// Run `nnc` and require success (stderr in the failure message).
+pub fn ok(args: &[&str]) -> std::process::Output {
+    let output = nnc(args);
+    assert!(output.status.success(), "nnc {args:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
+/// Run `nnc` (with `--json`) and parse its stdout.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&ok(args).stdout).expect("one JSON object")
+}
+
+/// An empty scratch directory `group/name` under the target's tmp dir.
+pub fn scratch(group: &str, name: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(group).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Write `text` to `dir/name`; the path as text, for arguments.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A path as an argument.
+pub fn s(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
