@@ -6,11 +6,11 @@
 mod common;
 use common::{json, nnc, ok, s, write};
 
+use std::path::{Path, PathBuf};
+
 fn dir(name: &str) -> PathBuf {
     common::scratch("data_formats", name)
 }
-
-use std::path::{Path, PathBuf};
 
 /// Runs and fails with exit code 1; returns stderr.
 #[track_caller]

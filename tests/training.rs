@@ -5,11 +5,11 @@
 mod common;
 use common::{json, nnc, ok, s, write};
 
+use std::path::PathBuf;
+
 fn dir(name: &str) -> PathBuf {
     common::scratch("training", name)
 }
-
-use std::path::PathBuf;
 
 #[test]
 fn iris_reaches_95_percent() {
