@@ -620,6 +620,21 @@ impl Graph {
         id
     }
 
+    /// Append `node` as written, its shape and arguments unchecked: for
+    /// [`super::parse`], which leaves checking to [`super::verify`]. The
+    /// builder will reuse it like any node unless an identical node came
+    /// first; with `intern` false it never reuses it (a stand-in for a node
+    /// the text left out).
+    pub(super) fn push_unchecked(&mut self, node: Node, intern: bool) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        if intern {
+            let (a, b, c) = node.op.key();
+            self.interned.entry((a, b, c, node.args.clone(), node.shape)).or_insert(id);
+        }
+        self.nodes.push(node);
+        id
+    }
+
     /// How many times each node is used as an argument or output.
     pub fn use_counts(&self) -> Vec<u32> {
         let mut uses = vec![0u32; self.nodes.len()];

@@ -21,6 +21,10 @@
 //! parameter). The reference interpreter ([`interp`]) evaluates any of them in
 //! f64; it defines what every op means and is the oracle for the JIT.
 //!
+//! Every graph prints as text ([`print`]) and the text reads back
+//! ([`parse`]) to the same graph, so pass tests start from IR text
+//! (`tests/passes/`).
+//!
 //! Invariants (checked by [`verify`]): arguments precede their users, every
 //! node's shape equals what [`infer_shape`] derives from its arguments, and
 //! every output id exists.
@@ -28,6 +32,7 @@
 mod graph;
 pub mod interp;
 pub mod math;
+pub mod parse;
 pub mod print;
 pub mod program;
 pub mod verify;
@@ -36,3 +41,4 @@ pub use graph::{
     Binary, Compare, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError,
     StateInfo, Unary, dropout_hash, dropout_keeps, dropout_site_key, dropout_threshold, infer_shape, mix32, pow,
 };
+pub use parse::{ParseError, parse};

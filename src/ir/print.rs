@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! graph {
+//!   input x: f32[B,4]
+//!   param h.w: f32[4,8] = xavier                  ; h
 //!   %0: f32[B,4] = input x
 //!   %1: f32[4,8] = param h.w
 //!   %2: f32[B,8] = matmul %0, %1                  ; h
@@ -13,8 +15,14 @@
 //! `pow[3]`), constants print their shortest exact decimal, and the trailing
 //! comment names the layer the node came from. Dead nodes (not reachable from
 //! an output) are not printed, so the text shows what the program computes.
+//!
+//! The declarations come first, one a line, in the graph's order: every
+//! input, target, parameter (with its initialisation and layer) and
+//! optimizer state (with its parameter), used or not. With them the text
+//! holds everything [`super::parse`] needs to rebuild the graph: node ids,
+//! shapes, declarations and outputs (only the `.nn` spans are lost).
 
-use super::{Graph, Node, Op, Unary};
+use super::{Graph, Init, Node, Op, Unary};
 use std::fmt::Write;
 
 /// The op with its attributes and arguments: `matmul[trans_a] %0, %4`.
@@ -52,23 +60,53 @@ pub fn op_text(graph: &Graph, node: &Node) -> String {
 
 /// The whole graph as text.
 pub fn graph(graph: &Graph) -> String {
+    lines(graph).concat()
+}
+
+/// The graph as text, one string a line (each ending in `\n`): the
+/// verifier marks a node in place.
+pub fn lines(graph: &Graph) -> Vec<String> {
+    let mut out = vec!["graph {\n".to_string()];
+    for input in &graph.inputs {
+        out.push(format!("  input {}: f32[B,{}]\n", input.name, input.width));
+    }
+    for target in &graph.targets {
+        out.push(format!("  target {}: f32[B,{}]\n", target.name, target.width));
+    }
+    for param in &graph.params {
+        let init = match param.init {
+            Init::XavierUniform => "xavier".to_string(),
+            Init::Value(value) => value.to_string(),
+        };
+        out.push(with_layer(format!("  param {}: f32{} = {init}", param.name, param.shape), param.layer.as_deref()));
+    }
+    for state in &graph.states {
+        let param = graph.params.get(state.param as usize).map_or("?", |p| p.name.as_str());
+        out.push(format!("  state {}: f32{} for {param}\n", state.name, state.shape));
+    }
     let live = graph.live();
-    let mut out = String::from("graph {\n");
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if !live[i] {
-            continue;
-        }
-        let mut line = format!("  %{i}: f32{} = {}", node.shape, op_text(graph, node));
-        if let Some(layer) = &node.origin.layer {
-            let pad = 48usize.saturating_sub(line.chars().count()).max(1);
-            line.push_str(&" ".repeat(pad));
-            write!(line, "; {layer}").unwrap();
-        }
-        out.push_str(&line);
-        out.push('\n');
+    for (i, _) in live.iter().enumerate().filter(|(_, live)| **live) {
+        out.push(node_line(graph, i));
     }
     let outputs: Vec<String> = graph.outputs.iter().map(|(name, id)| format!("{name} = {id}")).collect();
-    writeln!(out, "  return {}", outputs.join(", ")).unwrap();
-    out.push_str("}\n");
+    out.push(format!("  return {}\n", outputs.join(", ")));
+    out.push("}\n".to_string());
     out
+}
+
+/// One node's line: `  %3: f32[B,8] = matmul %0, %2                  ; h`.
+pub fn node_line(graph: &Graph, index: usize) -> String {
+    let node = &graph.nodes[index];
+    with_layer(format!("  %{index}: f32{} = {}", node.shape, op_text(graph, node)), node.origin.layer.as_deref())
+}
+
+/// `line`, then the layer as a comment at column 49 (or one space on), and `\n`.
+fn with_layer(mut line: String, layer: Option<&str>) -> String {
+    if let Some(layer) = layer {
+        let pad = 48usize.saturating_sub(line.chars().count()).max(1);
+        line.push_str(&" ".repeat(pad));
+        write!(line, "; {layer}").unwrap();
+    }
+    line.push('\n');
+    line
 }
