@@ -104,7 +104,7 @@ fn seed_loss_falls() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = std::fs::read_to_string(&log).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("epoch,loss,mse,mae,r2"), "regression metrics per epoch");
+    assert_eq!(lines.next(), Some("epoch,loss,mse,mae,r2,best"), "regression metrics per epoch");
     let losses: Vec<f64> = lines.map(|l| l.split(',').nth(1).unwrap().parse().unwrap()).collect();
     assert_eq!(losses.len(), 100, "one row per epoch");
     assert!(losses[99] < losses[0] * 0.5, "first {} last {}", losses[0], losses[99]);

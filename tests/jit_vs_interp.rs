@@ -341,6 +341,30 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         None => history.concat(),
     };
     assert_all_close(&format!("{name}: runtime::train history"), &outcome.history, &expected_history, RTOL, ATOL);
+    // With progress, the epoch runs in chunks (two batches, then one per
+    // call): the same bytes, and progress reported after every chunk.
+    let mut reports = Vec::new();
+    let mut report = |epoch: u64, rows: usize| reports.push((epoch, rows));
+    let progress = train::Progress { rows: model.batch + 1, interval: std::time::Duration::ZERO, report: &mut report };
+    let chunked = train::train_with_progress(
+        &model.program,
+        &model.native.train,
+        data,
+        &config,
+        init.clone(),
+        Some(progress),
+        |_, _, _| std::ops::ControlFlow::Continue(()),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(chunked.params, outcome.params, "{name}: chunked epochs train other weights");
+    assert_eq!(chunked.history, outcome.history, "{name}: chunked epochs report other losses");
+    if let Some(d) = data {
+        let batches = d.rows.div_ceil(model.batch);
+        let calls = if batches > 2 { batches - 1 } else { 1 };
+        assert_eq!(reports.len(), calls * EPOCHS, "{name}: progress reports {reports:?}");
+        assert_eq!(reports.last(), Some(&(EPOCHS as u64, d.rows)), "{name}: the last report");
+        assert!(reports.windows(2).all(|w| w[0] < w[1]), "{name}: progress moves forward: {reports:?}");
+    }
     let (loss, predict) = interp_eval(model, data, reference.params);
     assert!(
         close(final_loss, loss, RTOL, ATOL),

@@ -167,7 +167,7 @@ fn validation_split_holds_out_a_fraction_and_fits_statistics_on_the_rest() {
         "--quiet",
     ]);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(text.lines().next(), Some("epoch,loss,accuracy,val_loss,val_accuracy"));
+    assert_eq!(text.lines().next(), Some("epoch,loss,accuracy,val_loss,val_accuracy,best"));
     assert_eq!(text.lines().count(), 4);
 }
 

@@ -126,6 +126,44 @@ fn early_stopping_at_the_epoch_limit_reports_the_best_epoch() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The log's `best` column marks each epoch whose weights became the kept
+/// ones (each new best of the monitored figure, here val_accuracy), and the
+/// plot marks the last of them: the best epoch, not the lowest val_loss.
+#[test]
+fn the_log_and_plot_mark_the_epoch_whose_weights_are_kept() {
+    let dir = scratch("best_column");
+    let model = dir.join("acc.nn");
+    std::fs::write(&model, EARLY.replace("STOP", "early_stop(patience = 15, monitor = val_accuracy)")).expect("write");
+    let (log, plot) = (dir.join("log.csv"), dir.join("curves.svg"));
+    let args = ["run", path(&model), "examples/iris.csv", "--json", "--quiet", "--log", path(&log), "--plot", path(&plot)];
+    let json = run_json(&args);
+    let best_epoch = json["early_stop"]["best_epoch"].as_u64().expect("a best epoch");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let (acc, best) = (
+        header.iter().position(|h| *h == "val_accuracy").expect("val_accuracy"),
+        header.iter().position(|h| *h == "best").expect("best"),
+    );
+    let mut record = f64::NEG_INFINITY;
+    let mut last_marked = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let value: f64 = cells[acc].parse().expect("number");
+        let improved = value > record;
+        record = record.max(value);
+        assert_eq!(cells[best], if improved { "1" } else { "0" }, "{text}");
+        if improved {
+            last_marked = cells[0].parse().expect("epoch");
+        }
+    }
+    assert_eq!(last_marked, best_epoch, "{text}");
+    let svg = std::fs::read_to_string(&plot).expect("plot");
+    assert!(svg.contains(&format!(">kept epoch {best_epoch}<")), "the plot marks epoch {best_epoch}");
+    assert!(svg.contains(&format!("the weights kept are epoch {best_epoch}")), "subtitle");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn early_stopping_on_validation_needs_validation_data() {
     let dir = scratch("noval");

@@ -8,6 +8,7 @@ pub mod gradcheck;
 pub mod inspect;
 pub mod plot;
 pub mod predict;
+pub mod progress;
 pub mod report;
 pub mod run;
 

@@ -4,7 +4,6 @@ use super::{
     Failure, Model, bind_error, canonical, check_not_an_input, check_output, fixed, internal, plural, rate, read_model,
     read_model_with_data, write_atomically,
 };
-use indicatif::{ProgressBar, ProgressStyle};
 use nnc::codegen::Options;
 use nnc::ir::program::{Monitor, Program, Schedule, SplitKind, Task};
 use nnc::pipeline;
@@ -447,15 +446,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let initial_step = initial.state.step;
     let unit = if train_data.is_some() { "epoch" } else { "step" };
     let width = epochs.to_string().len();
-    let bar = (verbose && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(epochs);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {per_sec} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_prefix(unit);
-        bar
-    });
+    let bar = (verbose && std::io::stderr().is_terminal())
+        .then(|| super::progress::Meter::new(unit, epochs, train_data.map(|d| d.rows)));
     let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
     let mut tracer = match (args.trace_grads, train_data) {
         (false, _) => None,
@@ -477,7 +469,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         for (layer, _) in tracer.iter().flat_map(|t| &t.layers) {
             header.push_str(&format!(",grad_norm.{layer},weight_norm.{layer},update_ratio.{layer}"));
         }
-        header.push('\n');
+        // 1 where the epoch's weights became the ones kept: every epoch, or
+        // with early stopping each new best of the monitored figure.
+        header.push_str(",best\n");
         header
     });
     let mut traces: Vec<(u64, Vec<nnc::runtime::trace::LayerTrace>)> = Vec::new();
@@ -517,8 +511,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             message.push_str(&short_metrics(program, v, "val_"));
         }
         if let Some(bar) = &bar {
-            bar.set_position(epoch);
-            bar.set_message(message);
+            bar.epoch_done(epoch, message, stop || epoch == epochs);
         } else if verbose && report {
             eprintln!("{unit} {epoch:>width$}/{epochs}  {message}");
         }
@@ -540,7 +533,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             for t in trace.iter().flatten() {
                 text.push_str(&format!(",{},{},{}", t.grad_norm, t.weight_norm, t.update_ratio));
             }
-            text.push('\n');
+            let kept = stopper.as_ref().is_none_or(|s| s.best().is_some_and(|b| b.epoch == epoch));
+            text.push_str(if kept { ",1\n" } else { ",0\n" });
         }
         if let Some(trace) = trace {
             traces.push((epoch, trace));
@@ -557,7 +551,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 },
             )
         }
-        _ => train::train_until(program, &native.train, train_data, &config, initial, on_epoch),
+        _ => {
+            // A long epoch moves the bar from inside (chunked kernel calls);
+            // without a bar each epoch stays one call.
+            let mut report = |epoch: u64, rows: usize| {
+                if let Some(bar) = &bar {
+                    bar.rows_done(epoch, rows);
+                }
+            };
+            let progress = bar.as_ref().map(|_| train::Progress {
+                rows: 8192,
+                interval: super::progress::Meter::INTERVAL / 2,
+                report: &mut report,
+            });
+            train::train_with_progress(program, &native.train, train_data, &config, initial, progress, on_epoch)
+        }
     };
     let interrupted = interrupt::requested();
     if let (Some(path), Some(text)) = (&args.log, &log) {
@@ -576,7 +584,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         Ok(outcome) => outcome,
         Err(diverged) => {
             if let Some(bar) = &bar {
-                bar.finish_and_clear();
+                bar.finish();
             }
             let mut message = format!("{}: {diverged}", model.path);
             if let Some(path) = &args.save_weights {
@@ -637,7 +645,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     // The final evaluation can take as long as an epoch: say so while it runs.
     let evaluated = evaluated_rows.max(1);
     match &bar {
-        Some(bar) => bar.set_message(format!("evaluating the final weights on {evaluated} rows")),
+        Some(bar) => bar.say(format!("evaluating the final weights on {evaluated} rows")),
         None if verbose => eprintln!("  evaluating the final weights on {evaluated} rows"),
         None => {}
     }
@@ -646,7 +654,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let val_eval = validation.map(|v| train::evaluate(program, &native.eval, Some(v), &outcome.params, transforms));
     evaluate_time += start.elapsed();
     if let Some(bar) = &bar {
-        bar.finish_and_clear();
+        bar.finish();
     }
     let evaluate_ms = evaluate_time.as_secs_f64() * 1e3;
     if let Some(path) = &args.save_weights {

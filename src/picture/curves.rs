@@ -133,7 +133,10 @@ pub fn render(log: &Log, title: &str, extra: Vec<Panel>) -> String {
         let log_y = lo > 0.0 && hi / lo > 30.0;
         let marks = best
             .iter()
-            .map(|(step, by)| Mark { x: *step, label: format!("best {} {} (by {by})", log.unit, step) })
+            .map(|(step, by)| match by.as_str() {
+                "best" => Mark { x: *step, label: format!("kept {} {step}", log.unit) },
+                _ => Mark { x: *step, label: format!("best {} {step} (by {by})", log.unit) },
+            })
             .collect();
         panels.push(Panel {
             title: g.to_string(),
@@ -146,14 +149,12 @@ pub fn render(log: &Log, title: &str, extra: Vec<Panel>) -> String {
         });
     }
     panels.extend(extra);
+    let (n, unit) = (log.steps.len(), &log.unit);
     let subtitle = match &best {
-        Some((step, by)) => format!("{} {}s; best {} {step} (lowest {by})", log.steps.len(), log.unit, log.unit),
-        None => format!("{} {}s", log.steps.len(), log.unit),
-    };
-    let subtitle = if best.as_ref().is_some_and(|(_, by)| by == "best") {
-        subtitle.replace("(lowest best)", "(as the log marks it)")
-    } else {
-        subtitle
+        // The run wrote which epoch's weights it kept (the best one, with early stopping).
+        Some((step, by)) if by == "best" => format!("{n} {unit}s; the weights kept are {unit} {step}'s"),
+        Some((step, by)) => format!("{n} {unit}s; best {unit} {step} (lowest {by})"),
+        None => format!("{n} {unit}s"),
     };
     chart::render(title, &subtitle, &panels)
 }

@@ -188,6 +188,33 @@ pub fn train_until(
     data: Option<&Dataset>,
     config: &RunConfig,
     initial: Params,
+    on_epoch: impl FnMut(u64, f64, &Params) -> ControlFlow<()>,
+) -> Result<Outcome, Box<Diverged>> {
+    train_with_progress(program, train_kernel, data, config, initial, None, on_epoch)
+}
+
+/// Progress within an epoch: the kernel is called on chunks of whole
+/// batches instead of the whole epoch at once, and `report(epoch, rows
+/// done)` is called after each chunk. Chunks are `rows` rows at first
+/// (rounded up to whole batches), then as many batches as run in about
+/// `interval` (measured), so a long epoch reports about that often and a
+/// short one runs in one call as without progress. The weights are the
+/// same bytes: each batch sees the same parameters, rows and step number.
+pub struct Progress<'a> {
+    pub rows: usize,
+    pub interval: std::time::Duration,
+    pub report: &'a mut dyn FnMut(u64, usize),
+}
+
+/// [`train_until`], calling `progress` within epochs when given (see
+/// [`Progress`]); without it each epoch is one kernel call.
+pub fn train_with_progress(
+    program: &Program,
+    train_kernel: &Compiled,
+    data: Option<&Dataset>,
+    config: &RunConfig,
+    initial: Params,
+    mut progress: Option<Progress<'_>>,
     mut on_epoch: impl FnMut(u64, f64, &Params) -> ControlFlow<()>,
 ) -> Result<Outcome, Box<Diverged>> {
     let mut params = initial;
@@ -220,35 +247,59 @@ pub fn train_until(
             permute(source, copy, &order);
         }
         let epoch_data = shuffled.as_ref().or(data);
-        let input_ptrs: Vec<*const f32> =
-            epoch_data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
-        let target_ptrs: Vec<*const f32> =
-            epoch_data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
         let last_good = params.clone();
-        let args = KernelArgs {
-            params: params.values.as_mut_ptr(),
-            scratch: scratch.as_mut_ptr(),
-            losses: losses.as_mut_ptr(),
-            predict: std::ptr::null_mut(),
-            inputs: input_ptrs.as_ptr(),
-            targets: target_ptrs.as_ptr(),
-            rows: rows as i64,
-            batch: batch as i64,
-            learning_rate: config.learning_rate,
-            state: params.state.values.as_mut_ptr(),
-            step: params.state.step as i64,
-            hypers: &hypers,
-            ..KernelArgs::default()
+        // Whole batches per kernel call: all of them, or chunks with progress.
+        let mut chunk = match (&progress, data) {
+            (Some(p), Some(_)) => p.rows.div_ceil(batch).max(1),
+            _ => n_batches,
         };
-        // SAFETY: the buffers above have the sizes the kernels were lowered
-        // for: the packed parameters and optimizer state (both laid out from
-        // the program, as the kernel's buffers are), the scratch area, one
-        // loss per batch, and `rows × width` data matrices checked when the
-        // CSV was bound; `hypers` outlives the call.
-        let start = Instant::now();
-        unsafe { train_kernel.call(&args) };
-        kernel_time += start.elapsed();
-        params.state.step += n_batches as u64;
+        let mut done = 0;
+        while done < n_batches {
+            let count = chunk.min(n_batches - done);
+            let first_row = done * batch;
+            let chunk_rows = (count * batch).min(rows - first_row);
+            // Data pointers at the chunk's first row (each matrix is row-major).
+            let at = |m: &Vec<f32>| {
+                let width = m.len() / rows.max(1);
+                m[first_row * width..].as_ptr()
+            };
+            let input_ptrs: Vec<*const f32> = epoch_data.map_or(Vec::new(), |d| d.inputs.iter().map(at).collect());
+            let target_ptrs: Vec<*const f32> = epoch_data.map_or(Vec::new(), |d| d.targets.iter().map(at).collect());
+            let args = KernelArgs {
+                params: params.values.as_mut_ptr(),
+                scratch: scratch.as_mut_ptr(),
+                losses: losses[done..].as_mut_ptr(),
+                predict: std::ptr::null_mut(),
+                inputs: input_ptrs.as_ptr(),
+                targets: target_ptrs.as_ptr(),
+                rows: chunk_rows as i64,
+                batch: batch as i64,
+                learning_rate: config.learning_rate,
+                state: params.state.values.as_mut_ptr(),
+                step: params.state.step as i64,
+                hypers: &hypers,
+                ..KernelArgs::default()
+            };
+            // SAFETY: the buffers above have the sizes the kernels were lowered
+            // for: the packed parameters and optimizer state (both laid out from
+            // the program, as the kernel's buffers are), the scratch area, one
+            // loss slot for each of the call's batches (from `done` on), and
+            // `chunk_rows × width` data matrices from the chunk's first row,
+            // inside the matrices checked when the CSV was bound; `hypers`
+            // outlives the call.
+            let start = Instant::now();
+            unsafe { train_kernel.call(&args) };
+            let elapsed = start.elapsed();
+            kernel_time += elapsed;
+            params.state.step += count as u64;
+            done += count;
+            if let Some(p) = progress.as_mut().filter(|_| data.is_some()) {
+                (p.report)(epoch, first_row + chunk_rows);
+                // Batches that take about one interval, from this call's speed.
+                let per_batch = elapsed.as_secs_f64() / count as f64;
+                chunk = ((p.interval.as_secs_f64() / per_batch.max(1e-9)) as usize).clamp(1, n_batches);
+            }
+        }
         let bad_batch = losses.iter().position(|l| !l.is_finite());
         let bad_param = params.first_non_finite();
         if bad_batch.is_some() || bad_param.is_some() {
