@@ -28,6 +28,8 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Score saved weights on a labelled file: loss, metrics, confusion matrix, per-class report
     Eval(commands::eval::EvalArgs),
+    /// Cross-validate: train K models on K folds, each fold's held-out figures and their mean ± std
+    Cv(commands::cv::CvArgs),
     /// Print one compiler stage as text
     Ir {
         /// The model file
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict::predict(&args),
         Command::Export(args) => commands::export::export(&args),
         Command::Eval(args) => commands::eval::eval(&args),
+        Command::Cv(args) => commands::cv::cv(&args),
         Command::Ir { model, stage, kernel, batch } => commands::inspect::ir(&model, stage, kernel, batch),
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),

@@ -135,7 +135,8 @@ fn the_log_and_plot_mark_the_epoch_whose_weights_are_kept() {
     let model = dir.join("acc.nn");
     std::fs::write(&model, EARLY.replace("STOP", "early_stop(patience = 15, monitor = val_accuracy)")).expect("write");
     let (log, plot) = (dir.join("log.csv"), dir.join("curves.svg"));
-    let args = ["run", path(&model), "examples/iris.csv", "--json", "--quiet", "--log", path(&log), "--plot", path(&plot)];
+    let args =
+        ["run", path(&model), "examples/iris.csv", "--json", "--quiet", "--log", path(&log), "--plot", path(&plot)];
     let json = run_json(&args);
     let best_epoch = json["early_stop"]["best_epoch"].as_u64().expect("a best epoch");
     let text = std::fs::read_to_string(&log).expect("log");

@@ -1,6 +1,7 @@
 //! The subcommands, and what they share: reading the model, rendering
 //! errors, writing files atomically.
 
+pub mod cv;
 pub mod draw;
 pub mod eval;
 pub mod export;

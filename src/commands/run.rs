@@ -223,7 +223,7 @@ fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> R
     weights::save(path, program, params, &metadata).map_err(Failure::input)
 }
 
-fn metric_columns(program: &Program) -> &'static [&'static str] {
+pub(super) fn metric_columns(program: &Program) -> &'static [&'static str] {
     match program.task {
         Task::Classification { .. } | Task::Binary { .. } => &["accuracy"],
         Task::Regression => &["mse", "mae", "r2"],
@@ -231,7 +231,7 @@ fn metric_columns(program: &Program) -> &'static [&'static str] {
     }
 }
 
-fn metric_values(program: &Program, m: &Metrics) -> Vec<Option<f64>> {
+pub(super) fn metric_values(program: &Program, m: &Metrics) -> Vec<Option<f64>> {
     match program.task {
         Task::Classification { .. } | Task::Binary { .. } => vec![m.accuracy],
         Task::Regression => vec![m.mse, m.mae, m.r2],
@@ -252,7 +252,7 @@ fn short_metrics(program: &Program, m: &Metrics, prefix: &str) -> String {
     out
 }
 
-fn json_metrics(program: &Program, m: &Metrics) -> serde_json::Value {
+pub(super) fn json_metrics(program: &Program, m: &Metrics) -> serde_json::Value {
     let mut map = serde_json::Map::new();
     map.insert("loss".into(), finite_or_null(m.loss));
     for (name, value) in metric_columns(program).iter().zip(metric_values(program, m)) {
@@ -261,7 +261,7 @@ fn json_metrics(program: &Program, m: &Metrics) -> serde_json::Value {
     serde_json::Value::Object(map)
 }
 
-fn finite_or_null(x: Option<f64>) -> serde_json::Value {
+pub(super) fn finite_or_null(x: Option<f64>) -> serde_json::Value {
     match x {
         Some(v) if v.is_finite() => serde_json::json!(v),
         _ => serde_json::Value::Null,

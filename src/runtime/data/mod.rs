@@ -23,6 +23,7 @@
 //! saved with the weights, so prediction applies exactly the same
 //! transformation.
 
+pub mod folds;
 pub mod layout;
 pub mod parquet;
 pub mod prepare;
@@ -30,7 +31,7 @@ pub mod read;
 pub mod table;
 
 pub use layout::{Header, Layout};
-pub use prepare::{Bound, Dataset, Report, Split, Transform};
+pub use prepare::{Bound, Dataset, Report, Resolved, Split, Transform};
 pub use read::ReadOptions;
 pub use table::Table;
 

@@ -278,7 +278,7 @@ fn labels_to_numbers(labels: &Labels, i: usize, table: &Table) -> Result<Cells, 
 
 /// A label column's categories (in index order) and, per interned code, its
 /// category index (`u32::MAX`: not a category).
-type Resolved = (Vec<String>, Vec<u32>);
+type Categorized = (Vec<String>, Vec<u32>);
 
 /// Turn the table's label columns into what `program` needs: category
 /// indices (returned per binding, with the categories) or numbers (in place).
@@ -286,7 +286,7 @@ fn resolve_labels(
     program: &Program,
     table: &mut Table,
     saved: Option<&[Transform]>,
-) -> Result<Vec<Option<Resolved>>, BindError> {
+) -> Result<Vec<Option<Categorized>>, BindError> {
     let mut out = Vec::new();
     for (i, binding) in program.data.iter().enumerate() {
         let Cells::Labels(labels) = &table.cells[i] else {
@@ -384,7 +384,7 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
 }
 
 /// The class of each row, when the target is a class (for stratifying).
-fn row_classes(program: &Program, labels: &[Option<Resolved>], table: &Table) -> Option<Vec<u32>> {
+fn row_classes(program: &Program, labels: &[Option<Categorized>], table: &Table) -> Option<Vec<u32>> {
     if !matches!(program.task, Task::Classification { .. }) {
         return None;
     }
@@ -440,10 +440,10 @@ fn split_rows(rows: &[usize], split: Split, classes: Option<&[u32]>) -> (Vec<usi
 
 /// A small seeded generator for the split (SplitMix64): the split must not
 /// change when a dependency's generator does.
-struct SplitRng(u64);
+pub(super) struct SplitRng(u64);
 
 impl SplitRng {
-    fn new(seed: u64) -> SplitRng {
+    pub(super) fn new(seed: u64) -> SplitRng {
         SplitRng(seed ^ 0x5851_f42d_4c95_7f2d)
     }
 
@@ -456,7 +456,7 @@ impl SplitRng {
     }
 
     /// `k` distinct positions of `0..n`, by a partial Fisher–Yates shuffle.
-    fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
+    pub(super) fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
         for i in 0..k.min(n) {
             let j = i + (self.next() % (n - i) as u64) as usize;
@@ -472,7 +472,7 @@ fn fit(
     program: &Program,
     table: &Table,
     rows: &[usize],
-    labels: &[Option<Resolved>],
+    labels: &[Option<Categorized>],
 ) -> Result<Vec<Transform>, DataError> {
     let mut transforms = Vec::new();
     for (i, binding) in program.data.iter().enumerate() {
@@ -551,7 +551,7 @@ fn build(
     table: &Table,
     rows: &[usize],
     transforms: &[Transform],
-    labels: &[Option<Resolved>],
+    labels: &[Option<Categorized>],
 ) -> Result<Dataset, DataError> {
     let n = rows.len();
     let mut inputs: Vec<Vec<f32>> = vec![Vec::new(); program.graph.inputs.len()];
@@ -693,14 +693,54 @@ pub struct Bound {
 /// Prepare a training table (and a separate validation table, if any).
 pub fn training(
     program: &Program,
-    mut table: Table,
+    table: Table,
     split: Split,
     validation_table: Option<Table>,
 ) -> Result<Bound, BindError> {
+    let resolved = resolve(program, table)?;
+    let split = if validation_table.is_some() { Split::NONE } else { split };
+    let (train_rows, val_rows, kind) = split_rows(&resolved.kept, split, resolved.classes.as_deref());
+    if train_rows.is_empty() {
+        return Err(BindError::Data(error(
+            &resolved.table,
+            None,
+            None,
+            format!("a validation split of {} leaves no training rows out of {}", split.fraction, resolved.kept.len()),
+            None,
+        )));
+    }
+    let mut bound = resolved.bind(program, &train_rows, &val_rows)?;
+    if !val_rows.is_empty() {
+        bound.report.split = Some(kind);
+        if let Some(classes) = &resolved.classes {
+            let warning = proportion_warning(classes, &train_rows, &val_rows, program, &resolved.labels);
+            bound.report.warnings.extend(warning);
+        }
+    }
+    if let Some(other) = validation_table {
+        bound.validation = Some(apply(program, other, &bound.transforms)?);
+    }
+    Ok(bound)
+}
+
+/// A training table with its labels resolved and its missing cells dealt
+/// with: what is left is choosing rows ([`Resolved::bind`]). Cross-validation
+/// binds it once per fold.
+pub struct Resolved {
+    table: Table,
+    labels: Vec<Option<Categorized>>,
+    /// The rows kept (not dropped for a missing cell), in file order.
+    pub kept: Vec<usize>,
+    /// Each row's class (classification only), for stratifying.
+    pub classes: Option<Vec<u32>>,
+    dropped: usize,
+}
+
+/// Resolve a training table's labels and missing cells.
+pub fn resolve(program: &Program, mut table: Table) -> Result<Resolved, BindError> {
     let labels = resolve_labels(program, &mut table, None)?;
     let missing = missing_rows(program, &table, program.missing)?;
     let kept: Vec<usize> = (0..table.rows).filter(|&r| !missing[r]).collect();
-    let mut report = Report { dropped: table.rows - kept.len(), ..Report::default() };
     if kept.is_empty() {
         return Err(BindError::Data(error(
             &table,
@@ -711,47 +751,46 @@ pub fn training(
         )));
     }
     let classes = row_classes(program, &labels, &table);
-    let split = if validation_table.is_some() { Split::NONE } else { split };
-    let (train_rows, val_rows, kind) = split_rows(&kept, split, classes.as_deref());
-    if train_rows.is_empty() {
-        return Err(BindError::Data(error(
-            &table,
-            None,
-            None,
-            format!("a validation split of {} leaves no training rows out of {}", split.fraction, kept.len()),
-            None,
-        )));
+    let dropped = table.rows - kept.len();
+    Ok(Resolved { table, labels, kept, classes, dropped })
+}
+
+impl Resolved {
+    /// The class names (in index order) of the target, when it has classes.
+    pub fn class_names(&self, program: &Program) -> Option<&[String]> {
+        let i = program.data.iter().position(|b| b.is_target)?;
+        self.labels[i].as_ref().map(|(names, _)| names.as_slice())
     }
-    if !val_rows.is_empty() {
-        report.split = Some(kind);
-        if let Some(classes) = &classes {
-            report.warnings.extend(proportion_warning(classes, &train_rows, &val_rows, program, &labels));
-        }
-    }
-    let transforms = fit(program, &table, &train_rows, &labels)?;
-    for (i, binding) in program.data.iter().enumerate() {
-        if let (Some(_), Cells::Numbers { values, .. }) = (binding.fill, &table.cells[i]) {
-            let filled = values.iter().filter(|v| v.is_nan()).count();
-            if filled > 0 {
-                report.filled.push((binding.name.clone(), filled));
+
+    /// Fit everything fitted from data on `train_rows` and lay out the
+    /// training and (when any) validation rows.
+    pub fn bind(&self, program: &Program, train_rows: &[usize], val_rows: &[usize]) -> Result<Bound, BindError> {
+        let table = &self.table;
+        let mut report = Report { dropped: self.dropped, ..Report::default() };
+        let transforms = fit(program, table, train_rows, &self.labels)?;
+        for (i, binding) in program.data.iter().enumerate() {
+            if let (Some(_), Cells::Numbers { values, .. }) = (binding.fill, &table.cells[i]) {
+                let filled = values.iter().filter(|v| v.is_nan()).count();
+                if filled > 0 {
+                    report.filled.push((binding.name.clone(), filled));
+                }
             }
         }
+        let train = build(program, table, train_rows, &transforms, &self.labels)?;
+        let validation = match val_rows {
+            [] => None,
+            rows => Some(build(program, table, rows, &transforms, &self.labels)?),
+        };
+        Ok(Bound {
+            train,
+            validation,
+            transforms,
+            report,
+            header: table.header.clone(),
+            layout: table.layout.clone(),
+            delimiter: table.delimiter,
+        })
     }
-    let train = build(program, &table, &train_rows, &transforms, &labels)?;
-    let validation = match validation_table {
-        Some(other) => Some(apply(program, other, &transforms)?),
-        None if !val_rows.is_empty() => Some(build(program, &table, &val_rows, &transforms, &labels)?),
-        None => None,
-    };
-    Ok(Bound {
-        train,
-        validation,
-        transforms,
-        report,
-        header: table.header.clone(),
-        layout: table.layout.clone(),
-        delimiter: table.delimiter,
-    })
 }
 
 /// Bind a file for prediction or evaluation with saved transforms: labels
@@ -780,7 +819,7 @@ fn proportion_warning(
     train: &[usize],
     validation: &[usize],
     program: &Program,
-    labels: &[Option<Resolved>],
+    labels: &[Option<Categorized>],
 ) -> Option<String> {
     let Task::Classification { classes: k } = program.task else { return None };
     let share = |rows: &[usize]| {

@@ -1,0 +1,330 @@
+//! `nnc cv`: K-fold cross-validation. K models, each trained on all folds
+//! but one and scored on the fold held out; each fold's figures, then their
+//! mean and sample standard deviation, and what the K trainings cost.
+//!
+//! The folds come from `runtime::data::folds` (stratified by class for
+//! classification, shuffled with the seed); every fold's preprocessing is
+//! fitted on its own training rows. The kernels are compiled once, sized
+//! for the largest fold, and every fold starts from the same initial
+//! weights (the seed's), as a fresh `nnc run` would.
+
+use super::run::{finite_or_null, json_metrics, metric_columns, metric_values};
+use super::{Failure, bind_error, fixed, internal, plural, read_model_with_data};
+use nnc::codegen::Options;
+use nnc::ir::program::{Monitor, Task};
+use nnc::pipeline;
+use nnc::runtime::data;
+use nnc::runtime::early_stop::EarlyStopper;
+use nnc::runtime::train::{self, Metrics, Params, RunConfig};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct CvArgs {
+    /// The model file
+    model: PathBuf,
+    /// The labelled data file (CSV or Parquet), split into the folds
+    data: PathBuf,
+    /// Number of folds: K models, each held out on one fold
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    folds: usize,
+    /// Seed of the folds, the initial weights and the shuffling (overrides the file's)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Passes over each fold's training rows (overrides the file)
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// The data file's field delimiter (detected when not given)
+    #[arg(long, value_name = "CHAR", value_parser = super::parse_delimiter)]
+    delimiter: Option<u8>,
+    /// Print one JSON object with every fold's figures on stdout
+    #[arg(long)]
+    json: bool,
+    /// Print nothing on stderr
+    #[arg(long)]
+    quiet: bool,
+    /// Threads for large matrix products (default: every core)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+/// One fold's result.
+struct Fold {
+    /// Rows of each class held out (classification).
+    held_classes: Option<Vec<usize>>,
+    train_rows: usize,
+    held_rows: usize,
+    metrics: Metrics,
+    epochs_run: u64,
+    best_epoch: Option<u64>,
+    ms: f64,
+}
+
+/// Mean and sample standard deviation (n − 1), skipping missing values;
+/// `None` when no fold has the figure.
+pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    if present.is_empty() {
+        return None;
+    }
+    let n = present.len() as f64;
+    let mean = present.iter().sum::<f64>() / n;
+    let var = if present.len() > 1 { present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    Some((mean, var.sqrt()))
+}
+
+pub fn cv(args: &CvArgs) -> Result<(), Failure> {
+    let total = Instant::now();
+    super::check_argument_order(&args.model, Some(&args.data), "cv")?;
+    let threads = args.threads.unwrap_or_else(nnc::threads::available);
+    if threads == 0 {
+        return Err(Failure::Usage("--threads must be at least 1".into()));
+    }
+    if args.folds < 2 {
+        return Err(Failure::Usage(format!("--folds must be at least 2, got {}", args.folds)));
+    }
+    let options = data::ReadOptions { delimiter: args.delimiter, targets_optional: false, threads };
+    let (model, table) = read_model_with_data(&args.model, &args.data, options)?;
+    let program = &model.front.program;
+    if !program.has_data() {
+        return Err(Failure::Usage(format!("{} has no data block: there is nothing to cross-validate", model.path)));
+    }
+    let settings = &program.train;
+    let seed = args.seed.unwrap_or(settings.seed.value);
+    let epochs = args.epochs.unwrap_or(settings.epochs.value);
+    if epochs == 0 {
+        return Err(Failure::Usage("--epochs must be at least 1".into()));
+    }
+    let table = match table {
+        Some(table) => table,
+        None => data::read_file(&args.data, &program.data, options).map_err(|e| bind_error(e, &model))?,
+    };
+    let resolved = data::prepare::resolve(program, table).map_err(|e| bind_error(e, &model))?;
+    let file = args.data.display().to_string();
+    let folds = data::folds::folds(program, resolved, args.folds, seed, &file).map_err(|e| bind_error(e, &model))?;
+    let k = folds.k;
+    let stratified = folds.resolved().classes.is_some();
+    let sizes = folds.sizes();
+    let rows = folds.resolved().kept.len();
+    let (min_held, max_held) = (*sizes.iter().min().unwrap_or(&0), *sizes.iter().max().unwrap_or(&0));
+    let max_train = rows - min_held;
+    let verbose = !args.quiet;
+
+    // One compilation for every fold, sized for the largest.
+    let batch = (settings.batch.value as usize).min(max_train).max(1);
+    let mut graphs = pipeline::graphs(program);
+    pipeline::seed_dropout(&mut graphs, seed);
+    let kernels = pipeline::kernels(&graphs, batch, max_train.max(max_held)).map_err(internal)?;
+    let stop_rule = settings.early_stop.value;
+    let per_fold_evaluations = 2 + stop_rule.map_or(0, |_| epochs);
+    let native = if pipeline::interpret_evaluations(&graphs.eval, rows, k as u64 * per_fold_evaluations) {
+        pipeline::compile_interpreted_eval(program, &kernels.0, &graphs.eval, Options::default())
+    } else {
+        pipeline::compile(program, &kernels, Options::default())
+    }
+    .map_err(internal)?;
+    let mut native = native;
+    native.use_threads(threads).map_err(internal)?;
+    let config = RunConfig {
+        epochs,
+        batch,
+        learning_rate: settings.learning_rate.value as f32,
+        seed,
+        shuffle: settings.shuffle.value,
+    };
+
+    if verbose {
+        let how = if stratified { "stratified by class" } else { "at random" };
+        eprintln!("  model      {}", model.path);
+        eprintln!("  data       {file} ({rows} rows)");
+        eprintln!(
+            "  folds      {k}, {how}, seed {seed}{}: {min_held}{} rows held out in each",
+            if args.seed.is_some() { " (flag)" } else { "" },
+            if max_held > min_held { format!("-{max_held}") } else { String::new() },
+        );
+        eprintln!("  optimizer  {}", settings.optimizer.value.describe(&format!("{}", settings.learning_rate.value)));
+        eprintln!("  epochs     {epochs}{}", if args.epochs.is_some() { " (flag)" } else { "" });
+        eprintln!("  batch      {batch}");
+        eprintln!("  compiled   {:.2} ms (once, for every fold)", native.compile_ms);
+        if settings.validation.value > 0.0 {
+            eprintln!(
+                "note: the model's `validation = {}` is ignored: each fold's held-out rows are its validation data",
+                settings.validation.value
+            );
+        }
+        if stop_rule.is_some() {
+            eprintln!(
+                "note: early stopping watches each fold's held-out rows, so the held-out figures are a little optimistic"
+            );
+        }
+    }
+
+    let mut results = Vec::new();
+    for i in 0..k {
+        let start = Instant::now();
+        let bound = folds.bind(program, i).map_err(|e| bind_error(e, &model))?;
+        let (train_data, held) = (&bound.train, bound.validation.as_ref().expect("every fold holds out rows"));
+        let transforms = Some(bound.transforms.as_slice());
+        let mut stopper = match stop_rule {
+            Some(rule) => Some(EarlyStopper::new(rule, true).map_err(Failure::Usage)?),
+            None => None,
+        };
+        let on_epoch = |epoch: u64, loss: f64, params: &Params| {
+            let Some(stopper) = stopper.as_mut() else { return ControlFlow::Continue(()) };
+            let value = match stopper.monitor {
+                Monitor::Loss => Some(loss),
+                Monitor::ValLoss => train::evaluate(program, &native.eval, Some(held), params, transforms).metrics.loss,
+                Monitor::Accuracy => {
+                    train::evaluate(program, &native.eval, Some(train_data), params, transforms).metrics.accuracy
+                }
+                Monitor::ValAccuracy => {
+                    train::evaluate(program, &native.eval, Some(held), params, transforms).metrics.accuracy
+                }
+            };
+            if stopper.observe(epoch, value.unwrap_or(f64::NAN), params) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let initial = Params::init(program, seed);
+        let outcome = train::train_until(program, &native.train, Some(train_data), &config, initial, on_epoch)
+            .map_err(|diverged| Failure::Diverged(format!("{}: fold {} of {k}: {diverged}", model.path, i + 1)))?;
+        let epochs_run = outcome.history.len() as u64;
+        let best = stopper.and_then(|s| s.into_best());
+        let best_epoch = best.as_ref().map(|b| b.epoch);
+        let params = best.map_or(outcome.params, |b| b.params);
+        let metrics = train::evaluate(program, &native.eval, Some(held), &params, transforms).metrics;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if verbose {
+            let mut figures = format!("  loss {}", fixed(metrics.loss.unwrap_or(f64::NAN), 6));
+            for (name, value) in metric_columns(program).iter().zip(metric_values(program, &metrics)) {
+                figures.push_str(&format!("  {name} {}", value.map_or("n/a".into(), |v| fixed(v, 4))));
+            }
+            eprintln!("fold {}/{k}  {}{figures}  ({ms:.1} ms)", i + 1, plural(epochs_run, "epoch"));
+        }
+        results.push(Fold {
+            held_classes: folds.class_counts(i),
+            train_rows: train_data.rows,
+            held_rows: held.rows,
+            metrics,
+            epochs_run,
+            best_epoch,
+            ms,
+        });
+    }
+    let total_ms = total.elapsed().as_secs_f64() * 1e3;
+    let fold_ms: f64 = results.iter().map(|f| f.ms).sum();
+
+    // Every figure: the loss, then the task's metrics.
+    let mut names = vec!["loss"];
+    names.extend(metric_columns(program));
+    let column = |j: usize| -> Vec<Option<f64>> {
+        results
+            .iter()
+            .map(|f| if j == 0 { f.metrics.loss } else { metric_values(program, &f.metrics)[j - 1] })
+            .map(|v| v.filter(|v| v.is_finite()))
+            .collect()
+    };
+    let summaries: Vec<Option<(f64, f64)>> = (0..names.len()).map(|j| mean_std(&column(j))).collect();
+    let digits = |name: &str| if name == "loss" { 6 } else { 4 };
+
+    if args.json {
+        let per_fold: Vec<serde_json::Value> = results
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                serde_json::json!({
+                    "fold": i + 1,
+                    "train_rows": f.train_rows,
+                    "held_out_rows": f.held_rows,
+                    "held_out_classes": f.held_classes,
+                    "epochs_run": f.epochs_run,
+                    "best_epoch": f.best_epoch,
+                    "metrics": json_metrics(program, &f.metrics),
+                    "ms": f.ms,
+                })
+            })
+            .collect();
+        let summary = |pick: fn((f64, f64)) -> f64| -> serde_json::Map<String, serde_json::Value> {
+            names.iter().zip(&summaries).map(|(n, s)| (n.to_string(), finite_or_null(s.map(pick)))).collect()
+        };
+        let json = serde_json::json!({
+            "model": model.path,
+            "data": file,
+            "k": k,
+            "seed": seed,
+            "stratified": stratified,
+            "rows": rows,
+            "epochs": epochs,
+            "folds": per_fold,
+            "mean": summary(|s| s.0),
+            "std": summary(|s| s.1),
+            "std_kind": "sample (n - 1)",
+            "trainings": k,
+            "timings_ms": { "compile": native.compile_ms, "folds": fold_ms, "total": total_ms },
+        });
+        println!("{json}");
+    } else {
+        let mut header = format!("{:>4}  {:>6}  {:>8}", "fold", "train", "held out");
+        for name in &names {
+            header.push_str(&format!("  {name:>10}"));
+        }
+        println!("{header}");
+        for (i, f) in results.iter().enumerate() {
+            let mut line = format!("{:>4}  {:>6}  {:>8}", i + 1, f.train_rows, f.held_rows);
+            for (j, name) in names.iter().enumerate() {
+                let cell = column(j)[i].map_or("n/a".into(), |v| fixed(v, digits(name)));
+                line.push_str(&format!("  {cell:>10}"));
+            }
+            println!("{line}");
+        }
+        for (label, pick) in [("mean", 0), ("std", 1)] {
+            let mut line = format!("{label:>4}  {:>6}  {:>8}", "", "");
+            for (name, s) in names.iter().zip(&summaries) {
+                let cell = s.map_or("n/a".into(), |s| fixed(if pick == 0 { s.0 } else { s.1 }, digits(name)));
+                line.push_str(&format!("  {cell:>10}"));
+            }
+            println!("{line}");
+        }
+        let parts: Vec<String> = names
+            .iter()
+            .zip(&summaries)
+            .filter_map(|(name, s)| {
+                let (mean, std) = (*s)?;
+                Some(format!("{name} {} ± {}", fixed(mean, digits(name)), fixed(std, digits(name))))
+            })
+            .collect();
+        let what = match program.task {
+            Task::Regression => "in the target's units",
+            _ => "on the held-out rows",
+        };
+        println!("held-out mean ± std over {k} folds ({what}; std is the sample std, n − 1): {}", parts.join(", "));
+        if verbose {
+            eprintln!(
+                "  cost: {k} trainings of {} each (one per fold) in {total_ms:.1} ms total: \
+                 {:.1} ms per fold on average (training and evaluation), compile {:.1} ms once",
+                plural(epochs, "epoch"),
+                fold_ms / k as f64,
+                native.compile_ms,
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_std;
+
+    #[test]
+    fn sample_standard_deviation() {
+        let (mean, std) = mean_std(&[Some(1.0), Some(2.0), Some(3.0), Some(4.0)]).unwrap();
+        assert_eq!(mean, 2.5);
+        // Σ(v − 2.5)² = 5, over n − 1 = 3.
+        assert!((std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        assert_eq!(mean_std(&[None, Some(2.0)]), Some((2.0, 0.0)));
+        assert_eq!(mean_std(&[None]), None);
+    }
+}
