@@ -8,7 +8,7 @@
 //! 3. emit one loop nest per buffered node in topological order, then the
 //!    loss, the prediction, and last the parameter updates — written in place
 //!    when no later statement reads the old value;
-//! 4. prove every index in bounds ([`check_bounds`]).
+//! 4. prove every index in bounds ([`super::bounds::check_bounds`]).
 
 use super::BinaryOp;
 use super::{Buffer, BufferId, BufferKind, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, UnaryOp};
@@ -103,7 +103,7 @@ pub fn lower_with(graph: &Graph, kind: KernelKind, max_batch: usize, options: Lo
         vector_loops: Vec::new(),
         blocked_rows: Vec::new(),
     };
-    check_bounds(&kernel)?;
+    super::bounds::check_bounds(&kernel)?;
     let mut kernel = kernel;
     super::vectorize::vectorize(&mut kernel);
     Ok(kernel)
@@ -928,105 +928,4 @@ fn unary(u: Unary, x: Expr) -> Expr {
         }
     };
     Expr::Unary(op, Box::new(x))
-}
-
-/// Prove that every load and store stays inside its buffer for every batch
-/// size up to `max_batch`. Code generation relies on this: it emits no
-/// run-time bounds checks.
-pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
-    fn max_index(index: &Index, extents: &HashMap<LoopVar, u32>) -> Result<usize, String> {
-        let mut max = index.offset as usize;
-        for (var, stride) in &index.terms {
-            let extent = extents.get(var).ok_or_else(|| format!("loop variable i{} used outside its loop", var.0))?;
-            max += (*extent as usize).saturating_sub(1) * *stride as usize;
-        }
-        Ok(max)
-    }
-    fn buffer_len(kernel: &Kernel, buffer: BufferId) -> usize {
-        kernel.buffers[buffer.0 as usize].shape.len(kernel.max_batch)
-    }
-    fn expr(kernel: &Kernel, e: &Expr, extents: &HashMap<LoopVar, u32>) -> Result<(), String> {
-        match e {
-            Expr::Load(b, index) => {
-                let max = max_index(index, extents)?;
-                if max >= buffer_len(kernel, *b) {
-                    return Err(format!("load from {} at {max} is out of bounds", kernel.buffers[b.0 as usize].name));
-                }
-                Ok(())
-            }
-            Expr::Unary(_, x) => expr(kernel, x, extents),
-            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-                expr(kernel, x, extents)?;
-                expr(kernel, y, extents)
-            }
-            Expr::Select(c, x, y) => {
-                expr(kernel, c, extents)?;
-                expr(kernel, x, extents)?;
-                expr(kernel, y, extents)
-            }
-            Expr::Dropout { x, step, index, .. } => {
-                max_index(index, extents)?;
-                expr(kernel, x, extents)?;
-                expr(kernel, step, extents)
-            }
-            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => Ok(()),
-        }
-    }
-    fn stmts(kernel: &Kernel, body: &[Stmt], extents: &mut HashMap<LoopVar, u32>) -> Result<(), String> {
-        for stmt in body {
-            match stmt {
-                Stmt::Loop { var, extent, body } => {
-                    let n = match extent {
-                        Extent::Fixed(n) => *n,
-                        Extent::Batch => kernel.max_batch as u32,
-                    };
-                    extents.insert(*var, n);
-                    stmts(kernel, body, extents)?;
-                    extents.remove(var);
-                }
-                Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
-                Stmt::Gemm(g) => {
-                    if let Some(scale) = &g.accumulate {
-                        expr(kernel, scale, extents)?;
-                    }
-                    let n = |e: Extent| match e {
-                        Extent::Fixed(n) => n as usize,
-                        Extent::Batch => kernel.max_batch,
-                    };
-                    let (m, k, cols) = (n(g.m), n(g.k), g.n as usize);
-                    let (a_rows, a_cols) = if g.trans_a { (k, m) } else { (m, k) };
-                    let (b_rows, b_cols) = if g.trans_b { (cols, k) } else { (k, cols) };
-                    for (buffer, rows, width) in [(g.out, m, cols), (g.a, a_rows, a_cols), (g.b, b_rows, b_cols)] {
-                        let shape = kernel.buffers[buffer.0 as usize].shape;
-                        let stored = shape.width().map(|w| w as usize);
-                        if stored != Some(width) || rows * width > buffer_len(kernel, buffer) {
-                            return Err(format!(
-                                "gemm operand {} is not a {rows}×{width} matrix",
-                                kernel.buffers[buffer.0 as usize].name
-                            ));
-                        }
-                    }
-                }
-                Stmt::Store { buffer, index, value } => {
-                    let max = max_index(index, extents)?;
-                    if max >= buffer_len(kernel, *buffer) {
-                        return Err(format!(
-                            "store to {} at {max} is out of bounds",
-                            kernel.buffers[buffer.0 as usize].name
-                        ));
-                    }
-                    expr(kernel, value, extents)?;
-                }
-            }
-        }
-        Ok(())
-    }
-    for buffer in &kernel.buffers {
-        if let BufferKind::Scratch { offset } = buffer.kind
-            && offset + buffer.shape.len(kernel.max_batch) > kernel.scratch_len
-        {
-            return Err(format!("scratch buffer {} overruns the scratch area", buffer.name));
-        }
-    }
-    stmts(kernel, &kernel.body, &mut HashMap::new())
 }

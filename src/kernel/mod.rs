@@ -13,6 +13,7 @@
 //! batch, so bounds are proved here rather than checked at run time: the
 //! lowering asserts each index's maximum against the buffer length.
 
+mod bounds;
 mod lower;
 mod print;
 pub mod vectorize;

@@ -1,0 +1,109 @@
+//! The bounds proof: every load and store of a kernel stays inside its
+//! buffer for every batch size up to the kernel's `max_batch`, every
+//! library product's operands are whole matrices of the right shape, and
+//! every scratch buffer fits the scratch area. Lowering runs it on each
+//! kernel it makes; codegen relies on it and emits no bounds checks.
+
+use super::{BufferId, BufferKind, Expr, Extent, Index, Kernel, LoopVar, Stmt};
+use std::collections::HashMap;
+
+/// Prove that every load and store stays inside its buffer for every batch
+/// size up to `max_batch`. Code generation relies on this: it emits no
+/// run-time bounds checks.
+pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
+    fn max_index(index: &Index, extents: &HashMap<LoopVar, u32>) -> Result<usize, String> {
+        let mut max = index.offset as usize;
+        for (var, stride) in &index.terms {
+            let extent = extents.get(var).ok_or_else(|| format!("loop variable i{} used outside its loop", var.0))?;
+            max += (*extent as usize).saturating_sub(1) * *stride as usize;
+        }
+        Ok(max)
+    }
+    fn buffer_len(kernel: &Kernel, buffer: BufferId) -> usize {
+        kernel.buffers[buffer.0 as usize].shape.len(kernel.max_batch)
+    }
+    fn expr(kernel: &Kernel, e: &Expr, extents: &HashMap<LoopVar, u32>) -> Result<(), String> {
+        match e {
+            Expr::Load(b, index) => {
+                let max = max_index(index, extents)?;
+                if max >= buffer_len(kernel, *b) {
+                    return Err(format!("load from {} at {max} is out of bounds", kernel.buffers[b.0 as usize].name));
+                }
+                Ok(())
+            }
+            Expr::Unary(_, x) => expr(kernel, x, extents),
+            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
+                expr(kernel, x, extents)?;
+                expr(kernel, y, extents)
+            }
+            Expr::Select(c, x, y) => {
+                expr(kernel, c, extents)?;
+                expr(kernel, x, extents)?;
+                expr(kernel, y, extents)
+            }
+            Expr::Dropout { x, step, index, .. } => {
+                max_index(index, extents)?;
+                expr(kernel, x, extents)?;
+                expr(kernel, step, extents)
+            }
+            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => Ok(()),
+        }
+    }
+    fn stmts(kernel: &Kernel, body: &[Stmt], extents: &mut HashMap<LoopVar, u32>) -> Result<(), String> {
+        for stmt in body {
+            match stmt {
+                Stmt::Loop { var, extent, body } => {
+                    let n = match extent {
+                        Extent::Fixed(n) => *n,
+                        Extent::Batch => kernel.max_batch as u32,
+                    };
+                    extents.insert(*var, n);
+                    stmts(kernel, body, extents)?;
+                    extents.remove(var);
+                }
+                Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
+                Stmt::Gemm(g) => {
+                    if let Some(scale) = &g.accumulate {
+                        expr(kernel, scale, extents)?;
+                    }
+                    let n = |e: Extent| match e {
+                        Extent::Fixed(n) => n as usize,
+                        Extent::Batch => kernel.max_batch,
+                    };
+                    let (m, k, cols) = (n(g.m), n(g.k), g.n as usize);
+                    let (a_rows, a_cols) = if g.trans_a { (k, m) } else { (m, k) };
+                    let (b_rows, b_cols) = if g.trans_b { (cols, k) } else { (k, cols) };
+                    for (buffer, rows, width) in [(g.out, m, cols), (g.a, a_rows, a_cols), (g.b, b_rows, b_cols)] {
+                        let shape = kernel.buffers[buffer.0 as usize].shape;
+                        let stored = shape.width().map(|w| w as usize);
+                        if stored != Some(width) || rows * width > buffer_len(kernel, buffer) {
+                            return Err(format!(
+                                "gemm operand {} is not a {rows}×{width} matrix",
+                                kernel.buffers[buffer.0 as usize].name
+                            ));
+                        }
+                    }
+                }
+                Stmt::Store { buffer, index, value } => {
+                    let max = max_index(index, extents)?;
+                    if max >= buffer_len(kernel, *buffer) {
+                        return Err(format!(
+                            "store to {} at {max} is out of bounds",
+                            kernel.buffers[buffer.0 as usize].name
+                        ));
+                    }
+                    expr(kernel, value, extents)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    for buffer in &kernel.buffers {
+        if let BufferKind::Scratch { offset } = buffer.kind
+            && offset + buffer.shape.len(kernel.max_batch) > kernel.scratch_len
+        {
+            return Err(format!("scratch buffer {} overruns the scratch area", buffer.name));
+        }
+    }
+    stmts(kernel, &kernel.body, &mut HashMap::new())
+}
