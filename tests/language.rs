@@ -243,3 +243,42 @@ fn loss_and_parameter_mistakes() {
         "shape mismatch in `concat`",
     );
 }
+
+/// `nnc ir --stage graph` of a model written to a temporary file.
+fn graph_of(name: &str, source: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("language");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.nn"));
+    std::fs::write(&path, source).unwrap();
+    ok(&["ir", path.to_str().unwrap(), "--stage", "graph"])
+}
+
+#[test]
+fn built_in_parameters_with_defaults_may_be_named() {
+    let model = |leaky: &str, huber: &str| {
+        format!(
+            "data {{ input x[2] target y[1] }}\nmodel {{ h = dense(x, 3, {leaky})  out = dense(h, 1) }}\n\
+             loss {huber} + mean(elu(out, 0.5))"
+        )
+    };
+    let positional = graph_of("positional", &model("leaky_relu(0.2)", "huber(out, y, 0.5)"));
+    let named = graph_of("named", &model("leaky_relu(alpha = 0.2)", "huber(out, y, delta = 0.5)"));
+    assert_eq!(positional, named);
+    let defaults = graph_of("defaults", &model("leaky_relu(0.01)", "huber(out, y, 1)"));
+    let spelled = graph_of("spelled", &model("leaky_relu(alpha = 0.01)", "huber(out, y, delta = 1)"));
+    assert_eq!(defaults, spelled);
+    assert_ne!(positional, defaults, "the arguments are used");
+}
+
+#[test]
+fn named_argument_mistakes_are_located() {
+    let layer = |activation: &str| {
+        format!("data {{ input x[2] target y[1] }}\nmodel {{ out = dense(x, 1, {activation}) }}\nloss mse(out, y)")
+    };
+    assert_error("unknown name", &layer("leaky_relu(slope = 0.2)"), "E0106", "its named arguments are: alpha");
+    assert_error("no named arguments", "param w = 1\nloss exp(w, base = 2)", "E0106", "takes no named arguments");
+    assert_error("required by name", "param w = 1\nloss mse(a = w, b = 2)", "E0106", "`mse` has no argument `a`");
+    assert_error("twice", "param w = 1\nloss huber(w, 1, 2, delta = 3)", "E0103", "duplicate argument `delta`");
+    assert_error("positional after named", &layer("elu(alpha = 1, 2)"), "E0105", "`elu` takes 0 or 1 arguments");
+    assert_error("in a function", "fn f(z) = leaky_relu(z, beta = 1)\nparam w = 1\nloss f(w)^2", "E0106", "alpha");
+}

@@ -1,10 +1,16 @@
-//! The built-in functions, each spelled with primitive ops: activations
-//! (`leaky_relu`, `elu`, `softplus`, `gelu`, `silu`/`swish`, `softsign`
-//! besides the primitive ones), losses (`mse`, `mae`, `huber`,
+//! The built-in functions: one table ([`BUILTINS`]) that names each with its
+//! kind and parameters, and their lowering, each spelled with primitive ops:
+//! activations (`leaky_relu`, `elu`, `softplus`, `gelu`, `silu`/`swish`,
+//! `softsign` besides the primitive ones), losses (`mse`, `mae`, `huber`,
 //! `cross_entropy`, `binary_cross_entropy`), regularisers (`l1`, `l2`),
 //! `where`, `concat` and `dropout`. Only `dropout` has an op of its own (it
 //! depends on the step and on each element's place); the rest are spelled
 //! with the primitives autodiff, the simplifier and the kernels already know.
+//!
+//! The checker, the README's table of built-ins (`tests/docs.rs` compares
+//! them) and the gradient tests over every activation read the table; the
+//! lowering is one exhaustive `match` over [`Builtin`], so a new entry without
+//! a lowering does not compile.
 //!
 //! Where a textbook formula overflows, the stable form is used: `softplus`
 //! and `binary_cross_entropy` go through `log(1 + e^-|z|)`, `elu` takes
@@ -12,9 +18,10 @@
 //! `log_softmax` of its input.
 
 use super::{Checker, errors};
+use crate::diag::Diagnostic;
 use crate::ir::{Binary, Compare, Dim, Hyper, NodeId, Op, Shape, Unary};
 use crate::span::Span;
-use crate::syntax::ast::Expr;
+use crate::syntax::ast::{self, Expr};
 
 /// A checked argument and where it was written.
 pub(super) type Arg = (NodeId, Span);
@@ -22,22 +29,178 @@ pub(super) type Arg = (NodeId, Span);
 /// `sqrt(2 / π)`, in the tanh form of gelu.
 const GELU_SCALE: f64 = 0.797_884_560_802_865_4;
 
-/// Default slope of `leaky_relu` for negative inputs.
-pub const LEAKY_RELU_ALPHA: f64 = 0.01;
-/// Default scale of `elu` for negative inputs.
-pub const ELU_ALPHA: f64 = 1.0;
-/// Default threshold of `huber`.
-pub const HUBER_DELTA: f64 = 1.0;
+/// Every built-in, one variant each; the lowering matches on it exhaustively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Exp,
+    Log,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Abs,
+    Identity,
+    Softmax,
+    LeakyRelu,
+    Elu,
+    Softplus,
+    Gelu,
+    Silu,
+    Softsign,
+    Sum,
+    Mean,
+    Mse,
+    Mae,
+    Huber,
+    CrossEntropy,
+    BinaryCrossEntropy,
+    L1,
+    L2,
+    Where,
+    Concat,
+    Dropout,
+    Dense,
+}
 
-/// How many arguments a built-in takes: at least, at most.
-pub fn arity(name: &str) -> (usize, usize) {
-    match name {
-        "leaky_relu" | "elu" => (1, 2),
-        "mse" | "mae" | "cross_entropy" | "binary_cross_entropy" | "dropout" => (2, 2),
-        "huber" => (2, 3),
-        "where" => (3, 3),
-        "concat" => (1, usize::MAX),
-        _ => (1, 1),
+/// Where a built-in may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Elementwise: a `dense` layer's activation, alone or per neuron, and a
+    /// function in expressions.
+    Activation,
+    /// A function in expressions only.
+    Function,
+    /// A loss: compares an output with a target and gives a scalar.
+    Loss,
+    /// `dense`: a layer, only on its own line in a `model` block.
+    Layer,
+}
+
+/// A parameter's default when it is left out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Default {
+    /// It must be given.
+    Required,
+    /// A constant number.
+    Number(f64),
+    /// A word of the language (`bias = true`).
+    Word(&'static str),
+}
+
+/// One parameter of a built-in. A parameter with a default may be left out
+/// or given by name (`leaky_relu(z, alpha = 0.2)`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Param {
+    pub name: &'static str,
+    pub default: Default,
+}
+
+/// One row of the table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Def {
+    pub name: &'static str,
+    pub builtin: Builtin,
+    pub kind: Kind,
+    /// In order; the required ones first.
+    pub params: &'static [Param],
+    /// Whether any number of further arguments like the last may follow (`concat`).
+    pub variadic: bool,
+}
+
+const fn req(name: &'static str) -> Param {
+    Param { name, default: Default::Required }
+}
+
+const fn num(name: &'static str, value: f64) -> Param {
+    Param { name, default: Default::Number(value) }
+}
+
+const fn def(name: &'static str, builtin: Builtin, kind: Kind, params: &'static [Param]) -> Def {
+    Def { name, builtin, kind, params, variadic: false }
+}
+
+const Z: &[Param] = &[req("z")];
+const AB: &[Param] = &[req("a"), req("b")];
+const PY: &[Param] = &[req("p"), req("y")];
+
+/// Every built-in, in the order diagnostics list them.
+pub const BUILTINS: &[Def] = &[
+    def("exp", Builtin::Exp, Kind::Function, Z),
+    def("log", Builtin::Log, Kind::Function, Z),
+    def("tanh", Builtin::Tanh, Kind::Activation, Z),
+    def("sigmoid", Builtin::Sigmoid, Kind::Activation, Z),
+    def("relu", Builtin::Relu, Kind::Activation, Z),
+    def("abs", Builtin::Abs, Kind::Function, Z),
+    def("identity", Builtin::Identity, Kind::Activation, Z),
+    def("softmax", Builtin::Softmax, Kind::Activation, Z),
+    def("leaky_relu", Builtin::LeakyRelu, Kind::Activation, &[req("z"), num("alpha", 0.01)]),
+    def("elu", Builtin::Elu, Kind::Activation, &[req("z"), num("alpha", 1.0)]),
+    def("softplus", Builtin::Softplus, Kind::Activation, Z),
+    def("gelu", Builtin::Gelu, Kind::Activation, Z),
+    def("silu", Builtin::Silu, Kind::Activation, Z),
+    def("swish", Builtin::Silu, Kind::Activation, Z),
+    def("softsign", Builtin::Softsign, Kind::Activation, Z),
+    def("sum", Builtin::Sum, Kind::Function, Z),
+    def("mean", Builtin::Mean, Kind::Function, Z),
+    def("mse", Builtin::Mse, Kind::Loss, AB),
+    def("mae", Builtin::Mae, Kind::Loss, AB),
+    def("huber", Builtin::Huber, Kind::Loss, &[req("a"), req("b"), num("delta", 1.0)]),
+    def("cross_entropy", Builtin::CrossEntropy, Kind::Loss, PY),
+    def("binary_cross_entropy", Builtin::BinaryCrossEntropy, Kind::Loss, PY),
+    def("l1", Builtin::L1, Kind::Function, &[req("x")]),
+    def("l2", Builtin::L2, Kind::Function, &[req("x")]),
+    def("where", Builtin::Where, Kind::Function, &[req("c"), req("a"), req("b")]),
+    Def { name: "concat", builtin: Builtin::Concat, kind: Kind::Function, params: &[req("a")], variadic: true },
+    def("dropout", Builtin::Dropout, Kind::Function, &[req("z"), req("p")]),
+    def(
+        "dense",
+        Builtin::Dense,
+        Kind::Layer,
+        &[
+            req("x"),
+            req("units"),
+            Param { name: "activation", default: Default::Word("identity") },
+            Param { name: "bias", default: Default::Word("true") },
+        ],
+    ),
+];
+
+/// The built-in called `name`.
+pub fn lookup(name: &str) -> Option<&'static Def> {
+    BUILTINS.iter().find(|d| d.name == name)
+}
+
+/// The names of the built-ins of one kind, in table order.
+pub fn names(kind: Kind) -> impl Iterator<Item = &'static str> + Clone {
+    BUILTINS.iter().filter(move |d| d.kind == kind).map(|d| d.name)
+}
+
+impl Def {
+    /// How many arguments it takes: at least, at most.
+    pub fn arity(&self) -> (usize, usize) {
+        let min = self.params.iter().filter(|p| p.default == Default::Required).count();
+        (min, if self.variadic { usize::MAX } else { self.params.len() })
+    }
+
+    /// The parameters that may be given by name: those with a default.
+    pub fn named(&self) -> Vec<&'static str> {
+        self.params.iter().filter(|p| p.default != Default::Required).map(|p| p.name).collect()
+    }
+
+    /// As the README writes it: `leaky_relu(z, alpha = 0.01)`, `concat(a, ..)`.
+    pub fn signature(&self) -> String {
+        let mut params: Vec<String> = self
+            .params
+            .iter()
+            .map(|p| match p.default {
+                Default::Required => p.name.to_string(),
+                Default::Number(v) => format!("{} = {v}", p.name),
+                Default::Word(w) => format!("{} = {w}", p.name),
+            })
+            .collect();
+        if self.variadic {
+            params.push("..".into());
+        }
+        format!("{}({})", self.name, params.join(", "))
     }
 }
 
@@ -53,6 +216,46 @@ pub fn arity_text(min: usize, max: usize) -> String {
     } else {
         format!("{min} to {max} arguments")
     }
+}
+
+/// Where each argument of a call of `def` goes, the first `skip` parameters
+/// being given already (a layer's value, for an activation): positional
+/// ones in order, named ones at their parameter's place. `None`, with a
+/// diagnostic, for an unknown name, a parameter given twice, or a
+/// positional argument after a named one. The count is checked before.
+pub(super) fn places(def: &Def, args: &[ast::Arg], skip: usize, diags: &mut Vec<Diagnostic>) -> Option<Vec<usize>> {
+    let mut given: Vec<Option<Span>> = vec![None; def.params.len().max(skip + args.len())];
+    let mut places = Vec::with_capacity(args.len());
+    let mut named = false;
+    for (i, arg) in args.iter().enumerate() {
+        let (place, span) = match &arg.name {
+            None if named => {
+                diags.push(errors::expected(
+                    "named arguments after the positional ones",
+                    arg.value.span,
+                    "a positional argument after a named one",
+                ));
+                return None;
+            }
+            None => (skip + i, arg.value.span),
+            Some(name) => {
+                named = true;
+                let known = def.named();
+                let Some(place) = def.params.iter().position(|p| p.name == name.name && known.contains(&p.name)) else {
+                    diags.push(errors::unknown_argument(def.name, &name.name, name.span, &known));
+                    return None;
+                };
+                (place, name.span)
+            }
+        };
+        if let Some(first) = given[place] {
+            diags.push(errors::duplicate("argument", def.params[place].name, span, first));
+            return None;
+        }
+        given[place] = Some(span);
+        places.push(place);
+    }
+    Some(places)
 }
 
 impl Checker {
@@ -74,84 +277,61 @@ impl Checker {
         self.bin(Binary::Mul, c, x, span)
     }
 
-    /// An activation applied to `x`, with the extra arguments written after
-    /// its name (`leaky_relu(0.2)`) or after `x` in a call (`leaky_relu(z, 0.2)`).
-    pub(super) fn activation_fn(&mut self, name: &str, x: Arg, extra: &[Arg], span: Span) -> Option<NodeId> {
-        let z = x.0;
-        if self.functions.contains_key(name) {
-            let mut args = vec![x];
-            args.extend_from_slice(extra);
-            return self.call_user(name, &args, span);
+    /// The checked arguments from parameter `skip` on, in parameter order,
+    /// placed by [`places`]; a parameter left out before one given by name
+    /// gets its default.
+    pub(super) fn in_order(
+        &mut self,
+        def: &Def,
+        skip: usize,
+        places: &[usize],
+        values: &[Arg],
+        span: Span,
+    ) -> Vec<Arg> {
+        let end = places.iter().map(|p| p + 1).max().unwrap_or(skip);
+        let mut slots: Vec<Option<Arg>> = vec![None; end.saturating_sub(skip)];
+        for (&place, &value) in places.iter().zip(values) {
+            slots[place - skip] = Some(value);
         }
-        match name {
-            "identity" => Some(z),
-            "sigmoid" => self.un(Unary::Sigmoid, z, span),
-            "tanh" => self.un(Unary::Tanh, z, span),
-            "relu" => self.un(Unary::Relu, z, span),
-            "softmax" => self.op(Op::Softmax, &[z], span),
-            // relu(z) − α·relu(−z)
-            "leaky_relu" => {
-                let alpha = self.argument_or(extra.first(), LEAKY_RELU_ALPHA, span);
-                let positive = self.un(Unary::Relu, z, span)?;
-                let minus = self.un(Unary::Neg, z, span)?;
-                let negative = self.un(Unary::Relu, minus, span)?;
-                let scaled = self.binary(Binary::Mul, alpha, (negative, x.1), span)?;
-                self.bin(Binary::Sub, positive, scaled, span)
-            }
-            // relu(z) + α·(e^−relu(−z) − 1): z for z > 0, α(e^z − 1) below,
-            // and the exponential never overflows.
-            "elu" => {
-                let alpha = self.argument_or(extra.first(), ELU_ALPHA, span);
-                let positive = self.un(Unary::Relu, z, span)?;
-                let minus = self.un(Unary::Neg, z, span)?;
-                let negative = self.un(Unary::Relu, minus, span)?;
-                let below = self.un(Unary::Neg, negative, span)?;
-                let exp = self.un(Unary::Exp, below, span)?;
-                let one = self.constant(1.0, span);
-                let shifted = self.bin(Binary::Sub, exp, one, span)?;
-                let scaled = self.binary(Binary::Mul, alpha, (shifted, x.1), span)?;
-                self.bin(Binary::Add, positive, scaled, span)
-            }
-            // relu(z) + log(1 + e^−|z|)
-            "softplus" => {
-                let positive = self.un(Unary::Relu, z, span)?;
-                let tail = self.log1p_exp_neg_abs(z, span)?;
-                self.bin(Binary::Add, positive, tail, span)
-            }
-            // z/2 · (1 + tanh(√(2/π) · (z + 0.044715 z³)))
-            "gelu" => {
-                let cube = self.un(Unary::Pow(3.0), z, span)?;
-                let cube = self.times(0.044715, cube, span)?;
-                let inner = self.bin(Binary::Add, z, cube, span)?;
-                let inner = self.times(GELU_SCALE, inner, span)?;
-                let tanh = self.un(Unary::Tanh, inner, span)?;
-                let one = self.constant(1.0, span);
-                let gate = self.bin(Binary::Add, one, tanh, span)?;
-                let half = self.times(0.5, z, span)?;
-                self.bin(Binary::Mul, half, gate, span)
-            }
-            // z · sigmoid(z)
-            "silu" | "swish" => {
-                let gate = self.un(Unary::Sigmoid, z, span)?;
-                self.bin(Binary::Mul, z, gate, span)
-            }
-            // z / (1 + |z|)
-            "softsign" => {
-                let abs = self.un(Unary::Abs, z, span)?;
-                let one = self.constant(1.0, span);
-                let denominator = self.bin(Binary::Add, one, abs, span)?;
-                self.bin(Binary::Div, z, denominator, span)
-            }
-            _ => unreachable!("`{name}` is checked to be an activation"),
+        let mut args = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            let arg = match slot {
+                Some(arg) => arg,
+                None => self.default_argument(def, skip + i, span),
+            };
+            args.push(arg);
+        }
+        args
+    }
+
+    /// Argument `i`, or its parameter's default as a constant.
+    fn argument(&mut self, def: &Def, args: &[Arg], i: usize, span: Span) -> Arg {
+        match args.get(i) {
+            Some(&arg) => arg,
+            None => self.default_argument(def, i, span),
         }
     }
 
-    /// The argument if given, else a constant.
-    fn argument_or(&mut self, arg: Option<&Arg>, default: f64, span: Span) -> Arg {
-        match arg {
-            Some(&arg) => arg,
-            None => (self.constant(default, span), span),
+    fn default_argument(&mut self, def: &Def, i: usize, span: Span) -> Arg {
+        match def.params[i].default {
+            Default::Number(value) => (self.constant(value, span), span),
+            default => {
+                unreachable!("`{}` of `{}` has no number to default to: {default:?}", def.params[i].name, def.name)
+            }
         }
+    }
+
+    /// An activation applied to `x`, with the extra arguments written after
+    /// its name (`leaky_relu(0.2)`) or after `x` in a call (`leaky_relu(z, 0.2)`):
+    /// a user function's body inlined, or a built-in lowered.
+    pub(super) fn activation_fn(&mut self, name: &str, x: Arg, extra: &[Arg], span: Span) -> Option<NodeId> {
+        let mut args = vec![x];
+        args.extend_from_slice(extra);
+        if self.functions.contains_key(name) {
+            return self.call_user(name, &args, span);
+        }
+        let def = lookup(name).expect("checked to be an activation");
+        self.builtin(def, &args, span)
     }
 
     /// `log(1 + e^−|z|)`: at most log 2, never overflowing.
@@ -164,49 +344,112 @@ impl Checker {
         self.un(Unary::Log, sum, span)
     }
 
-    /// The built-ins that are not activations, with checked arity.
-    pub(super) fn builtin(&mut self, name: &str, args: &[Arg], span: Span) -> Option<NodeId> {
-        let x = args[0].0;
-        match name {
-            "exp" => self.un(Unary::Exp, x, span),
-            "log" => self.un(Unary::Log, x, span),
-            "abs" => self.un(Unary::Abs, x, span),
-            "sum" => self.op(Op::Sum { rows: true, cols: true }, &[x], span),
-            "mean" => self.mean(x, span),
-            "mse" | "mae" => {
+    /// A built-in applied to arguments of checked count in parameter order
+    /// (the ones with defaults may be left off the end).
+    pub(super) fn builtin(&mut self, def: &Def, args: &[Arg], span: Span) -> Option<NodeId> {
+        let x = args[0];
+        let z = x.0;
+        match def.builtin {
+            Builtin::Identity => Some(z),
+            Builtin::Exp => self.un(Unary::Exp, z, span),
+            Builtin::Log => self.un(Unary::Log, z, span),
+            Builtin::Abs => self.un(Unary::Abs, z, span),
+            Builtin::Sigmoid => self.un(Unary::Sigmoid, z, span),
+            Builtin::Tanh => self.un(Unary::Tanh, z, span),
+            Builtin::Relu => self.un(Unary::Relu, z, span),
+            Builtin::Softmax => self.op(Op::Softmax, &[z], span),
+            // relu(z) − α·relu(−z)
+            Builtin::LeakyRelu => {
+                let alpha = self.argument(def, args, 1, span);
+                let positive = self.un(Unary::Relu, z, span)?;
+                let minus = self.un(Unary::Neg, z, span)?;
+                let negative = self.un(Unary::Relu, minus, span)?;
+                let scaled = self.binary(Binary::Mul, alpha, (negative, x.1), span)?;
+                self.bin(Binary::Sub, positive, scaled, span)
+            }
+            // relu(z) + α·(e^−relu(−z) − 1): z for z > 0, α(e^z − 1) below,
+            // and the exponential never overflows.
+            Builtin::Elu => {
+                let alpha = self.argument(def, args, 1, span);
+                let positive = self.un(Unary::Relu, z, span)?;
+                let minus = self.un(Unary::Neg, z, span)?;
+                let negative = self.un(Unary::Relu, minus, span)?;
+                let below = self.un(Unary::Neg, negative, span)?;
+                let exp = self.un(Unary::Exp, below, span)?;
+                let one = self.constant(1.0, span);
+                let shifted = self.bin(Binary::Sub, exp, one, span)?;
+                let scaled = self.binary(Binary::Mul, alpha, (shifted, x.1), span)?;
+                self.bin(Binary::Add, positive, scaled, span)
+            }
+            // relu(z) + log(1 + e^−|z|)
+            Builtin::Softplus => {
+                let positive = self.un(Unary::Relu, z, span)?;
+                let tail = self.log1p_exp_neg_abs(z, span)?;
+                self.bin(Binary::Add, positive, tail, span)
+            }
+            // z/2 · (1 + tanh(√(2/π) · (z + 0.044715 z³)))
+            Builtin::Gelu => {
+                let cube = self.un(Unary::Pow(3.0), z, span)?;
+                let cube = self.times(0.044715, cube, span)?;
+                let inner = self.bin(Binary::Add, z, cube, span)?;
+                let inner = self.times(GELU_SCALE, inner, span)?;
+                let tanh = self.un(Unary::Tanh, inner, span)?;
+                let one = self.constant(1.0, span);
+                let gate = self.bin(Binary::Add, one, tanh, span)?;
+                let half = self.times(0.5, z, span)?;
+                self.bin(Binary::Mul, half, gate, span)
+            }
+            // z · sigmoid(z)
+            Builtin::Silu => {
+                let gate = self.un(Unary::Sigmoid, z, span)?;
+                self.bin(Binary::Mul, z, gate, span)
+            }
+            // z / (1 + |z|)
+            Builtin::Softsign => {
+                let abs = self.un(Unary::Abs, z, span)?;
+                let one = self.constant(1.0, span);
+                let denominator = self.bin(Binary::Add, one, abs, span)?;
+                self.bin(Binary::Div, z, denominator, span)
+            }
+            Builtin::Sum => self.op(Op::Sum { rows: true, cols: true }, &[z], span),
+            Builtin::Mean => self.mean(z, span),
+            Builtin::Mse | Builtin::Mae => {
                 let (a, b) = (args[0], args[1]);
-                self.same_shape(&format!("`{name}`"), a, b)?;
+                self.same_shape(&format!("`{}`", def.name), a, b)?;
                 let diff = self.bin(Binary::Sub, a.0, b.0, span)?;
-                let error = if name == "mse" {
+                let error = if def.builtin == Builtin::Mse {
                     self.un(Unary::Pow(2.0), diff, span)?
                 } else {
                     self.un(Unary::Abs, diff, span)?
                 };
                 self.mean(error, span)
             }
-            "huber" => self.huber(args, span),
-            "cross_entropy" => self.cross_entropy(args[0], args[1], span),
-            "binary_cross_entropy" => self.binary_cross_entropy(args[0], args[1], span),
-            "l1" => {
-                let abs = self.un(Unary::Abs, x, span)?;
+            Builtin::Huber => self.huber(def, args, span),
+            Builtin::CrossEntropy => self.cross_entropy(args[0], args[1], span),
+            Builtin::BinaryCrossEntropy => self.binary_cross_entropy(args[0], args[1], span),
+            Builtin::L1 => {
+                let abs = self.un(Unary::Abs, z, span)?;
                 self.op(Op::Sum { rows: true, cols: true }, &[abs], span)
             }
-            "l2" => {
-                let square = self.un(Unary::Pow(2.0), x, span)?;
+            Builtin::L2 => {
+                let square = self.un(Unary::Pow(2.0), z, span)?;
                 self.op(Op::Sum { rows: true, cols: true }, &[square], span)
             }
-            "where" => self.select(args[0], args[1], args[2], span),
-            "concat" => self.concat(args, span),
-            _ => self.activation_fn(name, args[0], &args[1..], span),
+            Builtin::Where => self.select(args[0], args[1], args[2], span),
+            Builtin::Concat => self.concat(args, span),
+            // Both are taken by `Checker::call` before their arguments are
+            // checked as values: a dropout rate must be a constant as
+            // written, and a layer is a line of its own.
+            Builtin::Dropout | Builtin::Dense => unreachable!("`{}` is checked before its arguments", def.name),
         }
     }
 
     /// Mean over elements of ½a² + δ·(|d| − a), with d = p − y and
     /// a = min(|d|, δ) = |d| − relu(|d| − δ): quadratic near 0, linear beyond δ.
-    fn huber(&mut self, args: &[Arg], span: Span) -> Option<NodeId> {
+    fn huber(&mut self, def: &Def, args: &[Arg], span: Span) -> Option<NodeId> {
         let (p, y) = (args[0], args[1]);
         self.same_shape("`huber`", p, y)?;
-        let delta = self.argument_or(args.get(2), HUBER_DELTA, span);
+        let delta = self.argument(def, args, 2, span);
         if let Op::Const(c) = self.graph.node(delta.0).op
             && (c.is_nan() || c <= 0.0)
         {
@@ -358,7 +601,7 @@ impl Checker {
 
     /// `l1(weights)`, `l2(weights)`: the sum over every `dense` layer's
     /// weight matrix defined so far (not the biases, not `param`s).
-    pub(super) fn regularise_all(&mut self, name: &str, arg_span: Span, span: Span) -> Option<NodeId> {
+    pub(super) fn regularise_all(&mut self, def: &Def, arg_span: Span, span: Span) -> Option<NodeId> {
         let weights: Vec<NodeId> = self
             .layers
             .iter()
@@ -374,12 +617,28 @@ impl Checker {
         }
         let mut total = None;
         for w in weights {
-            let term = self.builtin(name, &[(w, arg_span)], span)?;
+            let term = self.builtin(def, &[(w, arg_span)], span)?;
             total = Some(match total {
                 Some(sum) => self.bin(Binary::Add, sum, term, span)?,
                 None => term,
             });
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_required_parameters_come_first() {
+        for (i, def) in BUILTINS.iter().enumerate() {
+            assert!(BUILTINS[..i].iter().all(|d| d.name != def.name), "`{}` twice", def.name);
+            let first_optional = def.params.iter().position(|p| p.default != Default::Required);
+            let required_after =
+                first_optional.is_some_and(|i| def.params[i..].iter().any(|p| p.default == Default::Required));
+            assert!(!required_after, "`{}` has a required parameter after an optional one", def.name);
+        }
     }
 }

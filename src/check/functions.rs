@@ -18,8 +18,8 @@
 //! the arguments — their shapes — is checked at each call, and diagnostics
 //! found while inlining point into the body, with a label on the call.
 
-use super::builtins::{Arg, arity, arity_text};
-use super::{ACTIVATIONS, Checker, FUNCTIONS, errors};
+use super::builtins::{self, Arg, Kind, arity_text};
+use super::{Checker, errors};
 use crate::ir::program::UserFunction;
 use crate::ir::{Init, NodeId, Op, ParamInfo, Shape};
 use crate::span::Span;
@@ -120,13 +120,19 @@ impl Checker {
             }
             ExprKind::Call { callee, args } => {
                 let mut ok = true;
-                for arg in args {
-                    if let Some(arg_name) = &arg.name {
-                        self.diags.push(errors::unknown_argument(&callee.name, &arg_name.name, arg_name.span, &[]));
-                        ok = false;
+                let name = callee.name.as_str();
+                match builtins::lookup(name).filter(|_| !self.functions.contains_key(name)) {
+                    // Named arguments are placed now; the call is checked again where it is inlined.
+                    Some(def) => ok &= builtins::places(def, args, 0, &mut self.diags).is_some(),
+                    None => {
+                        for arg in args {
+                            if let Some(arg_name) = &arg.name {
+                                self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
+                                ok = false;
+                            }
+                        }
                     }
                 }
-                let name = callee.name.as_str();
                 let expected = match self.functions.get(name) {
                     Some(function) => {
                         calls.push((name.to_string(), callee.span));
@@ -141,7 +147,7 @@ impl Checker {
                         ok = false;
                         None
                     }
-                    None if FUNCTIONS.contains(&name) => Some(arity(name)),
+                    None if let Some(def) = builtins::lookup(name) => Some(def.arity()),
                     None => {
                         let known = self.callable_names();
                         let known: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -166,7 +172,7 @@ impl Checker {
 
     /// Every name a call may use: built-ins and user functions.
     pub(super) fn callable_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
+        let mut names: Vec<String> = builtins::BUILTINS.iter().map(|d| d.name.to_string()).collect();
         names.extend(self.function_order.iter().cloned());
         names
     }
@@ -321,6 +327,7 @@ impl Checker {
     /// Whether `name` is a function usable as an activation: a built-in
     /// activation or a user function (of at least one parameter).
     pub(super) fn is_activation(&self, name: &str) -> bool {
-        ACTIVATIONS.contains(&name) || self.functions.get(name).is_some_and(|f| !f.decl.params.is_empty())
+        builtins::lookup(name).is_some_and(|d| d.kind == Kind::Activation)
+            || self.functions.get(name).is_some_and(|f| !f.decl.params.is_empty())
     }
 }

@@ -9,7 +9,7 @@
 //! body inlined ([`functions`]). Errors are collected, not fatal: one run
 //! reports every independent mistake, each pointing into the file.
 
-mod builtins;
+pub mod builtins;
 mod data;
 mod errors;
 mod functions;
@@ -20,60 +20,13 @@ use crate::ir::program::{Binding, Categories, Layer, Program, Task};
 use crate::ir::{Binary, Compare, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
+use builtins::{Builtin, Def, Kind};
 use std::collections::{HashMap, HashSet};
 
 /// Widths and unit counts above this are refused before anything is allocated.
 pub const MAX_WIDTH: u64 = 1 << 16;
 /// At most this many trainable numbers in one model (1 GiB of f32 would be 2^28).
 pub const MAX_PARAMETERS: u64 = 1 << 26;
-
-/// Activations a `dense` layer may name, alone or per neuron (and so may
-/// user functions).
-pub const ACTIVATIONS: &[&str] = &[
-    "identity",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "softmax",
-    "leaky_relu",
-    "elu",
-    "softplus",
-    "gelu",
-    "silu",
-    "swish",
-    "softsign",
-];
-/// Functions usable in expressions.
-pub const FUNCTIONS: &[&str] = &[
-    "exp",
-    "log",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "abs",
-    "identity",
-    "softmax",
-    "leaky_relu",
-    "elu",
-    "softplus",
-    "gelu",
-    "silu",
-    "swish",
-    "softsign",
-    "sum",
-    "mean",
-    "mse",
-    "mae",
-    "huber",
-    "cross_entropy",
-    "binary_cross_entropy",
-    "l1",
-    "l2",
-    "where",
-    "concat",
-    "dropout",
-    "dense",
-];
 
 /// Check a parsed file and lower it to a [`Program`].
 pub fn check(file: &ast::File) -> Result<Program, Vec<Diagnostic>> {
@@ -501,20 +454,21 @@ impl Checker {
     fn activation(&mut self, callee: &ast::Ident, args: &[ast::Arg], item: &Expr) -> Option<Activation> {
         let name = callee.name.as_str();
         if !self.is_activation(name) {
-            let mut known: Vec<String> = ACTIVATIONS.iter().map(|a| a.to_string()).collect();
+            let mut known: Vec<String> = builtins::names(Kind::Activation).map(String::from).collect();
             known.extend(self.function_order.iter().filter(|f| self.is_activation(f)).cloned());
             let known: Vec<&str> = known.iter().map(String::as_str).collect();
             self.diags.push(errors::unknown_function("activation", name, callee.span, known));
             return None;
         }
-        let extra = match self.functions.get(name) {
-            Some(function) => {
-                let n = function.decl.params.len() - 1;
-                (n, n)
+        let builtin = builtins::lookup(name).filter(|_| !self.functions.contains_key(name));
+        let extra = match builtin {
+            Some(def) => {
+                let (min, max) = def.arity();
+                (min - 1, max - 1)
             }
             None => {
-                let (min, max) = builtins::arity(name);
-                (min - 1, max - 1)
+                let n = self.functions[name].decl.params.len() - 1;
+                (n, n)
             }
         };
         if !(extra.0..=extra.1).contains(&args.len()) {
@@ -523,13 +477,22 @@ impl Checker {
             self.diags.push(errors::arity(name, &what, args.len(), item.span).with_help(help));
             return None;
         }
+        let places = match builtin {
+            Some(def) => Some(builtins::places(def, args, 1, &mut self.diags)?),
+            None => {
+                if let Some(arg_name) = args.iter().find_map(|a| a.name.as_ref()) {
+                    self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
+                    return None;
+                }
+                None
+            }
+        };
         let mut values = Vec::new();
         for arg in args {
-            if let Some(arg_name) = &arg.name {
-                self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
-                return None;
-            }
             values.push((self.expr(&arg.value)?, arg.value.span));
+        }
+        if let (Some(def), Some(places)) = (builtin, places) {
+            values = self.in_order(def, 1, &places, &values, item.span);
         }
         let text = crate::syntax::print::expr(item);
         Some(Activation { name: name.to_string(), args: values, text, span: item.span })
@@ -722,7 +685,8 @@ impl Checker {
     fn call(&mut self, callee: &ast::Ident, args: &[ast::Arg], span: Span) -> Option<NodeId> {
         let name = callee.name.as_str();
         let is_user = self.functions.contains_key(name);
-        if !is_user && !FUNCTIONS.contains(&name) {
+        let def = builtins::lookup(name);
+        if !is_user && def.is_none() {
             if let Some(named) = self.names.get(name) {
                 let what = match named.kind {
                     NameKind::Input => "a data input",
@@ -754,32 +718,37 @@ impl Checker {
             return None;
         }
         // `l2(weights)`: every `dense` weight matrix, unless something is named `weights`.
-        if let ("l1" | "l2", [arg]) = (name, args)
+        if let (Some(def @ Def { builtin: Builtin::L1 | Builtin::L2, .. }), [arg]) = (def, args)
             && !is_user
             && arg.name.is_none()
             && matches!(&arg.value.kind, ExprKind::Name(n) if n == "weights")
             && !self.names.contains_key("weights")
             && self.scopes.is_empty()
         {
-            return self.regularise_all(name, arg.value.span, span);
+            return self.regularise_all(def, arg.value.span, span);
         }
-        if let ("dropout", [x, rate]) = (name, args)
+        if let (Some(Def { builtin: Builtin::Dropout, .. }), [x, rate]) = (def, args)
             && !is_user
             && x.name.is_none()
             && rate.name.is_none()
         {
             return self.dropout(&x.value, &rate.value, span);
         }
-        let mut values = Vec::new();
-        for arg in args {
-            if let Some(arg_name) = &arg.name {
-                self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
-                return None;
+        let builtin = def.filter(|_| !is_user);
+        let places = match builtin {
+            Some(def) => Some(builtins::places(def, args, 0, &mut self.diags)?),
+            None => {
+                if let Some(arg_name) = args.iter().find_map(|a| a.name.as_ref()) {
+                    self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
+                    return None;
+                }
+                None
             }
-            values.push((self.expr(&arg.value), arg.value.span));
-        }
-        if !is_user {
-            let (min, max) = builtins::arity(name);
+        };
+        let values: Vec<(Option<NodeId>, Span)> =
+            args.iter().map(|arg| (self.expr(&arg.value), arg.value.span)).collect();
+        if let Some(def) = builtin {
+            let (min, max) = def.arity();
             if !(min..=max).contains(&values.len()) {
                 self.diags.push(errors::arity(name, &builtins::arity_text(min, max), values.len(), span));
                 return None;
@@ -789,10 +758,13 @@ impl Checker {
         for (value, arg_span) in &values {
             nodes.push((value.as_ref().copied()?, *arg_span));
         }
-        if is_user {
-            return self.call_user(name, &nodes, span);
+        match (builtin, places) {
+            (Some(def), Some(places)) => {
+                let args = self.in_order(def, 0, &places, &nodes, span);
+                self.builtin(def, &args, span)
+            }
+            _ => self.call_user(name, &nodes, span),
         }
-        self.builtin(name, &nodes, span)
     }
 
     fn same_shape(&mut self, what: &str, a: (NodeId, Span), b: (NodeId, Span)) -> Option<()> {

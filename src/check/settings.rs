@@ -3,7 +3,10 @@
 
 use super::{const_value, errors};
 use crate::diag::Diagnostic;
-use crate::ir::program::{DEFAULT_PATIENCE, EarlyStop, Monitor, Optimizer, Schedule, Setting, SplitKind, TrainConfig};
+use crate::ir::program::{
+    DEFAULT_PATIENCE, EarlyStop, Monitor, OPTIMIZERS, Optimizer, OptimizerDef, Schedule, Setting, SplitKind,
+    TrainConfig,
+};
 use crate::span::Span;
 use crate::syntax::ast::{self, ExprKind};
 
@@ -20,7 +23,6 @@ pub const SETTINGS: &[&str] = &[
     "early_stop",
     "tolerance",
 ];
-pub const OPTIMIZERS: &[&str] = &["sgd", "adam", "adamw"];
 pub const SCHEDULES: &[&str] = &["constant", "step", "exponential", "cosine"];
 
 /// Read the settings; `has_data` decides whether `epochs` or `steps` applies.
@@ -267,25 +269,17 @@ fn boolean(expr: &ast::Expr, diags: &mut Vec<Diagnostic>) -> Option<bool> {
     }
 }
 
-fn optimizer_arguments(name: &str) -> &'static [&'static str] {
-    match name {
-        "sgd" => &["lr", "momentum", "nesterov", "weight_decay"],
-        _ => &["lr", "beta1", "beta2", "eps", "weight_decay"],
-    }
-}
-
 /// `sgd(lr, momentum = 0, nesterov = false, weight_decay = 0)`,
 /// `adam(lr = 0.001, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0)`,
 /// `adamw(.., weight_decay = 0.01)`: PyTorch's names and defaults.
 fn optimizer(expr: &ast::Expr, config: &mut TrainConfig, diags: &mut Vec<Diagnostic>) {
-    let Some(Call { name, args, .. }) = call(expr, "optimizer", OPTIMIZERS, &optimizer_arguments, diags) else {
+    let names: Vec<&str> = OPTIMIZERS.iter().map(|d| d.name).collect();
+    let arguments = |name: &str| OptimizerDef::lookup(name).map_or(&[][..], |d| d.arguments);
+    let Some(Call { name, args, .. }) = call(expr, "optimizer", &names, &arguments, diags) else {
         return;
     };
-    let mut optimizer = match name {
-        "sgd" => Optimizer::SGD,
-        "adam" => Optimizer::adam(),
-        _ => Optimizer::adamw(),
-    };
+    let Some(def) = OptimizerDef::lookup(name) else { return };
+    let mut optimizer = (def.default)();
     let mut lr = None;
     let mut momentum_span = None;
     let mut nesterov_span = None;

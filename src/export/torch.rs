@@ -138,6 +138,7 @@ fn settings(program: &Program, model_file: &str, source: &str, source_hash: &str
         format!("SOURCE_HASH = {}", json_string(source_hash)),
         format!("SOURCE = {}", json_string(source)),
         format!("OPTIMIZER = {}", json_string(train.optimizer.value.name())),
+        format!("STATE_KINDS = {}", serde_json::json!(train.optimizer.value.state_kinds())),
         format!("LR = {:?}", train.learning_rate.value),
         format!("MOMENTUM = {momentum:?}"),
         format!("NESTEROV = {}", bool_py(nesterov)),

@@ -183,10 +183,9 @@ def make_optimizer(parameters):
         )
     if OPTIMIZER == "adam":
         return torch.optim.Adam(parameters, lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
-    return torch.optim.AdamW(parameters, lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
-
-
-STATE_KINDS = {"sgd": ["momentum"] if MOMENTUM != 0 else [], "adam": ["adam_m", "adam_v"], "adamw": ["adam_m", "adam_v"]}
+    if OPTIMIZER == "adamw":
+        return torch.optim.AdamW(parameters, lr=LR, betas=BETAS, eps=EPS, weight_decay=WEIGHT_DECAY)
+    raise ValueError(f"unknown optimizer {OPTIMIZER!r}")
 
 
 def load_initial(model, optimizer, path):
@@ -194,7 +193,7 @@ def load_initial(model, optimizer, path):
     of it, as `nnc run --init-weights` does) from an nnc weights file.
     Returns the number of optimizer steps taken before."""
     tensors = model.tensors()
-    kinds = STATE_KINDS[OPTIMIZER]
+    kinds = STATE_KINDS
     with safe_open(path, framework="pt") as f:
         names = set(f.keys())
         metadata = f.metadata() or {}

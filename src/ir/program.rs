@@ -251,8 +251,49 @@ impl<T> Setting<T> {
     }
 }
 
-/// Every kind of optimizer state tensor, as the suffix of its name.
-pub const STATE_KINDS: &[&str] = &["momentum", "adam_m", "adam_v"];
+/// One optimizer as the language names it: its named arguments, its
+/// configuration when none is given, and every kind of state tensor it may
+/// keep per parameter (as the suffix of the tensor's name). The checker,
+/// the weights reader and [`Optimizer::state_kinds`] read these.
+#[derive(Debug)]
+pub struct OptimizerDef {
+    pub name: &'static str,
+    pub arguments: &'static [&'static str],
+    pub default: fn() -> Optimizer,
+    pub state_kinds: &'static [&'static str],
+}
+
+static SGD_DEF: OptimizerDef = OptimizerDef {
+    name: "sgd",
+    arguments: &["lr", "momentum", "nesterov", "weight_decay"],
+    default: || Optimizer::SGD,
+    state_kinds: &["momentum"],
+};
+
+const ADAM_ARGUMENTS: &[&str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+const ADAM_STATE: &[&str] = &["adam_m", "adam_v"];
+
+static ADAM_DEF: OptimizerDef =
+    OptimizerDef { name: "adam", arguments: ADAM_ARGUMENTS, default: Optimizer::adam, state_kinds: ADAM_STATE };
+
+static ADAMW_DEF: OptimizerDef =
+    OptimizerDef { name: "adamw", arguments: ADAM_ARGUMENTS, default: Optimizer::adamw, state_kinds: ADAM_STATE };
+
+/// Every optimizer, in the order diagnostics list them.
+pub static OPTIMIZERS: &[&OptimizerDef] = &[&SGD_DEF, &ADAM_DEF, &ADAMW_DEF];
+
+impl OptimizerDef {
+    /// The optimizer called `name`.
+    pub fn lookup(name: &str) -> Option<&'static OptimizerDef> {
+        OPTIMIZERS.iter().copied().find(|d| d.name == name)
+    }
+
+    /// Whether `kind` is a state kind of any optimizer (a weights file may
+    /// hold another optimizer's state).
+    pub fn is_state_kind(kind: &str) -> bool {
+        OPTIMIZERS.iter().any(|d| d.state_kinds.contains(&kind))
+    }
+}
 
 /// The optimizer and its constants, with PyTorch's names, defaults and
 /// formulas (`torch.optim.SGD`, `Adam`, `AdamW`). `g` is the gradient, `t`
@@ -290,12 +331,17 @@ impl Optimizer {
         Optimizer::AdamW(AdamConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 })
     }
 
-    pub fn name(&self) -> &'static str {
+    /// Its definition: the one place an optimizer variant meets its name.
+    pub fn def(&self) -> &'static OptimizerDef {
         match self {
-            Optimizer::Sgd { .. } => "sgd",
-            Optimizer::Adam(_) => "adam",
-            Optimizer::AdamW(_) => "adamw",
+            Optimizer::Sgd { .. } => &SGD_DEF,
+            Optimizer::Adam(_) => &ADAM_DEF,
+            Optimizer::AdamW(_) => &ADAMW_DEF,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.def().name
     }
 
     /// PyTorch's: 0.01 for sgd (which has none), 0.001 for adam and adamw.
@@ -306,13 +352,12 @@ impl Optimizer {
         }
     }
 
-    /// The kinds of state tensor kept per parameter, as name suffixes (of
-    /// [`STATE_KINDS`]).
+    /// The kinds of state tensor kept per parameter, as name suffixes: its
+    /// definition's, or none for sgd without momentum.
     pub fn state_kinds(&self) -> &'static [&'static str] {
         match self {
             Optimizer::Sgd { momentum, .. } if *momentum == 0.0 => &[],
-            Optimizer::Sgd { .. } => &["momentum"],
-            Optimizer::Adam(_) | Optimizer::AdamW(_) => &["adam_m", "adam_v"],
+            _ => self.def().state_kinds,
         }
     }
 
@@ -528,6 +573,21 @@ impl Default for TrainConfig {
             threshold: Setting::default(DEFAULT_THRESHOLD),
             early_stop: Setting::default(None),
             tolerance: Setting::default(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_optimizer_definition_is_its_defaults_definition() {
+        for def in OPTIMIZERS {
+            let optimizer = (def.default)();
+            assert!(std::ptr::eq(optimizer.def(), *def), "{} makes {}", def.name, optimizer.name());
+            assert_eq!(OptimizerDef::lookup(def.name).map(|d| d.name), Some(def.name));
+            assert!(optimizer.state_kinds().iter().all(|k| def.state_kinds.contains(k)));
         }
     }
 }

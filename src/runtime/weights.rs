@@ -746,7 +746,7 @@ pub fn from_bytes(
         declared.iter().any(|p| {
             n.strip_prefix(p.name.as_str())
                 .and_then(|rest| rest.strip_prefix('.'))
-                .is_some_and(|kind| crate::ir::program::STATE_KINDS.contains(&kind))
+                .is_some_and(crate::ir::program::OptimizerDef::is_state_kind)
         })
     };
     if let Some(extra) = names.iter().find(|n| !declared.iter().any(|p| p.name == **n) && !is_state_of_any_optimizer(n))
