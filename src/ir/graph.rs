@@ -175,6 +175,19 @@ pub enum Unary {
 }
 
 impl Unary {
+    /// Every unary op but `pow` (which carries its exponent).
+    pub const PLAIN: [Unary; 9] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Relu,
+        Unary::Abs,
+        Unary::Step,
+        Unary::Sign,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Unary::Neg => "neg",
@@ -230,6 +243,8 @@ pub enum Binary {
 }
 
 impl Binary {
+    pub const ALL: [Binary; 4] = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div];
+
     pub fn name(self) -> &'static str {
         match self {
             Binary::Add => "add",
@@ -262,6 +277,8 @@ pub enum Compare {
 }
 
 impl Compare {
+    pub const ALL: [Compare; 6] = [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne];
+
     pub fn name(self) -> &'static str {
         match self {
             Compare::Lt => "lt",

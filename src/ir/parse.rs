@@ -244,23 +244,9 @@ fn op(cursor: &mut Cursor) -> Result<RawOp, ParseError> {
             Ok(RawOp::Op(Op::Dropout { rate: number(line, &values[0])?, site: whole(line, &values[1])? }))
         }
         other => {
-            let unary = [
-                Unary::Neg,
-                Unary::Exp,
-                Unary::Log,
-                Unary::Tanh,
-                Unary::Sigmoid,
-                Unary::Relu,
-                Unary::Abs,
-                Unary::Step,
-                Unary::Sign,
-            ]
-            .into_iter()
-            .find(|u| u.name() == other);
-            let binary = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div].into_iter().find(|b| b.name() == other);
-            let compare = [Compare::Lt, Compare::Le, Compare::Gt, Compare::Ge, Compare::Eq, Compare::Ne]
-                .into_iter()
-                .find(|c| c.name() == other);
+            let unary = Unary::PLAIN.into_iter().find(|u| u.name() == other);
+            let binary = Binary::ALL.into_iter().find(|b| b.name() == other);
+            let compare = Compare::ALL.into_iter().find(|c| c.name() == other);
             match (unary, binary, compare) {
                 (Some(u), ..) => no_attrs(Op::Unary(u)),
                 (_, Some(b), _) => no_attrs(Op::Binary(b)),
