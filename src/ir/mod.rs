@@ -26,8 +26,9 @@
 //! (`tests/passes/`).
 //!
 //! Invariants (checked by [`verify`]): arguments precede their users, every
-//! node's shape equals what [`infer_shape`] derives from its arguments, and
-//! every output id exists.
+//! node's shape equals what [`infer_shape`] derives from its arguments, every
+//! leaf (input, target, parameter, state) names a declaration of its shape,
+//! and every output id exists.
 
 mod graph;
 pub mod interp;

@@ -28,10 +28,11 @@ use std::fmt::Write;
 /// The op with its attributes and arguments: `matmul[trans_a] %0, %4`.
 pub fn op_text(graph: &Graph, node: &Node) -> String {
     let mut text = match &node.op {
-        Op::Input(i) => format!("input {}", graph.inputs[*i as usize].name),
-        Op::Target(i) => format!("target {}", graph.targets[*i as usize].name),
-        Op::Param(i) => format!("param {}", graph.params[*i as usize].name),
-        Op::State(i) => format!("state {}", graph.states[*i as usize].name),
+        // An undeclared leaf (in a graph the verifier is reporting) prints its index.
+        Op::Input(i) => format!("input {}", name_or_index(graph.inputs.get(*i as usize).map(|v| &v.name), *i)),
+        Op::Target(i) => format!("target {}", name_or_index(graph.targets.get(*i as usize).map(|v| &v.name), *i)),
+        Op::Param(i) => format!("param {}", name_or_index(graph.params.get(*i as usize).map(|p| &p.name), *i)),
+        Op::State(i) => format!("state {}", name_or_index(graph.states.get(*i as usize).map(|s| &s.name), *i)),
         Op::Hyper(h) => format!("hyper {}", h.name()),
         Op::Const(c) => format!("const {c}"),
         Op::Unary(Unary::Pow(c)) => format!("pow[{c}]"),
@@ -56,6 +57,10 @@ pub fn op_text(graph: &Graph, node: &Node) -> String {
         write!(text, "{arg}").unwrap();
     }
     text
+}
+
+fn name_or_index(name: Option<&String>, index: u32) -> String {
+    name.cloned().unwrap_or_else(|| format!("#{index}"))
 }
 
 /// The whole graph as text.
@@ -84,7 +89,9 @@ pub fn lines(graph: &Graph) -> Vec<String> {
         let param = graph.params.get(state.param as usize).map_or("?", |p| p.name.as_str());
         out.push(format!("  state {}: f32{} for {param}\n", state.name, state.shape));
     }
-    let live = graph.live();
+    // Outputs that name no node (in a graph the verifier is reporting) reach nothing.
+    let roots: Vec<_> = graph.outputs.iter().map(|(_, id)| *id).filter(|id| id.index() < graph.nodes.len()).collect();
+    let live = graph.live_from(&roots);
     for (i, _) in live.iter().enumerate().filter(|(_, live)| **live) {
         out.push(node_line(graph, i));
     }
