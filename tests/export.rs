@@ -30,6 +30,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("momentum", "iris"),
     ("skip", "iris"),
     ("penguins", "penguins"),
+    ("early_stop", "digits"),
 ];
 
 fn nnc(args: &[&str]) -> Output {

@@ -25,6 +25,7 @@ const EXAMPLES: &[(&str, Option<&str>)] = &[
     ("binary", Some("iris")),
     ("penguins", Some("penguins")),
     ("multilabel", Some("iris")),
+    ("early_stop", Some("digits")),
 ];
 
 #[test]

@@ -165,6 +165,25 @@ fn the_log_and_plot_mark_the_epoch_whose_weights_are_kept() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The shipped example stops well before its 500 epochs and keeps the best
+/// epoch, which its log marks.
+#[test]
+fn the_early_stopping_example_stops_and_keeps_its_best_epoch() {
+    let dir = scratch("example");
+    let log = dir.join("log.csv");
+    let json =
+        run_json(&["run", "examples/early_stop.nn", "examples/digits.csv", "--json", "--quiet", "--log", path(&log)]);
+    let stop = &json["early_stop"];
+    assert_eq!(stop["stopped"], true, "{json}");
+    let (run, best) = (stop["epochs_run"].as_u64().unwrap(), stop["best_epoch"].as_u64().unwrap());
+    assert!(run < 500 && best + 10 == run, "{json}");
+    assert!(json["validation"]["accuracy"].as_f64().unwrap() >= 0.97, "{json}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let marked = text.lines().skip(1).filter(|l| l.ends_with(",1")).last().expect("a marked row");
+    assert_eq!(marked.split(',').next(), Some(best.to_string().as_str()), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn early_stopping_on_validation_needs_validation_data() {
     let dir = scratch("noval");
