@@ -782,7 +782,7 @@ fn float_cc(kind: Compare) -> FloatCC {
 /// The buffers a statement list stores to.
 fn stored_buffers(body: &[Stmt]) -> std::collections::HashSet<u32> {
     let mut out = std::collections::HashSet::new();
-    crate::kernel::vectorize::walk(body, &mut |stmt| match stmt {
+    crate::kernel::walk(body, &mut |stmt| match stmt {
         Stmt::Store { buffer, .. } => {
             out.insert(buffer.0);
         }

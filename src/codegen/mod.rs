@@ -26,7 +26,7 @@ pub use abi::{Compiled, KernelArgs, param_len, param_offsets};
 pub use emit::UNROLL_LIMIT;
 
 use crate::ir::Hyper;
-use crate::kernel::{BufferKind, Expr, Kernel, Stmt};
+use crate::kernel::{BufferKind, Expr, Kernel};
 use abi::KernelFn;
 use cranelift_codegen::ir::{AbiParam, UserFuncName, Value};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -39,45 +39,14 @@ use std::time::Instant;
 
 /// The run-time scalars a kernel reads besides `lr`, in order of first use.
 fn hypers_of(kernel: &Kernel) -> Vec<Hyper> {
-    fn expr(e: &Expr, out: &mut Vec<Hyper>) {
-        match e {
-            Expr::Hyper(h) => {
-                if !out.contains(h) {
-                    out.push(*h);
-                }
-            }
-            Expr::Unary(_, x) => expr(x, out),
-            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-                expr(x, out);
-                expr(y, out);
-            }
-            Expr::Select(c, x, y) => {
-                expr(c, out);
-                expr(x, out);
-                expr(y, out);
-            }
-            Expr::Dropout { x, step, .. } => {
-                expr(x, out);
-                expr(step, out);
-            }
-            Expr::Const(_) | Expr::Load(..) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate => {}
-        }
-    }
-    fn stmts(body: &[Stmt], out: &mut Vec<Hyper>) {
-        for stmt in body {
-            match stmt {
-                Stmt::Loop { body, .. } => stmts(body, out),
-                Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => expr(value, out),
-                Stmt::Gemm(g) => {
-                    if let Some(scale) = &g.accumulate {
-                        expr(scale, out);
-                    }
-                }
-            }
-        }
-    }
     let mut out = Vec::new();
-    stmts(&kernel.body, &mut out);
+    crate::kernel::walk_exprs(&kernel.body, &mut |e| {
+        if let Expr::Hyper(h) = e
+            && !out.contains(h)
+        {
+            out.push(*h);
+        }
+    });
     out
 }
 

@@ -23,31 +23,26 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
         kernel.buffers[buffer.0 as usize].shape.len(kernel.max_batch)
     }
     fn expr(kernel: &Kernel, e: &Expr, extents: &HashMap<LoopVar, u32>) -> Result<(), String> {
-        match e {
-            Expr::Load(b, index) => {
-                let max = max_index(index, extents)?;
-                if max >= buffer_len(kernel, *b) {
-                    return Err(format!("load from {} at {max} is out of bounds", kernel.buffers[b.0 as usize].name));
-                }
-                Ok(())
+        let mut result = Ok(());
+        e.walk(&mut |e| {
+            if result.is_err() {
+                return;
             }
-            Expr::Unary(_, x) => expr(kernel, x, extents),
-            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-                expr(kernel, x, extents)?;
-                expr(kernel, y, extents)
-            }
-            Expr::Select(c, x, y) => {
-                expr(kernel, c, extents)?;
-                expr(kernel, x, extents)?;
-                expr(kernel, y, extents)
-            }
-            Expr::Dropout { x, step, index, .. } => {
-                max_index(index, extents)?;
-                expr(kernel, x, extents)?;
-                expr(kernel, step, extents)
-            }
-            Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => Ok(()),
-        }
+            result = match e {
+                Expr::Load(b, index) => max_index(index, extents).and_then(|max| {
+                    if max >= buffer_len(kernel, *b) {
+                        Err(format!("load from {} at {max} is out of bounds", kernel.buffers[b.0 as usize].name))
+                    } else {
+                        Ok(())
+                    }
+                }),
+                // The element's place is hashed, not loaded: its loop
+                // variables must still be in scope.
+                Expr::Dropout { index, .. } => max_index(index, extents).map(|_| ()),
+                _ => Ok(()),
+            };
+        });
+        result
     }
     fn stmts(kernel: &Kernel, body: &[Stmt], extents: &mut HashMap<LoopVar, u32>) -> Result<(), String> {
         for stmt in body {
@@ -61,11 +56,8 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                     stmts(kernel, body, extents)?;
                     extents.remove(var);
                 }
-                Stmt::Assign { value, .. } | Stmt::StoreLoss(value) => expr(kernel, value, extents)?,
+                Stmt::Assign { .. } | Stmt::StoreLoss(_) => {}
                 Stmt::Gemm(g) => {
-                    if let Some(scale) = &g.accumulate {
-                        expr(kernel, scale, extents)?;
-                    }
                     let n = |e: Extent| match e {
                         Extent::Fixed(n) => n as usize,
                         Extent::Batch => kernel.max_batch,
@@ -84,7 +76,7 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                         }
                     }
                 }
-                Stmt::Store { buffer, index, value } => {
+                Stmt::Store { buffer, index, .. } => {
                     let max = max_index(index, extents)?;
                     if max >= buffer_len(kernel, *buffer) {
                         return Err(format!(
@@ -92,9 +84,15 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
                             kernel.buffers[buffer.0 as usize].name
                         ));
                     }
-                    expr(kernel, value, extents)?;
                 }
             }
+            let mut result = Ok(());
+            stmt.for_each_expr(&mut |value| {
+                if result.is_ok() {
+                    result = expr(kernel, value, extents);
+                }
+            });
+            result?;
         }
         Ok(())
     }

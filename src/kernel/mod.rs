@@ -127,6 +127,48 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// Call `f` on the expressions directly inside this one, in order.
+    ///
+    /// This is the one place that knows which variants hold expressions:
+    /// every walk over kernel expressions goes through it (or [`Expr::walk`]),
+    /// so a new variant is a compile error here rather than a case that some
+    /// walk silently skips.
+    pub fn for_each_child<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        match self {
+            Expr::Const(_) | Expr::Load(..) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
+            Expr::Unary(_, x) => f(x),
+            Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
+                f(x);
+                f(y);
+            }
+            Expr::Select(c, x, y) => {
+                f(c);
+                f(x);
+                f(y);
+            }
+            Expr::Dropout { x, step, key: _, threshold: _, scale: _, index: _ } => {
+                f(x);
+                f(step);
+            }
+        }
+    }
+
+    /// Call `f` on this expression and on every expression inside it,
+    /// each before its children.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        self.for_each_child(&mut |child| child.walk(f));
+    }
+
+    /// Whether `pred` holds for this expression or any inside it.
+    pub fn any(&self, pred: &mut impl FnMut(&Expr) -> bool) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found = found || pred(e));
+        found
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stmt {
     Loop {
@@ -148,6 +190,48 @@ pub enum Stmt {
     /// A large matrix product computed by a tuned library routine instead
     /// of a loop nest (see [`Gemm`]); only at the top level of the body.
     Gemm(Gemm),
+}
+
+impl Stmt {
+    /// Call `f` on the expressions this statement evaluates itself (not
+    /// those of the statements inside a loop); like [`Expr::for_each_child`],
+    /// the one place that knows where statements hold expressions.
+    pub fn for_each_expr<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        match self {
+            Stmt::Loop { var: _, extent: _, body: _ } => {}
+            Stmt::Assign { value, local: _ } | Stmt::Store { value, buffer: _, index: _ } | Stmt::StoreLoss(value) => {
+                f(value)
+            }
+            Stmt::Gemm(Gemm { accumulate, out: _, a: _, trans_a: _, b: _, trans_b: _, m: _, n: _, k: _ }) => {
+                if let Some(scale) = accumulate {
+                    f(scale);
+                }
+            }
+        }
+    }
+
+    /// The statements directly inside this one (a loop's body).
+    pub fn children(&self) -> &[Stmt] {
+        match self {
+            Stmt::Loop { body, .. } => body,
+            Stmt::Assign { .. } | Stmt::Store { .. } | Stmt::StoreLoss(_) | Stmt::Gemm(_) => &[],
+        }
+    }
+}
+
+/// Call `f` on every statement of `body` and of the loops inside it, each
+/// loop before its body.
+pub fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
+    for stmt in body {
+        f(stmt);
+        walk(stmt.children(), f);
+    }
+}
+
+/// Call `f` on every expression of `body` (of every statement, at any
+/// depth), each before its children.
+pub fn walk_exprs<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Expr)) {
+    walk(body, &mut |stmt| stmt.for_each_expr(&mut |e| e.walk(f)));
 }
 
 /// `out[m,n] = a[m,k] · b[k,n]` (or `out += scale · a·b`), each operand a whole row-major buffer read

@@ -22,7 +22,7 @@
 //! one load of a weight row feeds several rows' multiply-adds
 //! ([`Kernel::blocked_rows`], printed as `(2 at a time)`).
 
-use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt};
+use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, walk, walk_exprs};
 use std::collections::{HashMap, HashSet};
 
 /// Mark the loops of `kernel` that run as f32x4, and the loops around them
@@ -99,20 +99,19 @@ fn rows_independent(var: LoopVar, body: &[Stmt], max_batch: usize) -> bool {
     let mut extents: HashMap<LoopVar, u32> = HashMap::new();
     let mut stores: HashMap<BufferId, Vec<&Index>> = HashMap::new();
     let mut loads: Vec<(BufferId, &Index)> = Vec::new();
-    walk(body, &mut |stmt| match stmt {
-        Stmt::Loop { var, extent, .. } => {
-            let n = match extent {
-                Extent::Fixed(n) => *n,
-                Extent::Batch => max_batch as u32,
-            };
-            extents.insert(*var, n);
+    walk(body, &mut |stmt| {
+        match stmt {
+            Stmt::Loop { var, extent, .. } => {
+                let n = match extent {
+                    Extent::Fixed(n) => *n,
+                    Extent::Batch => max_batch as u32,
+                };
+                extents.insert(*var, n);
+            }
+            Stmt::Store { buffer, index, .. } => stores.entry(*buffer).or_default().push(index),
+            Stmt::Assign { .. } | Stmt::StoreLoss(_) | Stmt::Gemm(_) => {}
         }
-        Stmt::Store { buffer, index, value } => {
-            stores.entry(*buffer).or_default().push(index);
-            loads_of(value, &mut loads);
-        }
-        Stmt::Assign { value, .. } => loads_of(value, &mut loads),
-        Stmt::StoreLoss(_) | Stmt::Gemm(_) => {}
+        stmt.for_each_expr(&mut |value| loads_of(value, &mut loads));
     });
     let disjoint = stores.values().flatten().all(|index| {
         let step = stride(index, var);
@@ -156,18 +155,19 @@ pub fn legal(var: LoopVar, body: &[Stmt]) -> bool {
     let mut stores: HashMap<BufferId, Vec<&Index>> = HashMap::new();
     let mut loads: Vec<(BufferId, &Index)> = Vec::new();
     let mut ok = true;
-    walk(body, &mut |stmt| match stmt {
-        Stmt::Store { buffer, index, value } => {
-            ok &= stride(index, var) == 1 && !has_dropout(value);
-            stores.entry(*buffer).or_default().push(index);
-            loads_of(value, &mut loads);
+    walk(body, &mut |stmt| {
+        match stmt {
+            Stmt::Store { buffer, index, .. } => {
+                ok &= stride(index, var) == 1;
+                stores.entry(*buffer).or_default().push(index);
+            }
+            Stmt::StoreLoss(_) | Stmt::Gemm(_) => ok = false,
+            Stmt::Assign { .. } | Stmt::Loop { .. } => {}
         }
-        Stmt::Assign { value, .. } => {
+        stmt.for_each_expr(&mut |value| {
             ok &= !has_dropout(value);
             loads_of(value, &mut loads);
-        }
-        Stmt::StoreLoss(_) | Stmt::Gemm(_) => ok = false,
-        Stmt::Loop { .. } => {}
+        });
     });
     if !ok || stores.is_empty() {
         return false;
@@ -197,11 +197,10 @@ fn locals_are_lanes(body: &[Stmt]) -> bool {
     let mut initialised: HashSet<Local> = HashSet::new();
     for stmt in body {
         let mut read = HashSet::new();
-        walk(std::slice::from_ref(stmt), &mut |s| match s {
-            Stmt::Assign { value, .. } | Stmt::Store { value, .. } | Stmt::StoreLoss(value) => {
-                locals_of(value, &mut read)
+        walk_exprs(std::slice::from_ref(stmt), &mut |e| {
+            if let Expr::Local(local) = e {
+                read.insert(*local);
             }
-            Stmt::Loop { .. } | Stmt::Gemm(_) => {}
         });
         match stmt {
             Stmt::Assign { local, value } if !initialised.contains(local) => {
@@ -231,67 +230,23 @@ fn locals_are_lanes(body: &[Stmt]) -> bool {
     true
 }
 
-/// Call `f` on every statement of `body`, loops before their bodies.
-pub fn walk<'a>(body: &'a [Stmt], f: &mut impl FnMut(&'a Stmt)) {
-    for stmt in body {
-        f(stmt);
-        if let Stmt::Loop { body, .. } = stmt {
-            walk(body, f);
-        }
-    }
-}
-
 /// Dropout hashes integer positions, which the vector code does not do.
 fn has_dropout(expr: &Expr) -> bool {
-    match expr {
-        Expr::Dropout { .. } => true,
-        Expr::Unary(_, x) => has_dropout(x),
-        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => has_dropout(x) || has_dropout(y),
-        Expr::Select(c, x, y) => has_dropout(c) || has_dropout(x) || has_dropout(y),
-        _ => false,
-    }
+    expr.any(&mut |e| matches!(e, Expr::Dropout { .. }))
 }
 
 fn loads_of<'a>(expr: &'a Expr, out: &mut Vec<(BufferId, &'a Index)>) {
-    match expr {
-        Expr::Load(b, index) => out.push((*b, index)),
-        Expr::Unary(_, x) => loads_of(x, out),
-        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-            loads_of(x, out);
-            loads_of(y, out);
+    expr.walk(&mut |e| {
+        if let Expr::Load(buffer, index) = e {
+            out.push((*buffer, index));
         }
-        Expr::Select(c, x, y) => {
-            loads_of(c, out);
-            loads_of(x, out);
-            loads_of(y, out);
-        }
-        Expr::Dropout { x, step, .. } => {
-            loads_of(x, out);
-            loads_of(step, out);
-        }
-        Expr::Const(_) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
-    }
+    });
 }
 
 fn locals_of(expr: &Expr, out: &mut HashSet<Local>) {
-    match expr {
-        Expr::Local(l) => {
-            out.insert(*l);
+    expr.walk(&mut |e| {
+        if let Expr::Local(local) = e {
+            out.insert(*local);
         }
-        Expr::Unary(_, x) => locals_of(x, out),
-        Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-            locals_of(x, out);
-            locals_of(y, out);
-        }
-        Expr::Select(c, x, y) => {
-            locals_of(c, out);
-            locals_of(x, out);
-            locals_of(y, out);
-        }
-        Expr::Dropout { x, step, .. } => {
-            locals_of(x, out);
-            locals_of(step, out);
-        }
-        Expr::Const(_) | Expr::Load(..) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
-    }
+    });
 }
