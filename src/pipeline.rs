@@ -13,7 +13,9 @@ use crate::diag::Diagnostic;
 use crate::ir::program::{Categories, Program};
 use crate::ir::{Graph, NodeId, Op};
 use crate::kernel::{self, Kernel, KernelKind};
-use crate::runtime::train::Evaluator;
+use crate::runtime::data::Dataset;
+use crate::runtime::train::{Evaluator, Params};
+use crate::runtime::{gradcheck, trace};
 use crate::syntax::{self, ast};
 use crate::{autodiff, check, opt, optimizer};
 use std::time::Instant;
@@ -281,6 +283,37 @@ pub fn interpret_evaluations(graph: &Graph, rows: usize, evaluations: u64) -> bo
 
 pub fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
+}
+
+/// A training kernel for batches of `rows` rows whose update of each
+/// parameter is its gradient: lowered and compiled as `nnc run`'s is (for
+/// `nnc check --gradcheck` and `nnc run --trace-grads`).
+pub fn gradient_kernel(program: &Program, rows: usize) -> Result<Compiled, String> {
+    let mut graph = program.graph.clone();
+    autodiff::grad(&mut graph);
+    for param in program.graph.params.clone() {
+        let gradient = graph.output(&format!("grad.{}", param.name)).ok_or("autodiff adds every gradient")?;
+        graph.set_output(&format!("update.{}", param.name), gradient);
+    }
+    let graph = opt::share_softmax(&opt::simplify(&graph));
+    let lowered = kernel::lower(&graph, KernelKind::Train, rows)?;
+    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
+    codegen::compile(&lowered, &shapes, Options::default())
+}
+
+/// The kernel's gradient of the mean loss over `batch` (one step, `t = 1`),
+/// packed like `params`.
+pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Dataset>) -> Result<Vec<f32>, String> {
+    let compiled = gradient_kernel(program, batch.map_or(1, |d| d.rows))?;
+    Ok(gradcheck::call_gradient(program, &compiled, params, batch))
+}
+
+/// The tracer of `nnc run --trace-grads`: a [`gradient_kernel`] for the
+/// first [`trace::SAMPLE_ROWS`] rows of `data`.
+pub fn tracer(program: &Program, data: &Dataset, initial: &Params) -> Result<trace::Tracer, String> {
+    let sample = gradcheck::first_rows(program, data, trace::SAMPLE_ROWS);
+    let kernel = gradient_kernel(program, sample.rows)?;
+    Ok(trace::Tracer::new(program, sample, kernel, initial))
 }
 
 /// The model and its derivatives as mathematics, for `nnc grad`: each user

@@ -119,6 +119,8 @@ fn run_file(text: &str, folder: &str) -> Result<(), String> {
             // as lowered, then (for `vectorize`) make them again.
             kernel.vector_loops.clear();
             kernel.blocked_rows.clear();
+            kernel.written_out.clear();
+            kernel.paired_loops.clear();
             if pass == "vectorize" {
                 kernel::vectorize::vectorize(&mut kernel);
             }

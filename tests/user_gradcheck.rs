@@ -71,7 +71,7 @@ fn a_wrong_gradient_fails_on_its_parameter_and_element() {
     let batch = gradcheck::first_rows(&program, &table, 4);
     assert_eq!(batch.rows, 4);
     let params = Params::init(&program, 0);
-    let right = gradcheck::kernel_gradient(&program, &params, Some(&batch)).unwrap();
+    let right = nnc::pipeline::kernel_gradient(&program, &params, Some(&batch)).unwrap();
     let checks = gradcheck::compare(&program, &params, Some(&batch), &right);
     assert!(checks.iter().all(|c| c.passed()), "{checks:?}");
     // Element [1] of h.w (its row 0, column 1) off by 1e-3: beyond atol 1e-5 + rtol 1e-3 for gradients below 0.99.

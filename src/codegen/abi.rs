@@ -13,7 +13,7 @@
 
 use crate::ir::Hyper;
 use crate::ir::program::HyperContext;
-use crate::kernel::{Kernel, Stmt};
+use crate::kernel::{Kernel, KernelKind, Stmt};
 use cranelift_jit::JITModule;
 
 /// What the native function receives, laid out as in C.
@@ -117,6 +117,11 @@ impl Compiled {
     /// depend on its size).
     pub fn set_threads(&mut self, pool: std::sync::Arc<crate::threads::Pool>) {
         self.threads = Some(pool);
+    }
+
+    /// Whether it is a prediction kernel (computes no loss, reads no targets).
+    pub fn predicts_only(&self) -> bool {
+        self.kernel.kind == KernelKind::Predict
     }
 
     /// Whether the kernel calls the library GEMM (and so can use threads).

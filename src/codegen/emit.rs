@@ -2,7 +2,7 @@
 //! loop around it, base addresses, statements, expressions, loads and
 //! stores (the loops themselves are in `emit/loops.rs`).
 //!
-//! Vector loops (see [`crate::kernel::vectorize`]) emit each statement once
+//! Vector loops (the kernel's `vector_loops`) emit each statement once
 //! per *copy*: a group of four lanes of one blocked row. Copies share the
 //! loads they make at the same address (one weight row for all blocked
 //! rows), and a reduction loop inside a vector loop runs two steps per
@@ -13,8 +13,6 @@
 //! calls nothing.
 
 mod loops;
-
-pub use loops::UNROLL_LIMIT;
 
 use super::abi::{field, param_offsets};
 use super::{gemm, math};

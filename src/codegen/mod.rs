@@ -23,7 +23,6 @@ pub mod gemm;
 mod math;
 
 pub use abi::{Compiled, KernelArgs, param_len, param_offsets};
-pub use emit::UNROLL_LIMIT;
 
 use crate::ir::Hyper;
 use crate::kernel::{BufferKind, Expr, Kernel};

@@ -30,7 +30,7 @@ pub fn gradcheck(
         Some(p) => weights::load(p, program).map_err(Failure::input)?.0,
         None => Params::init(program, program.train.seed.value),
     };
-    let kernel = gradcheck::kernel_gradient(program, &params, batch.as_ref()).map_err(internal)?;
+    let kernel = nnc::pipeline::kernel_gradient(program, &params, batch.as_ref()).map_err(internal)?;
     let checks = gradcheck::compare(program, &params, batch.as_ref(), &kernel);
     let on = match (&batch, data_path) {
         (Some(b), Some(file)) => format!("rows 1-{} of {}", b.rows, file.display()),

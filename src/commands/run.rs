@@ -451,7 +451,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let transforms = bound.as_ref().map(|b| b.transforms.as_slice());
     let mut tracer = match (args.trace_grads, train_data) {
         (false, _) => None,
-        (true, Some(data)) => Some(nnc::runtime::trace::Tracer::new(program, data, &initial).map_err(internal)?),
+        (true, Some(data)) => Some(nnc::pipeline::tracer(program, data, &initial).map_err(internal)?),
         (true, None) => return Err(Failure::Usage("--trace-grads needs a model with a data block".into())),
     };
     // The log's rows are also what --plot draws.

@@ -102,6 +102,8 @@ pub fn lower_with(graph: &Graph, kind: KernelKind, max_batch: usize, options: Lo
         max_batch: max_batch.max(1),
         vector_loops: Vec::new(),
         blocked_rows: Vec::new(),
+        written_out: Vec::new(),
+        paired_loops: Vec::new(),
     };
     super::bounds::check_bounds(&kernel)?;
     let mut kernel = kernel;

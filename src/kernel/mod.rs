@@ -136,7 +136,12 @@ impl Expr {
     /// walk silently skips.
     pub fn for_each_child<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
         match self {
-            Expr::Const(_) | Expr::Load(..) | Expr::Local(_) | Expr::BatchSize | Expr::LearningRate | Expr::Hyper(_) => {}
+            Expr::Const(_)
+            | Expr::Load(..)
+            | Expr::Local(_)
+            | Expr::BatchSize
+            | Expr::LearningRate
+            | Expr::Hyper(_) => {}
             Expr::Unary(_, x) => f(x),
             Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
                 f(x);
@@ -273,4 +278,17 @@ pub struct Kernel {
     /// Loops whose iterations run this many at a time around a vector loop
     /// (register blocking, see [`vectorize`]).
     pub blocked_rows: Vec<(LoopVar, u32)>,
+    /// Loops written out in full as straight-line code, the loop variable a
+    /// constant in each copy of the body: short innermost loops, and vector
+    /// loops of at most `4 × MAX_GROUPS` lanes (see [`vectorize`]).
+    pub written_out: Vec<LoopVar>,
+    /// Reductions inside a vector loop whose vector code runs two steps per
+    /// iteration (see [`vectorize`]); the scalar tail of a vector loop over
+    /// the batch runs them one step at a time.
+    pub paired_loops: Vec<LoopVar>,
 }
+
+/// At most this many groups of four lanes run side by side in one
+/// iteration of a vector loop: the code generator's unit, which
+/// [`vectorize`] counts registers and written-out lengths with.
+pub const MAX_GROUPS: u32 = 4;

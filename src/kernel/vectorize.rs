@@ -21,6 +21,11 @@
 //! the enclosing row loop may be *blocked*: several rows per iteration, so
 //! one load of a weight row feeds several rows' multiply-adds
 //! ([`Kernel::blocked_rows`], printed as `(2 at a time)`).
+//!
+//! Last, it decides which loops are written out as straight-line code
+//! ([`Kernel::written_out`]) and which reductions inside vector loops run
+//! two steps per iteration ([`Kernel::paired_loops`]); codegen follows
+//! these decisions and makes none of its own.
 
 use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, Stmt, walk, walk_exprs};
 use std::collections::{HashMap, HashSet};
@@ -38,6 +43,49 @@ pub fn vectorize(kernel: &mut Kernel) {
         choose_blocks(&kernel.body, &kernel.vector_loops, kernel.max_batch, &mut blocked);
     }
     kernel.blocked_rows = blocked;
+    let mut written_out = Vec::new();
+    let mut paired = Vec::new();
+    unrolling(&kernel.body, &kernel.vector_loops, false, &mut written_out, &mut paired);
+    kernel.written_out = written_out;
+    // Evaluation kernels stay small (see above).
+    kernel.paired_loops = if kernel.kind != super::KernelKind::Eval { paired } else { Vec::new() };
+}
+
+/// Innermost loops of at most this many iterations are written out in full:
+/// the index becomes a constant in every address, and the loop control
+/// disappears (tiny layers such as iris's 4 inputs).
+pub const UNROLL_LIMIT: u32 = 8;
+
+/// Fixed-length vector loops of at most this many lanes are written out.
+const WRITE_OUT_LANES: u32 = 4 * super::MAX_GROUPS;
+
+/// The loops of `body` that are written out in full, and the reductions
+/// inside a vector loop (`in_vector`) that run two steps per iteration:
+/// half the loop control, and the register allocator can alternate
+/// registers between the two steps instead of moving every accumulator
+/// back.
+fn unrolling(
+    body: &[Stmt],
+    vector: &[LoopVar],
+    in_vector: bool,
+    written_out: &mut Vec<LoopVar>,
+    paired: &mut Vec<LoopVar>,
+) {
+    for stmt in body {
+        let Stmt::Loop { var, extent, body: inner } = stmt else { continue };
+        let innermost = !inner.iter().any(|s| matches!(s, Stmt::Loop { .. }));
+        let short = |limit: u32| matches!(extent, Extent::Fixed(n) if *n <= limit);
+        if vector.contains(var) {
+            if short(WRITE_OUT_LANES) {
+                written_out.push(*var);
+            }
+        } else if innermost && short(UNROLL_LIMIT) {
+            written_out.push(*var);
+        } else if innermost && in_vector {
+            paired.push(*var);
+        }
+        unrolling(inner, vector, in_vector || vector.contains(var), written_out, paired);
+    }
 }
 
 /// At most this many vector accumulators live at once in a blocked nest:
@@ -67,7 +115,7 @@ fn choose_blocks(body: &[Stmt], vector: &[LoopVar], max_batch: usize, out: &mut 
             && lane_body.iter().any(|s| matches!(s, Stmt::Loop { extent, .. } if long_reduction(*extent)))
         {
             // Groups of four lanes per vector iteration, as codegen runs them.
-            let groups = width.div_ceil(4).min(4);
+            let groups = width.div_ceil(4).min(super::MAX_GROUPS);
             let rows = if groups <= 2 { 4 } else { 2 };
             let trips = match extent {
                 Extent::Fixed(n) => *n as usize,
@@ -84,11 +132,11 @@ fn choose_blocks(body: &[Stmt], vector: &[LoopVar], max_batch: usize, out: &mut 
 
 /// Whether a reduction is long enough for blocking to pay for the code it
 /// adds: short ones (a layer of a few inputs) are written out in full by
-/// codegen, where blocking would multiply straight-line code that compiles
+/// codegen (see [`UNROLL_LIMIT`]), where blocking would multiply straight-line code that compiles
 /// slower than it runs.
 fn long_reduction(extent: Extent) -> bool {
     match extent {
-        Extent::Fixed(n) => n > crate::codegen::UNROLL_LIMIT,
+        Extent::Fixed(n) => n > UNROLL_LIMIT,
         Extent::Batch => true,
     }
 }

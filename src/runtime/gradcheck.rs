@@ -12,11 +12,9 @@
 
 use super::data::Dataset;
 use super::train::Params;
-use crate::codegen::{self, Compiled, KernelArgs, Options};
+use crate::codegen::{Compiled, KernelArgs};
 use crate::ir::interp::{self, Env, Tensor};
 use crate::ir::program::{HyperContext, Program};
-use crate::kernel::{self, KernelKind};
-use crate::{autodiff, opt};
 
 /// PyTorch `torch.autograd.gradcheck`'s defaults.
 pub const EPS: f64 = 1e-6;
@@ -67,23 +65,9 @@ pub fn first_rows(program: &Program, data: &Dataset, rows: usize) -> Dataset {
     }
 }
 
-/// A training kernel for batches of `rows` rows whose update of each
-/// parameter is its gradient: lowered and compiled as `nnc run`'s is.
-pub fn gradient_kernel(program: &Program, rows: usize) -> Result<Compiled, String> {
-    let mut graph = program.graph.clone();
-    autodiff::grad(&mut graph);
-    for param in program.graph.params.clone() {
-        let gradient = graph.output(&format!("grad.{}", param.name)).ok_or("autodiff adds every gradient")?;
-        graph.set_output(&format!("update.{}", param.name), gradient);
-    }
-    let graph = opt::share_softmax(&opt::simplify(&graph));
-    let lowered = kernel::lower(&graph, KernelKind::Train, rows)?;
-    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-    codegen::compile(&lowered, &shapes, Options::default())
-}
-
 /// The gradient of the mean loss over `batch` (one step, `t = 1`) at
-/// `params`, from a [`gradient_kernel`] for `batch`'s rows; packed like
+/// `params`, from a gradient kernel for `batch`'s rows (made by
+/// `pipeline::gradient_kernel`); packed like
 /// `params`.
 pub fn call_gradient(program: &Program, compiled: &Compiled, params: &Params, batch: Option<&Dataset>) -> Vec<f32> {
     let rows = batch.map_or(1, |d| d.rows);
@@ -116,13 +100,6 @@ pub fn call_gradient(program: &Program, compiled: &Compiled, params: &Params, ba
     // optimizer state.
     unsafe { compiled.call(&args) };
     values
-}
-
-/// The kernel's gradient of the mean loss over `batch` (one step, `t = 1`),
-/// packed like `params`.
-pub fn kernel_gradient(program: &Program, params: &Params, batch: Option<&Dataset>) -> Result<Vec<f32>, String> {
-    let compiled = gradient_kernel(program, batch.map_or(1, |d| d.rows))?;
-    Ok(call_gradient(program, &compiled, params, batch))
 }
 
 /// The forward loss on the interpreter at `values` (f64), step `t = 1`.

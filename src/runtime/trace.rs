@@ -3,14 +3,14 @@
 //!
 //! The training kernel is not changed: at the end of each epoch a second
 //! kernel, compiled like it but whose updates are the gradients (see
-//! [`super::gradcheck::gradient_kernel`]), computes the gradient of the mean
+//! `pipeline::gradient_kernel`), computes the gradient of the mean
 //! loss over a fixed sample — the first [`SAMPLE_ROWS`] training rows — at
 //! the weights as they stand. The update is the change of the weights over
 //! the epoch (every step of it), divided by their norm before it. Norms are
 //! Euclidean over all of a layer's parameters (weights and bias together).
 
 use super::data::Dataset;
-use super::gradcheck::{call_gradient, first_rows, gradient_kernel};
+use super::gradcheck::call_gradient;
 use super::train::Params;
 use crate::codegen::Compiled;
 use crate::ir::program::Program;
@@ -41,9 +41,9 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    pub fn new(program: &Program, data: &Dataset, initial: &Params) -> Result<Tracer, String> {
-        let sample = first_rows(program, data, SAMPLE_ROWS);
-        let kernel = gradient_kernel(program, sample.rows)?;
+    /// A tracer measuring on `sample` with `kernel`, a gradient kernel for
+    /// its rows (see `pipeline::tracer`).
+    pub fn new(program: &Program, sample: Dataset, kernel: Compiled, initial: &Params) -> Tracer {
         let mut layers: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, param) in program.graph.params.iter().enumerate() {
             let name = param.layer.clone().unwrap_or_else(|| param.name.clone());
@@ -52,7 +52,7 @@ impl Tracer {
                 None => layers.push((name, vec![i])),
             }
         }
-        Ok(Tracer { kernel, sample, layers, previous: initial.clone() })
+        Tracer { kernel, sample, layers, previous: initial.clone() }
     }
 
     /// The statistics after an epoch that ended at `params`.

@@ -465,7 +465,7 @@ fn run_eval_kernel(
         ..KernelArgs::default()
     };
     assert!(
-        data.is_none_or(|d| d.has_targets) || eval_kernel.kernel.kind == crate::kernel::KernelKind::Predict,
+        data.is_none_or(|d| d.has_targets) || eval_kernel.predicts_only(),
         "data without targets needs a prediction kernel"
     );
     // SAFETY: as in `train`; the evaluation kernel was lowered for batches

@@ -4,39 +4,25 @@
 //! at a time around a vector loop (blocked rows).
 
 use super::{Emitter, MAX_COPIES};
-use crate::kernel::{Extent, KernelKind, LoopVar, Stmt};
+use crate::kernel::{Extent, LoopVar, MAX_GROUPS, Stmt};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{BlockArg, InstBuilder, Value, types};
 
-/// Innermost loops of at most this many iterations are written out in full.
-pub const UNROLL_LIMIT: u32 = 8;
-
-/// At most this many groups of four lanes per vector-loop iteration.
-const MAX_GROUPS: usize = 4;
-
-/// Fixed-length vector loops of at most this many lanes are written out.
-const WRITE_OUT_LANES: u32 = 4 * MAX_GROUPS as u32;
-
 impl Emitter<'_, '_> {
-    /// One loop, in the form its place and the kernel's decisions call for.
+    /// One loop, in the form the kernel's decisions (see
+    /// [`crate::kernel::Kernel::written_out`] and the fields beside it) and
+    /// the place it is emitted in call for.
     pub(super) fn loop_nest(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
-        let innermost = !body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
+        let written_out = self.kernel.written_out.contains(&var);
         if self.lanes.is_none() && self.kernel.vector_loops.contains(&var) {
             self.vector_loop(var, extent, body)
         } else if let Some(rows) = self.rows_of(var).filter(|_| self.lanes.is_none()) {
             self.blocked_loop(var, extent, rows, body)
-        } else if self.lanes.is_some()
-            && self.kernel.kind != KernelKind::Eval
-            && innermost
-            && !matches!(extent, Extent::Fixed(n) if n <= UNROLL_LIMIT)
-        {
-            // The reduction inside a vector loop (a matrix product's inner
-            // loop) runs two steps per iteration: half the loop control,
-            // and the register allocator can alternate registers between
-            // the two steps instead of moving every accumulator back.
-            // (With loads that may move — see `load_flags` — Cranelift
-            // schedules each step's loads next to their multiply-adds;
-            // otherwise both steps' loads were live at once and spilled.)
+        } else if self.lanes.is_some() && self.kernel.paired_loops.contains(&var) {
+            // Two steps per iteration. (With loads that may move — see
+            // `load_flags` — Cranelift schedules each step's loads next to
+            // their multiply-adds; otherwise both steps' loads were live at
+            // once and spilled.)
             let start = self.b.ins().iconst(types::I64, 0);
             let limit = self.limit(extent);
             let v = var.0 as usize;
@@ -50,13 +36,7 @@ impl Emitter<'_, '_> {
                 let start = self.b.use_var(self.loop_vars[v]);
                 self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
             }
-        } else if let Extent::Fixed(n) = extent
-            && n <= UNROLL_LIMIT
-            && innermost
-        {
-            // A short innermost loop of fixed length is written out: the
-            // index becomes a constant in every address, and the loop
-            // control disappears (tiny layers such as iris's 4 inputs).
+        } else if let (true, Extent::Fixed(n)) = (written_out, extent) {
             for k in 0..n {
                 self.set_constant(var, k as i64);
                 self.stmts(body);
@@ -145,8 +125,8 @@ impl Emitter<'_, '_> {
         match extent {
             Extent::Fixed(n) => {
                 let mut done = 0;
-                if n > WRITE_OUT_LANES {
-                    let groups = if has_inner_loop { MAX_GROUPS } else { 1 };
+                if !self.kernel.written_out.contains(&var) {
+                    let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                     let step = 4 * groups as u32;
                     done = n / step * step;
                     let zero = self.b.ins().iconst(types::I64, 0);
@@ -167,7 +147,7 @@ impl Emitter<'_, '_> {
             Extent::Batch => {
                 let zero = self.b.ins().iconst(types::I64, 0);
                 let limit = self.limit(extent);
-                let groups = if has_inner_loop { MAX_GROUPS } else { 1 };
+                let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                 self.with_groups(groups, None, |e| {
                     e.counted_loop(var, zero, limit, 4 * groups as i64, |e| e.stmts(body))
                 });
