@@ -51,6 +51,34 @@ pub fn needs_categories(diags: &[Diagnostic]) -> bool {
     !diags.is_empty() && diags.iter().all(|d| d.code == "E0308")
 }
 
+/// Why [`frontend_counting`] failed: the model's diagnostics, or the
+/// counting's own error (reading the data).
+pub enum FrontendError<E> {
+    Model(Vec<Diagnostic>),
+    Counting(E),
+}
+
+/// Parse and check `text`; when the only errors are that `one_hot(column)`
+/// bindings leave their number of categories to the data (E0308), `count`
+/// gives the categories — counted in the data for training, saved with the
+/// weights for prediction — from the data block's bindings, and the model
+/// is checked again with them. The one path every command with data takes.
+pub fn frontend_counting<E>(
+    text: &str,
+    count: impl FnOnce(&[crate::ir::program::Binding]) -> Result<Categories, E>,
+) -> Result<Frontend, FrontendError<E>> {
+    match frontend(text) {
+        Ok(front) => Ok(front),
+        Err(diags) if needs_categories(&diags) => {
+            let ast = syntax::parse(text).map_err(FrontendError::Model)?;
+            let (bindings, _) = check::data_bindings(&ast);
+            let categories = count(&bindings).map_err(FrontendError::Counting)?;
+            frontend_with(text, &categories).map_err(FrontendError::Model)
+        }
+        Err(diags) => Err(FrontendError::Model(diags)),
+    }
+}
+
 /// The graphs derived from a program.
 pub struct Graphs {
     /// Forward graph, gradients and updates as autodiff built them.
@@ -66,7 +94,7 @@ pub struct Graphs {
 /// Make the training graph's dropout masks depend on the run's seed: each
 /// dropout site is rehashed with it (seed 0 leaves them as they are), so a
 /// different `--seed` draws different masks and the same seed the same ones.
-pub fn seed_dropout(graphs: &mut Graphs, seed: u64) {
+fn seed_dropout(graphs: &mut Graphs, seed: u64) {
     if seed == 0 {
         return;
     }
@@ -252,9 +280,58 @@ pub fn compile_interpreted_eval(
     options: Options,
 ) -> Result<Native, String> {
     let start = Instant::now();
-    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-    let train = codegen::compile(train_kernel, &shapes, options)?;
+    let train = compile_kernel(program, train_kernel, options)?;
     Ok(Native { train, eval: Evaluator::Interpreted(Box::new(eval_graph.clone())), compile_ms: ms(start) })
+}
+
+/// What a training run (or a cross-validation) will do, for [`training`].
+#[derive(Clone, Copy, Debug)]
+pub struct TrainingPlan {
+    /// The run's seed, which draws the dropout masks.
+    pub seed: u64,
+    /// Rows per training step.
+    pub batch: usize,
+    /// The most rows one evaluation covers (the evaluation kernel's size).
+    pub eval_rows: usize,
+    /// The rows of all evaluations together, and how many evaluations:
+    /// what decides between compiling the evaluation kernel and the interpreter.
+    pub evaluated_rows: usize,
+    pub evaluations: u64,
+    /// Threads for the kernels' library GEMM calls.
+    pub threads: usize,
+}
+
+/// The graphs, with the training graph's dropout masks drawn from the
+/// run's seed, and the compiled kernels: the training kernel, and the
+/// evaluation kernel unless the plan's evaluations cost less on the
+/// reference interpreter than compiling it ([`interpret_evaluations`]).
+pub fn training(program: &Program, plan: TrainingPlan, options: Options) -> Result<(Graphs, Native), String> {
+    let mut graphs = graphs(program);
+    seed_dropout(&mut graphs, plan.seed);
+    let kernels = kernels(&graphs, plan.batch, plan.eval_rows)?;
+    let mut native = if interpret_evaluations(&graphs.eval, plan.evaluated_rows, plan.evaluations) {
+        compile_interpreted_eval(program, &kernels.0, &graphs.eval, options)?
+    } else {
+        compile(program, &kernels, options)?
+    };
+    native.use_threads(plan.threads)?;
+    Ok((graphs, native))
+}
+
+/// The compiled evaluation kernel over `rows` rows of saved weights: it
+/// scores (`with_targets`) or only predicts, for `nnc predict` and `nnc eval`.
+pub fn evaluation(program: &Program, rows: usize, with_targets: bool) -> Result<Evaluator, String> {
+    let graphs = graphs(program);
+    let kind = if with_targets { KernelKind::Eval } else { KernelKind::Predict };
+    let kernel = kernel::lower(&graphs.eval, kind, eval_batch(&graphs.eval, rows))?;
+    Ok(Evaluator::Compiled(Box::new(compile_kernel(program, &kernel, Options::default())?)))
+}
+
+/// One kernel of `program` compiled (for `nnc ir --stage clif|asm` with
+/// `Options::listings`).
+pub fn compile_kernel(program: &Program, kernel: &Kernel, options: Options) -> Result<Compiled, String> {
+    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
+    codegen::compile(kernel, &shapes, options)
 }
 
 /// Whether `evaluations` evaluations of `graph` over `rows` rows each cost

@@ -113,19 +113,17 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
 
     // One compilation for every fold, sized for the largest.
     let batch = (settings.batch.value as usize).min(max_train).max(1);
-    let mut graphs = pipeline::graphs(program);
-    pipeline::seed_dropout(&mut graphs, seed);
-    let kernels = pipeline::kernels(&graphs, batch, max_train.max(max_held)).map_err(internal)?;
     let stop_rule = settings.early_stop.value;
     let per_fold_evaluations = 2 + stop_rule.map_or(0, |_| epochs);
-    let native = if pipeline::interpret_evaluations(&graphs.eval, rows, k as u64 * per_fold_evaluations) {
-        pipeline::compile_interpreted_eval(program, &kernels.0, &graphs.eval, Options::default())
-    } else {
-        pipeline::compile(program, &kernels, Options::default())
-    }
-    .map_err(internal)?;
-    let mut native = native;
-    native.use_threads(threads).map_err(internal)?;
+    let plan = pipeline::TrainingPlan {
+        seed,
+        batch,
+        eval_rows: max_train.max(max_held),
+        evaluated_rows: rows,
+        evaluations: k as u64 * per_fold_evaluations,
+        threads,
+    };
+    let (_, native) = pipeline::training(program, plan, Options::default()).map_err(internal)?;
     let config = RunConfig {
         epochs,
         batch,

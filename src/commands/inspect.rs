@@ -29,8 +29,7 @@ pub fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -
                         nnc::kernel::print(kernel)
                     } else {
                         let options = Options { listings: true, ..Options::default() };
-                        let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-                        let compiled = nnc::codegen::compile(kernel, &shapes, options).map_err(internal)?;
+                        let compiled = pipeline::compile_kernel(program, kernel, options).map_err(internal)?;
                         if stage == Stage::Clif {
                             compiled.clif.clone().unwrap_or_default()
                         } else {

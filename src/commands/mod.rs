@@ -14,7 +14,7 @@ pub mod report;
 pub mod run;
 
 use nnc::diag::{self, Diagnostic, Style};
-use nnc::pipeline::{self, Frontend};
+use nnc::pipeline::{self, Frontend, FrontendError};
 use nnc::runtime::data::{self, BindError};
 use nnc::runtime::weights;
 use std::io::{IsTerminal, Read};
@@ -88,23 +88,18 @@ pub fn read_model_with_data(
     options: data::ReadOptions,
 ) -> Result<(Model, Option<data::Table>), Failure> {
     let (name, text) = read_model_text(path)?;
-    let diags = match pipeline::frontend(&text) {
-        Ok(front) => return Ok((Model { path: name, text, front }, None)),
-        Err(diags) if pipeline::needs_categories(&diags) => diags,
-        Err(diags) => return Err(model_errors(&diags, &name, &text)),
-    };
-    let ast = nnc::syntax::parse(&text).map_err(|d| model_errors(&d, &name, &text))?;
-    let (bindings, _) = nnc::check::data_bindings(&ast);
-    let render = |error: BindError| match error {
-        BindError::Data(e) => Failure::input(e),
-        BindError::Model(d) => model_errors(&d, &name, &text),
-    };
-    let table = data::read_file(data, &bindings, options).map_err(render)?;
-    let categories = data::categories(&bindings, &table).map_err(render)?;
-    let _ = diags;
-    match pipeline::frontend_with(&text, &categories) {
-        Ok(front) => Ok((Model { path: name, text, front }, Some(table))),
-        Err(diags) => Err(model_errors(&diags, &name, &text)),
+    let mut table = None;
+    let front = pipeline::frontend_counting(&text, |bindings| {
+        let read = data::read_file(data, bindings, options)?;
+        let categories = data::categories(bindings, &read)?;
+        table = Some(read);
+        Ok(categories)
+    });
+    match front {
+        Ok(front) => Ok((Model { path: name, text, front }, table)),
+        Err(FrontendError::Model(diags)) => Err(model_errors(&diags, &name, &text)),
+        Err(FrontendError::Counting(BindError::Data(e))) => Err(Failure::input(e)),
+        Err(FrontendError::Counting(BindError::Model(diags))) => Err(model_errors(&diags, &name, &text)),
     }
 }
 
@@ -135,15 +130,13 @@ pub fn model_for_weights(model: Option<&Path>, weights_path: &Path, quiet: bool)
     {
         eprintln!("note: {weights_name} was saved from a different version of {name} (the source changed)");
     }
-    match pipeline::frontend(&text) {
+    let front = pipeline::frontend_counting(&text, |_| {
+        Ok::<_, std::convert::Infallible>(weights::saved_categories(&metadata()))
+    });
+    match front {
         Ok(front) => Ok(Model { path: name, text, front }),
-        Err(diags) if pipeline::needs_categories(&diags) => {
-            let categories = weights::saved_categories(&metadata());
-            pipeline::frontend_with(&text, &categories)
-                .map(|front| Model { path: name.clone(), text: text.clone(), front })
-                .map_err(|diags| model_errors(&diags, &name, &text))
-        }
-        Err(diags) => Err(model_errors(&diags, &name, &text)),
+        Err(FrontendError::Model(diags)) => Err(model_errors(&diags, &name, &text)),
+        Err(FrontendError::Counting(never)) => match never {},
     }
 }
 

@@ -7,9 +7,7 @@
 use super::{
     Failure, Model, bind_error, check_not_an_input, check_output, internal, model_for_weights, write_atomically,
 };
-use nnc::codegen::Options;
 use nnc::ir::program::{ColumnRef, Columns, Task};
-use nnc::kernel::{self, KernelKind};
 use nnc::pipeline;
 use nnc::runtime::data::{self, Dataset, Transform};
 use nnc::runtime::train;
@@ -70,13 +68,7 @@ pub fn apply(
     let options = data::ReadOptions { delimiter, targets_optional: !need_targets, threads: 0 };
     let table = data::read_file(data_path, &program.data, options).map_err(|e| bind_error(e, &model))?;
     let dataset = data::prepare::apply(program, table, &transforms).map_err(|e| bind_error(e, &model))?;
-    let graphs = pipeline::graphs(program);
-    let kind = if dataset.has_targets { KernelKind::Eval } else { KernelKind::Predict };
-    let kernel =
-        kernel::lower(&graphs.eval, kind, pipeline::eval_batch(&graphs.eval, dataset.rows)).map_err(internal)?;
-    let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
-    let compiled = nnc::codegen::compile(&kernel, &shapes, Options::default()).map_err(internal)?;
-    let evaluator = train::Evaluator::Compiled(Box::new(compiled));
+    let evaluator = pipeline::evaluation(program, dataset.rows, dataset.has_targets).map_err(internal)?;
     let evaluation = train::evaluate(program, &evaluator, Some(&dataset), &params, Some(&transforms));
     Ok(Applied { model, dataset, transforms, evaluation })
 }

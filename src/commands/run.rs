@@ -344,16 +344,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         Some(path) => weights::load(path, program).map_err(Failure::input)?.0,
         None => Params::init(program, config.seed),
     };
-    let mut graphs = pipeline::graphs(program);
-    pipeline::seed_dropout(&mut graphs, config.seed);
     let rows = train_data.map_or(1, |d| d.rows);
-    let eval_rows = rows.max(validation.map_or(0, |v| v.rows));
     let batch = if train_data.is_some() { config.batch.min(rows) } else { 1 };
-    let kernels = pipeline::kernels(&graphs, batch, eval_rows).map_err(internal)?;
     let verbose = !args.quiet;
     // Evaluations this run makes: the final one, and one per reported epoch
-    // (every epoch with --log). Few enough over small data, the interpreter
-    // does them sooner than the evaluation kernel would compile.
+    // (every epoch with --log).
     let epochs = config.epochs;
     let every = epochs.div_ceil(20).max(1);
     let mut stopper = match program.train.early_stop.value {
@@ -374,15 +369,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         (true, false, true) => epochs / every + 2,
         (true, false, false) => 0,
     };
-    let evaluated_rows = rows + validation.map_or(0, |v| v.rows);
-    let native = if pipeline::interpret_evaluations(&graphs.eval, evaluated_rows, 1 + per_epoch) {
-        pipeline::compile_interpreted_eval(program, &kernels.0, &graphs.eval, Options::default())
-    } else {
-        pipeline::compile(program, &kernels, Options::default())
-    }
-    .map_err(internal)?;
-    let mut native = native;
-    native.use_threads(threads).map_err(internal)?;
+    let plan = pipeline::TrainingPlan {
+        seed: config.seed,
+        batch,
+        eval_rows: rows.max(validation.map_or(0, |v| v.rows)),
+        evaluated_rows: rows + validation.map_or(0, |v| v.rows),
+        evaluations: 1 + per_epoch,
+        threads,
+    };
+    let (graphs, native) = pipeline::training(program, plan, Options::default()).map_err(internal)?;
     let compiled_what = match native.eval {
         train::Evaluator::Compiled(_) => "training and evaluation kernels",
         train::Evaluator::Interpreted(_) => "training kernel; evaluations interpreted",
@@ -643,7 +638,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         eprintln!("  {}", stop.describe(program));
     }
     // The final evaluation can take as long as an epoch: say so while it runs.
-    let evaluated = evaluated_rows.max(1);
+    let evaluated = plan.evaluated_rows.max(1);
     match &bar {
         Some(bar) => bar.say(format!("evaluating the final weights on {evaluated} rows")),
         None if verbose => eprintln!("  evaluating the final weights on {evaluated} rows"),
