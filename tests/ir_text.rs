@@ -232,7 +232,39 @@ proptest! {
         let graph = build(&recipe);
         assert_rebuilt(&graph, &format!("{recipe:?}"));
     }
+
+    /// Damaged text — characters deleted, replaced or inserted — never
+    /// panics the reader: it gives an error on a line of the text, or a
+    /// graph that `verify` and the printer handle (broken or not).
+    #[test]
+    fn damaged_text_never_panics(recipe in recipe(), edits in prop::collection::vec((any::<usize>(), 0u8..3, prop::sample::select(DAMAGE)), 1..6)) {
+        let mut text: Vec<char> = print::graph(&build(&recipe)).chars().collect();
+        for (at, kind, c) in edits {
+            let at = at % (text.len() + 1);
+            match kind {
+                0 if at < text.len() => { text.remove(at); }
+                1 if at < text.len() => text[at] = c,
+                _ => text.insert(at, c),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        match ir::parse(&text) {
+            Ok(graph) => {
+                let _ = ir::verify::verify(&graph);
+                let _ = print::graph(&graph);
+            }
+            Err(err) => {
+                let lines = text.lines().count().max(1);
+                prop_assert!(err.line >= 1 && err.line <= lines && err.col >= 1, "{err} in\n{text}");
+            }
+        }
+    }
 }
+
+/// What damage inserts: the text's own punctuation, digits, letters and a
+/// character wider than one byte.
+const DAMAGE: &[char] =
+    &['%', ':', '=', ',', ';', '[', ']', '{', '}', ' ', '\n', '0', '9', 'B', 'x', 'f', '.', '-', 'é'];
 
 // ---- malformed text -------------------------------------------------------------------
 
@@ -292,6 +324,10 @@ fn malformed_text_gets_a_located_error() {
             "7:1: text after the graph's closing `}` (line 6)",
         ),
         (&format!("{HEAD}  %0: f32[B,2] = input x\n}}\n"), "5:1: the graph has no `return` line"),
+        (
+            &format!("{HEAD}  %4000000000: f32[B,2] = input x\n  return\n}}\n"),
+            "4:3: %4000000000 is too large: ids go up to %1048575",
+        ),
         (
             &format!("{HEAD}  %0: f32[B,2] = input x\n  return loss = %0, loss = %0\n}}\n"),
             "5:28: output `loss` is returned twice",

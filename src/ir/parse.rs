@@ -35,6 +35,10 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// The largest node id read: each id below it costs a node, and a typing
+/// slip such as `%4000000000` should not take the memory of four billion.
+const MAX_ID: u32 = (1 << 20) - 1;
+
 /// Read a graph printed by [`super::print::graph`].
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
     let mut items = Vec::new();
@@ -396,6 +400,9 @@ fn build(items: Vec<(usize, Item)>, close_line: usize) -> Result<Graph, ParseErr
                         id.col,
                         format!("%{} comes after %{}: ids must increase", id.value, next - 1),
                     ));
+                }
+                if id.value > MAX_ID {
+                    return Err(error(line, id.col, format!("%{} is too large: ids go up to %{MAX_ID}", id.value)));
                 }
                 // The printer leaves dead nodes out; stand-ins keep the ids.
                 while (graph.nodes.len() as u32) < id.value {
