@@ -12,8 +12,8 @@
 //! ; not:   const 0
 //! ```
 //!
-//! Header lines: `; pass: autodiff | optimizer | simplify | softmax | lower |
-//! vectorize` (required); for `optimizer`, `; optimizer: sgd | momentum 0.9 |
+//! Header lines: `; pass: autodiff | optimizer | simplify | softmax |
+//! inference | lower | vectorize` (required); for `optimizer`, `; optimizer: sgd | momentum 0.9 |
 //! nesterov 0.9 | adam | adamw` (default sgd) and `; schedule: constant |
 //! exponential 0.9` (default constant); for `lower` and `vectorize`, `; kernel:
 //! train | eval | predict` (default train) and `; batch: N` (default 32).
@@ -43,7 +43,7 @@ use nnc::kernel::{self, KernelKind};
 use nnc::{autodiff, opt, optimizer};
 use std::path::{Path, PathBuf};
 
-const PASSES: &[&str] = &["autodiff", "optimizer", "simplify", "softmax", "lower", "vectorize"];
+const PASSES: &[&str] = &["autodiff", "optimizer", "simplify", "softmax", "inference", "lower", "vectorize"];
 
 #[test]
 fn pass_filetests() {
@@ -158,6 +158,7 @@ fn graph_pass<'t>(graph: &Graph, pass: &str, header: &dyn Fn(&str) -> Option<&'t
         }
         "simplify" => opt::simplify(graph),
         "softmax" => opt::share_softmax(graph),
+        "inference" => opt::inference(graph),
         other => return Err(format!("unknown pass `{other}`")),
     })
 }
