@@ -121,6 +121,8 @@ fn run_file(text: &str, folder: &str) -> Result<(), String> {
             kernel.blocked_rows.clear();
             kernel.written_out.clear();
             kernel.paired_loops.clear();
+            kernel.written_out.clear();
+            kernel.paired_loops.clear();
             if pass == "vectorize" {
                 kernel::vectorize::vectorize(&mut kernel);
             }
