@@ -154,16 +154,19 @@ pub fn kernels_with(
     rows: usize,
     options: kernel::LowerOptions,
 ) -> Result<(Kernel, Kernel), String> {
-    // The lowering's precondition, checked in every build: both graphs of
-    // digits, iris or diabetes verify in 8–30 µs even in a debug build,
-    // against a compile budget of 20 ms (debug builds have verified after
-    // every pass already).
-    for graph in [&graphs.train, &graphs.eval] {
-        crate::ir::verify::verify(graph).map_err(|err| format!("internal error: the graph IR is broken:\n{err}"))?;
-    }
-    let train = kernel::lower_with(&graphs.train, KernelKind::Train, batch, options)?;
-    let eval = kernel::lower_with(&graphs.eval, KernelKind::Eval, eval_batch(&graphs.eval, rows), options)?;
+    let train = lower(&graphs.train, KernelKind::Train, batch, options)?;
+    let eval = lower(&graphs.eval, KernelKind::Eval, eval_batch(&graphs.eval, rows), options)?;
     Ok((train, eval))
+}
+
+/// Verify `graph`, then lower it: every kernel is lowered here. The
+/// verification is the lowering's precondition, checked in every build:
+/// the train and eval graphs of digits, iris or diabetes verify in 8–30 µs
+/// together even in a debug build, against a compile budget of 20 ms (debug
+/// builds have verified after every pass already).
+fn lower(graph: &Graph, kind: KernelKind, batch: usize, options: kernel::LowerOptions) -> Result<Kernel, String> {
+    crate::ir::verify::verify(graph).map_err(|err| format!("internal error: the graph IR is broken:\n{err}"))?;
+    kernel::lower_with(graph, kind, batch, options)
 }
 
 /// Rows per call of an evaluation (or prediction) kernel over `rows` rows.
@@ -323,7 +326,7 @@ pub fn training(program: &Program, plan: TrainingPlan, options: Options) -> Resu
 pub fn evaluation(program: &Program, rows: usize, with_targets: bool) -> Result<Evaluator, String> {
     let graphs = graphs(program);
     let kind = if with_targets { KernelKind::Eval } else { KernelKind::Predict };
-    let kernel = kernel::lower(&graphs.eval, kind, eval_batch(&graphs.eval, rows))?;
+    let kernel = lower(&graphs.eval, kind, eval_batch(&graphs.eval, rows), kernel::LowerOptions::default())?;
     Ok(Evaluator::Compiled(Box::new(compile_kernel(program, &kernel, Options::default())?)))
 }
 
@@ -368,12 +371,13 @@ pub fn ms(start: Instant) -> f64 {
 pub fn gradient_kernel(program: &Program, rows: usize) -> Result<Compiled, String> {
     let mut graph = program.graph.clone();
     autodiff::grad(&mut graph);
+    debug_verified("autodiff", &graph);
     for param in program.graph.params.clone() {
         let gradient = graph.output(&format!("grad.{}", param.name)).ok_or("autodiff adds every gradient")?;
         graph.set_output(&format!("update.{}", param.name), gradient);
     }
-    let graph = opt::share_softmax(&opt::simplify(&graph));
-    let lowered = kernel::lower(&graph, KernelKind::Train, rows)?;
+    let graph = debug_verified("softmax", opt::share_softmax(debug_verified("simplify", &opt::simplify(&graph))));
+    let lowered = lower(&graph, KernelKind::Train, rows, kernel::LowerOptions::default())?;
     let shapes: Vec<_> = program.graph.params.iter().map(|p| p.shape).collect();
     codegen::compile(&lowered, &shapes, Options::default())
 }
