@@ -36,11 +36,21 @@ pub fn frontend(text: &str) -> Result<Frontend, Vec<Diagnostic>> {
 /// [`frontend`], with the categories of `one_hot(column)` bindings counted
 /// in the data (see [`check::check_with`]).
 pub fn frontend_with(text: &str, categories: &Categories) -> Result<Frontend, Vec<Diagnostic>> {
+    frontend_weighted(text, categories, None)
+}
+
+/// [`frontend_with`], with the class weights `weights = balanced` stands
+/// for (see [`check::check_weighted`]).
+pub fn frontend_weighted(
+    text: &str,
+    categories: &Categories,
+    class_weights: Option<&[f64]>,
+) -> Result<Frontend, Vec<Diagnostic>> {
     let start = Instant::now();
     let ast = syntax::parse(text)?;
     let parse_ms = ms(start);
     let start = Instant::now();
-    let program = check::check_with(&ast, categories)?;
+    let program = check::check_weighted(&ast, categories, class_weights)?;
     let check_ms = ms(start);
     Ok(Frontend { ast, program, parse_ms, check_ms })
 }

@@ -31,6 +31,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("skip", "iris"),
     ("penguins", "penguins"),
     ("early_stop", "digits"),
+    ("class_weights", "digits"),
 ];
 
 fn nnc(args: &[&str]) -> Output {
@@ -442,8 +443,10 @@ fn every_torch_script_is_python() {
     }
 }
 
-/// Examples whose data `train.py` does not read (categories, dropped rows).
-const NOT_FOR_TORCH: &[&str] = &["penguins"];
+/// Examples whose data `train.py` does not read (categories, dropped rows),
+/// or whose loss DDP's split would change (a weighted mean: E0401, tested
+/// in tests/class_weights.rs).
+const NOT_FOR_TORCH: &[&str] = &["penguins", "class_weights"];
 
 #[test]
 fn torch_export_refuses_categories_and_dropped_rows() {

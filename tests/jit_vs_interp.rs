@@ -949,6 +949,7 @@ fn random_program(seed: u64) -> (Program, String) {
         functions: vec![],
         missing: Default::default(),
         label: None,
+        loss_weights: None,
     };
     (program, format!("random graph {seed}: {steps:?}"))
 }

@@ -26,6 +26,7 @@ const EXAMPLES: &[(&str, Option<&str>)] = &[
     ("penguins", Some("penguins")),
     ("multilabel", Some("iris")),
     ("early_stop", Some("digits")),
+    ("class_weights", Some("digits")),
 ];
 
 #[test]

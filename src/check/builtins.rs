@@ -19,6 +19,7 @@
 
 use super::{Checker, errors};
 use crate::diag::Diagnostic;
+use crate::ir::program::{LossWeightKind, LossWeights};
 use crate::ir::{Binary, Compare, Dim, Hyper, NodeId, Op, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, Expr};
@@ -114,13 +115,16 @@ const fn num(name: &'static str, value: f64) -> Param {
     Param { name, default: Default::Number(value) }
 }
 
+const fn word(name: &'static str, value: &'static str) -> Param {
+    Param { name, default: Default::Word(value) }
+}
+
 const fn def(name: &'static str, builtin: Builtin, kind: Kind, params: &'static [Param]) -> Def {
     Def { name, builtin, kind, params, variadic: false }
 }
 
 const Z: &[Param] = &[req("z")];
 const AB: &[Param] = &[req("a"), req("b")];
-const PY: &[Param] = &[req("p"), req("y")];
 
 /// Every built-in, in the order diagnostics list them.
 pub const BUILTINS: &[Def] = &[
@@ -144,8 +148,8 @@ pub const BUILTINS: &[Def] = &[
     def("mse", Builtin::Mse, Kind::Loss, AB),
     def("mae", Builtin::Mae, Kind::Loss, AB),
     def("huber", Builtin::Huber, Kind::Loss, &[req("a"), req("b"), num("delta", 1.0)]),
-    def("cross_entropy", Builtin::CrossEntropy, Kind::Loss, PY),
-    def("binary_cross_entropy", Builtin::BinaryCrossEntropy, Kind::Loss, PY),
+    def("cross_entropy", Builtin::CrossEntropy, Kind::Loss, &[req("p"), req("y"), word("weights", "none")]),
+    def("binary_cross_entropy", Builtin::BinaryCrossEntropy, Kind::Loss, &[req("p"), req("y"), num("pos_weight", 1.0)]),
     def("l1", Builtin::L1, Kind::Function, &[req("x")]),
     def("l2", Builtin::L2, Kind::Function, &[req("x")]),
     def("where", Builtin::Where, Kind::Function, &[req("c"), req("a"), req("b")]),
@@ -242,7 +246,14 @@ pub(super) fn places(def: &Def, args: &[ast::Arg], skip: usize, diags: &mut Vec<
                 named = true;
                 let known = def.named();
                 let Some(place) = def.params.iter().position(|p| p.name == name.name && known.contains(&p.name)) else {
-                    diags.push(errors::unknown_argument(def.name, &name.name, name.span, &known));
+                    let mut diag = errors::unknown_argument(def.name, &name.name, name.span, &known);
+                    if matches!(name.name.as_str(), "weights" | "pos_weight") && def.kind == Kind::Loss {
+                        diag = diag.with_help(
+                            "weights apply to classification losses only: `cross_entropy(p, y, weights = ..)` \
+                             and `binary_cross_entropy(p, y, pos_weight = ..)`",
+                        );
+                    }
+                    diags.push(diag);
                     return None;
                 };
                 (place, name.span)
@@ -425,8 +436,10 @@ impl Checker {
                 self.mean(error, span)
             }
             Builtin::Huber => self.huber(def, args, span),
-            Builtin::CrossEntropy => self.cross_entropy(args[0], args[1], span),
-            Builtin::BinaryCrossEntropy => self.binary_cross_entropy(args[0], args[1], span),
+            // A weight argument is taken by `Checker::call` before the
+            // arguments are checked as values (it is a list or a word).
+            Builtin::CrossEntropy => self.cross_entropy(args[0], args[1], None, span),
+            Builtin::BinaryCrossEntropy => self.binary_cross_entropy(args[0], args[1], None, span),
             Builtin::L1 => {
                 let abs = self.un(Unary::Abs, z, span)?;
                 self.op(Op::Sum { rows: true, cols: true }, &[abs], span)
@@ -483,7 +496,7 @@ impl Checker {
     /// `-Σ y · log p / rows` of a softmax layer `p`, as `log_softmax` of its
     /// input. `y` is one-hot (the shape of `p`), or one column of class
     /// indices `0..K-1`, compared with each column's index.
-    fn cross_entropy(&mut self, p: Arg, y: Arg, span: Span) -> Option<NodeId> {
+    pub(super) fn cross_entropy(&mut self, p: Arg, y: Arg, weights: Option<&Weights>, span: Span) -> Option<NodeId> {
         self.note_label(p.0, y.0, false);
         let (sp, sy) = (self.graph.shape(p.0), self.graph.shape(y.0));
         let y = match (sp.cols, sy.cols) {
@@ -511,16 +524,81 @@ impl Checker {
         }
         let logits = node.args[0];
         let log_p = self.op(Op::LogSoftmax, &[logits], span)?;
-        let product = self.bin(Binary::Mul, y.0, log_p, span)?;
+        let Some(weights) = weights else {
+            let product = self.bin(Binary::Mul, y.0, log_p, span)?;
+            let total = self.op(Op::Sum { rows: true, cols: true }, &[product], span)?;
+            let rows = self.rows_count(sp.rows, span);
+            let mean = self.bin(Binary::Div, total, rows, span)?;
+            return self.un(Unary::Neg, mean, span);
+        };
+        // PyTorch's CrossEntropyLoss(weight=w): −Σ w[y_i]·log p_i[y_i] / Σ w[y_i],
+        // a weighted mean over the batch; y's rows pick their class's weight.
+        let Dim::Fixed(classes) = sp.cols else { unreachable!("a softmax layer has a fixed width") };
+        let row = self.weight_row(LossWeightKind::Class, weights, classes, "class")?;
+        let picked = self.bin(Binary::Mul, y.0, row, span)?;
+        let product = self.bin(Binary::Mul, picked, log_p, span)?;
         let total = self.op(Op::Sum { rows: true, cols: true }, &[product], span)?;
-        let rows = self.rows_count(sp.rows, span);
-        let mean = self.bin(Binary::Div, total, rows, span)?;
+        let weight = self.op(Op::Sum { rows: true, cols: true }, &[picked], span)?;
+        let mean = self.bin(Binary::Div, total, weight, span)?;
         self.un(Unary::Neg, mean, span)
+    }
+
+    /// The weights as a constant row `[1, n]` (a scalar for one `pos_weight`
+    /// number), checked: `n` of them, each finite and above 0. Recorded in
+    /// the program for the run's echo and the weights file.
+    fn weight_row(&mut self, kind: LossWeightKind, weights: &Weights, n: u32, what: &str) -> Option<NodeId> {
+        let argument = kind.argument();
+        let values: Vec<(f64, Span)> = match weights {
+            Weights::Balanced(span) => {
+                let supplied = self.class_weights.clone().filter(|w| w.len() == n as usize);
+                let resolved = supplied.is_some();
+                let values = supplied.unwrap_or_else(|| vec![1.0; n as usize]);
+                self.record_weights(kind, true, &values, resolved, *span);
+                values.into_iter().map(|v| (v, *span)).collect()
+            }
+            Weights::Values(values, span) => {
+                if values.len() != n as usize && !(kind == LossWeightKind::Positive && values.len() == 1) {
+                    self.diags.push(errors::wrong_weight_count(argument, values.len(), n as usize, what, *span));
+                    return None;
+                }
+                for &(value, at) in values {
+                    if !(value.is_finite() && value > 0.0) {
+                        self.diags.push(errors::bad_value(
+                            format!("`{argument}` must be positive, got {value}"),
+                            at,
+                            "a weight scales a class's share of the loss: use a number above 0",
+                        ));
+                        return None;
+                    }
+                }
+                let plain: Vec<f64> = values.iter().map(|v| v.0).collect();
+                self.record_weights(kind, false, &plain, true, *span);
+                values.clone()
+            }
+        };
+        let nodes: Vec<NodeId> = values.iter().map(|&(v, at)| self.constant(v, at)).collect();
+        match nodes.as_slice() {
+            [one] => Some(*one),
+            _ => self.op(Op::ConcatCols, &nodes, weights.span()),
+        }
+    }
+
+    fn record_weights(&mut self, kind: LossWeightKind, balanced: bool, values: &[f64], resolved: bool, span: Span) {
+        if self.loss_weights.is_none() {
+            let values = values.to_vec();
+            self.loss_weights = Some(LossWeights { kind, balanced, values, resolved, span });
+        }
     }
 
     /// Mean of −y·log p − (1 − y)·log(1 − p) for `p = sigmoid(z)`, computed
     /// from `z` as relu(z) − z·y + log(1 + e^−|z|), which never overflows.
-    fn binary_cross_entropy(&mut self, p: Arg, y: Arg, span: Span) -> Option<NodeId> {
+    pub(super) fn binary_cross_entropy(
+        &mut self,
+        p: Arg,
+        y: Arg,
+        pos_weight: Option<&Weights>,
+        span: Span,
+    ) -> Option<NodeId> {
         self.same_shape("`binary_cross_entropy`", p, y)?;
         self.note_label(p.0, y.0, true);
         let node = self.graph.node(p.0);
@@ -530,10 +608,26 @@ impl Checker {
         }
         let z = node.args[0];
         let positive = self.un(Unary::Relu, z, span)?;
-        let product = self.bin(Binary::Mul, z, y.0, span)?;
-        let linear = self.bin(Binary::Sub, positive, product, span)?;
         let tail = self.log1p_exp_neg_abs(z, span)?;
-        let total = self.bin(Binary::Add, linear, tail, span)?;
+        let Some(pos_weight) = pos_weight else {
+            let product = self.bin(Binary::Mul, z, y.0, span)?;
+            let linear = self.bin(Binary::Sub, positive, product, span)?;
+            let total = self.bin(Binary::Add, linear, tail, span)?;
+            return self.mean(total, span);
+        };
+        // PyTorch's BCEWithLogitsLoss(pos_weight=w): the mean of
+        // −(w·y·log σ(z) + (1 − y)·log(1 − σ(z))) = softplus(z)·(1 + (w − 1)·y) − w·y·z,
+        // with softplus(z) = relu(z) + log(1 + e^−|z|) as above.
+        let Dim::Fixed(labels) = self.graph.shape(p.0).cols else { unreachable!("a layer has a fixed width") };
+        let w = self.weight_row(LossWeightKind::Positive, pos_weight, labels, "label")?;
+        let softplus = self.bin(Binary::Add, positive, tail, span)?;
+        let weighted_y = self.bin(Binary::Mul, w, y.0, span)?;
+        let one = self.constant(1.0, span);
+        let shifted = self.bin(Binary::Add, one, weighted_y, span)?;
+        let factor = self.bin(Binary::Sub, shifted, y.0, span)?;
+        let scaled = self.bin(Binary::Mul, softplus, factor, span)?;
+        let linear = self.bin(Binary::Mul, weighted_y, z, span)?;
+        let total = self.bin(Binary::Sub, scaled, linear, span)?;
         self.mean(total, span)
     }
 
@@ -624,6 +718,54 @@ impl Checker {
             });
         }
         total
+    }
+}
+
+/// A loss's weight argument as written: `balanced`, or numbers (a list, or
+/// one number for `pos_weight`), each with its place.
+#[derive(Clone, Debug)]
+pub(super) enum Weights {
+    Balanced(Span),
+    Values(Vec<(f64, Span)>, Span),
+}
+
+impl Weights {
+    fn span(&self) -> Span {
+        match self {
+            Weights::Balanced(span) | Weights::Values(_, span) => *span,
+        }
+    }
+
+    /// Read the argument: `balanced` (class weights only), a list of
+    /// constant numbers, or (for `pos_weight`) one number.
+    pub(super) fn read(kind: LossWeightKind, expr: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Weights> {
+        let expected = match kind {
+            LossWeightKind::Class => "one weight per class, `[1, 2.5, 1]`, or `balanced`",
+            LossWeightKind::Positive => "a number, or one per label: `[2, 0.5]`",
+        };
+        let number = |e: &Expr, diags: &mut Vec<Diagnostic>| match super::const_value(e) {
+            Some(v) => Some((v, e.span)),
+            None => {
+                diags.push(errors::expected("a number", e.span, "not a constant number"));
+                None
+            }
+        };
+        match &expr.kind {
+            ast::ExprKind::Name(word) if word == "balanced" && kind == LossWeightKind::Class => {
+                Some(Weights::Balanced(expr.span))
+            }
+            ast::ExprKind::List(items) if !items.is_empty() => {
+                let values: Option<Vec<(f64, Span)>> = items.iter().map(|e| number(e, diags)).collect();
+                Some(Weights::Values(values?, expr.span))
+            }
+            _ if kind == LossWeightKind::Positive && super::const_value(expr).is_some() => {
+                Some(Weights::Values(vec![number(expr, diags)?], expr.span))
+            }
+            _ => {
+                diags.push(errors::expected(expected, expr.span, &format!("not a valid `{}`", kind.argument())));
+                None
+            }
+        }
     }
 }
 

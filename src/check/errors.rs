@@ -110,6 +110,12 @@ pub fn width_mismatch(layer: &str, span: Span, expected: usize, got: usize) -> D
         .with_help(format!("give one activation for the whole layer, or exactly {expected}, one per neuron"))
 }
 
+pub fn wrong_weight_count(argument: &str, got: usize, expected: usize, each: &str, span: Span) -> Diagnostic {
+    Diagnostic::new("E0202", format!("`{argument}` lists {got} weight(s) for {expected} {each}(s)"))
+        .with_label(span, format!("{got} weight(s)"))
+        .with_help(format!("give exactly {expected}, one per {each}"))
+}
+
 pub fn loss_not_scalar(span: Span, shape: Shape) -> Diagnostic {
     Diagnostic::new("E0203", format!("the loss must be a single number, but it has shape {shape}"))
         .with_label(span, "not a scalar")

@@ -15,7 +15,7 @@ mod layers;
 mod settings;
 
 use crate::diag::Diagnostic;
-use crate::ir::program::{Binding, Categories, Layer, Program, Task};
+use crate::ir::program::{Binding, Categories, Layer, LossWeightKind, Program, Task};
 use crate::ir::{Binary, Compare, DataVar, Dim, Graph, Init, NodeId, Op, Origin, ParamInfo, Shape, Unary};
 use crate::span::Span;
 use crate::syntax::ast::{self, BinOp, Expr, ExprKind};
@@ -35,7 +35,22 @@ pub fn check(file: &ast::File) -> Result<Program, Vec<Diagnostic>> {
 /// [`check`], with the number of categories of each `one_hot(column)`
 /// binding written without one, as counted in the data.
 pub fn check_with(file: &ast::File, categories: &Categories) -> Result<Program, Vec<Diagnostic>> {
-    let mut checker = Checker { categories: categories.clone(), ..Checker::default() };
+    check_weighted(file, categories, None)
+}
+
+/// [`check_with`], with the class weights that `weights = balanced` stands
+/// for, counted on the training rows (without them the graph holds ones
+/// and `Program::loss_weights` says they are not resolved).
+pub fn check_weighted(
+    file: &ast::File,
+    categories: &Categories,
+    class_weights: Option<&[f64]>,
+) -> Result<Program, Vec<Diagnostic>> {
+    let mut checker = Checker {
+        categories: categories.clone(),
+        class_weights: class_weights.map(<[f64]>::to_vec),
+        ..Checker::default()
+    };
     checker.file(file);
     if checker.diags.is_empty() { Ok(checker.finish()) } else { Err(checker.diags) }
 }
@@ -116,6 +131,10 @@ struct Checker {
     /// The first classification loss outside user functions: the output it
     /// scores, the label as written, and whether it is binary.
     label: Option<(NodeId, NodeId, bool)>,
+    /// What `weights = balanced` stands for, when the data was counted.
+    class_weights: Option<Vec<f64>>,
+    /// The first weighted loss's weights.
+    loss_weights: Option<crate::ir::program::LossWeights>,
 }
 
 /// The items of a file by kind, with duplicates of singular items reported.
@@ -505,6 +524,13 @@ impl Checker {
                 None
             }
         };
+        // A loss's weights are a list or a word, read as written, not as a value.
+        if let (Some(def @ Def { builtin: Builtin::CrossEntropy | Builtin::BinaryCrossEntropy, .. }), Some(places)) =
+            (builtin, &places)
+            && let Some(at) = places.iter().position(|&place| place == 2)
+        {
+            return self.weighted_loss(def, args, at, span);
+        }
         let values: Vec<(Option<NodeId>, Span)> =
             args.iter().map(|arg| (self.expr(&arg.value), arg.value.span)).collect();
         if let Some(def) = builtin {
@@ -524,6 +550,33 @@ impl Checker {
                 self.builtin(def, &args, span)
             }
             _ => self.call_user(name, &nodes, span),
+        }
+    }
+
+    /// `cross_entropy(p, y, weights = ..)` or `binary_cross_entropy(p, y,
+    /// pos_weight = ..)`, the weight argument at `at`.
+    fn weighted_loss(&mut self, def: &Def, args: &[ast::Arg], at: usize, span: Span) -> Option<NodeId> {
+        if args.len() != 3 {
+            let (min, max) = def.arity();
+            self.diags.push(errors::arity(def.name, &builtins::arity_text(min, max), args.len(), span));
+            return None;
+        }
+        let kind = match def.builtin {
+            Builtin::CrossEntropy => LossWeightKind::Class,
+            _ => LossWeightKind::Positive,
+        };
+        let written = &args[at].value;
+        // `p` and `y` have no defaults, so they come first, by position.
+        let mut values = args.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, arg)| &arg.value);
+        let (p_expr, y_expr) = (values.next()?, values.next()?);
+        let p = self.expr(p_expr).map(|node| (node, p_expr.span));
+        let y = self.expr(y_expr).map(|node| (node, y_expr.span));
+        let none = kind == LossWeightKind::Class && matches!(&written.kind, ExprKind::Name(n) if n == "none");
+        let weights = if none { None } else { Some(builtins::Weights::read(kind, written, &mut self.diags)?) };
+        let (p, y) = (p?, y?);
+        match kind {
+            LossWeightKind::Class => self.cross_entropy(p, y, weights.as_ref(), span),
+            LossWeightKind::Positive => self.binary_cross_entropy(p, y, weights.as_ref(), span),
         }
     }
 
@@ -603,6 +656,7 @@ impl Checker {
             functions,
             missing: self.missing,
             label,
+            loss_weights: self.loss_weights,
         }
     }
 }

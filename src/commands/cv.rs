@@ -51,6 +51,8 @@ pub struct CvArgs {
 
 /// One fold's result.
 struct Fold {
+    /// The loss's weights this fold used (`balanced` differs per fold).
+    loss_weights: Option<Vec<f64>>,
     /// Rows of each class held out (classification).
     held_classes: Option<Vec<usize>>,
     train_rows: usize,
@@ -111,7 +113,8 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
     let max_train = rows - min_held;
     let verbose = !args.quiet;
 
-    // One compilation for every fold, sized for the largest.
+    // One compilation for every fold, sized for the largest; with
+    // `weights = balanced` each fold's weights differ, and so its kernels.
     let batch = (settings.batch.value as usize).min(max_train).max(1);
     let stop_rule = settings.early_stop.value;
     let per_fold_evaluations = 2 + stop_rule.map_or(0, |_| epochs);
@@ -123,7 +126,13 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         evaluations: k as u64 * per_fold_evaluations,
         threads,
     };
-    let (_, native) = pipeline::training(program, plan, Options::default()).map_err(internal)?;
+    let compile = |program: &nnc::ir::program::Program| -> Result<pipeline::Native, Failure> {
+        let (_, native) = pipeline::training(program, plan, Options::default()).map_err(internal)?;
+        Ok(native)
+    };
+    let per_fold_weights = model.needs_class_weights();
+    let shared = if per_fold_weights { None } else { Some(compile(program)?) };
+    let mut compile_ms = shared.as_ref().map_or(0.0, |n| n.compile_ms);
     let config = RunConfig {
         epochs,
         batch,
@@ -144,7 +153,10 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         eprintln!("  optimizer  {}", settings.optimizer.value.describe(&format!("{}", settings.learning_rate.value)));
         eprintln!("  epochs     {epochs}{}", if args.epochs.is_some() { " (flag)" } else { "" });
         eprintln!("  batch      {batch}");
-        eprintln!("  compiled   {:.2} ms (once, for every fold)", native.compile_ms);
+        match &shared {
+            Some(native) => eprintln!("  compiled   {:.2} ms (once, for every fold)", native.compile_ms),
+            None => eprintln!("  compiled   per fold: `weights = balanced` is counted on each fold's training rows"),
+        }
         if settings.validation.value > 0.0 {
             eprintln!(
                 "note: the model's `validation = {}` is ignored: each fold's held-out rows are its validation data",
@@ -162,6 +174,11 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
     for i in 0..k {
         let start = Instant::now();
         let bound = folds.bind(program, i).map_err(|e| bind_error(e, &model))?;
+        let fold_model = if per_fold_weights { Some(model.balanced(&bound, &file)?) } else { None };
+        let program = fold_model.as_ref().map_or(program, |m| &m.front.program);
+        let fold_native = if per_fold_weights { Some(compile(program)?) } else { None };
+        let native = fold_native.as_ref().or(shared.as_ref()).expect("compiled once or for this fold");
+        compile_ms += fold_native.as_ref().map_or(0.0, |n| n.compile_ms);
         let (train_data, held) = (&bound.train, bound.validation.as_ref().expect("every fold holds out rows"));
         let transforms = Some(bound.transforms.as_slice());
         let mut stopper = match stop_rule {
@@ -194,7 +211,8 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         let best_epoch = best.as_ref().map(|b| b.epoch);
         let params = best.map_or(outcome.params, |b| b.params);
         let metrics = train::evaluate(program, &native.eval, Some(held), &params, transforms).metrics;
-        let ms = start.elapsed().as_secs_f64() * 1e3;
+        // Training and evaluation: a fold's own compilation is counted apart.
+        let ms = start.elapsed().as_secs_f64() * 1e3 - fold_native.as_ref().map_or(0.0, |n| n.compile_ms);
         if verbose {
             let mut figures = format!("  loss {}", fixed(metrics.loss.unwrap_or(f64::NAN), 6));
             for (name, value) in metric_columns(program).iter().zip(metric_values(program, &metrics)) {
@@ -203,6 +221,7 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
             eprintln!("fold {}/{k}  {}{figures}  ({ms:.1} ms)", i + 1, plural(epochs_run, "epoch"));
         }
         results.push(Fold {
+            loss_weights: program.loss_weights.as_ref().map(|w| w.values.clone()),
             held_classes: folds.class_counts(i),
             train_rows: train_data.rows,
             held_rows: held.rows,
@@ -238,6 +257,7 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
                     "train_rows": f.train_rows,
                     "held_out_rows": f.held_rows,
                     "held_out_classes": f.held_classes,
+                    "loss_weights": f.loss_weights,
                     "epochs_run": f.epochs_run,
                     "best_epoch": f.best_epoch,
                     "metrics": json_metrics(program, &f.metrics),
@@ -261,7 +281,7 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
             "std": summary(|s| s.1),
             "std_kind": "sample (n - 1)",
             "trainings": k,
-            "timings_ms": { "compile": native.compile_ms, "folds": fold_ms, "total": total_ms },
+            "timings_ms": { "compile": compile_ms, "folds": fold_ms, "total": total_ms },
         });
         println!("{json}");
     } else {
@@ -302,10 +322,10 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         if verbose {
             eprintln!(
                 "  cost: {k} trainings of {} each (one per fold) in {total_ms:.1} ms total: \
-                 {:.1} ms per fold on average (training and evaluation), compile {:.1} ms once",
+                 {:.1} ms per fold on average (training and evaluation), compile {compile_ms:.1} ms {}",
                 plural(epochs, "epoch"),
                 fold_ms / k as f64,
-                native.compile_ms,
+                if per_fold_weights { "in all (once per fold)" } else { "once" },
             );
         }
     }

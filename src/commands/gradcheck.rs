@@ -14,6 +14,11 @@ pub fn gradcheck(
     weights_path: Option<&Path>,
 ) -> Result<(), Failure> {
     let (model, bound) = super::draw::model_with_data(path, data_path)?;
+    // `weights = balanced` counted over every row of the file (no split here).
+    let model = match (&bound, data_path) {
+        (Some(b), Some(file)) => model.balance(b, &file.display().to_string())?,
+        _ => model,
+    };
     let program = &model.front.program;
     if program.has_data() && bound.is_none() {
         return Err(Failure::Usage(format!(

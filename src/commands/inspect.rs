@@ -47,6 +47,12 @@ pub fn ir(model: &Path, stage: Stage, which: KernelChoice, batch: Option<u64>) -
 pub fn grad(model: &Path) -> Result<(), Failure> {
     let model = read_model(model)?;
     print!("{}", pipeline::derivatives(&model.front.program));
+    if model.needs_class_weights() {
+        println!(
+            "\n(`weights = balanced`: the class weights are counted on the training rows when the model runs; \
+             without data they show as 1)"
+        );
+    }
     Ok(())
 }
 

@@ -64,6 +64,87 @@ pub struct Model {
     pub path: String,
     pub text: String,
     pub front: Frontend,
+    /// The categories counted in the data (or saved with the weights) that
+    /// the model was checked with.
+    pub categories: nnc::ir::program::Categories,
+}
+
+/// The metadata key of a weighted loss's weights in a weights file.
+pub const LOSS_WEIGHTS_KEY: &str = "nnc.loss_weights";
+
+impl Model {
+    /// The model checked again with `weights = balanced` resolved to
+    /// `values` (a no-op for other models).
+    pub fn with_class_weights(&self, values: &[f64]) -> Result<Model, Failure> {
+        match pipeline::frontend_weighted(&self.text, &self.categories, Some(values)) {
+            Ok(front) => Ok(Model {
+                front,
+                path: self.path.clone(),
+                text: self.text.clone(),
+                categories: self.categories.clone(),
+            }),
+            Err(diags) => Err(model_errors(&diags, &self.path, &self.text)),
+        }
+    }
+
+    /// Whether the loss has `weights = balanced` not yet counted.
+    pub fn needs_class_weights(&self) -> bool {
+        self.front.program.loss_weights.as_ref().is_some_and(|w| w.balanced && !w.resolved)
+    }
+
+    /// `weights = balanced` counted on `train` (the training rows) and the
+    /// model checked again with them; `data` names the file in the error
+    /// when a class has no training row.
+    pub fn balance(self, bound: &data::Bound, data: &str) -> Result<Model, Failure> {
+        if self.needs_class_weights() { self.balanced(bound, data) } else { Ok(self) }
+    }
+
+    /// [`Model::balance`] for a model kept as it is (one per fold).
+    pub fn balanced(&self, bound: &data::Bound, data: &str) -> Result<Model, Failure> {
+        let train = &bound.train;
+        let program = &self.front.program;
+        match nnc::runtime::class_weights::balanced(program, train) {
+            Ok(values) => self.with_class_weights(&values),
+            Err(absent) => {
+                let span = program.loss_weights.as_ref().map_or_else(Default::default, |w| w.span);
+                let name = class_names(program, &bound.transforms).and_then(|n| n.get(absent).cloned());
+                let name = name.unwrap_or_else(|| absent.to_string());
+                let diag = Diagnostic::new(
+                    "E0301",
+                    format!(
+                        "`weights = balanced` needs every class in the training rows, and class `{name}` has none of the {} training rows of {data}",
+                        train.rows
+                    ),
+                )
+                .with_label(span, "balanced over the training rows")
+                .with_help(
+                    "give the weights as a list (`weights = [1, 2, 1]`), or keep some rows of that class for \
+                     training (a validation split may have held them all out)",
+                );
+                Err(model_errors(&[diag], &self.path, &self.text))
+            }
+        }
+    }
+
+    /// The weighted loss's weights for the weights file, and by class name.
+    pub fn loss_weights_json(&self) -> Option<String> {
+        let w = self.front.program.loss_weights.as_ref()?;
+        let json = serde_json::json!({
+            "argument": w.kind.argument(),
+            "balanced": w.balanced,
+            "values": w.values,
+        });
+        Some(json.to_string())
+    }
+}
+
+/// The target's class names when its labels were names (`Adelie`), from
+/// the transforms fitted or saved with the data.
+pub fn class_names(program: &nnc::ir::program::Program, transforms: &[data::Transform]) -> Option<Vec<String>> {
+    let i = program.data.iter().position(|binding| binding.is_target)?;
+    let t = transforms.get(i)?;
+    let named = !t.categories.is_empty() && !t.categories_are_indices();
+    (matches!(program.task, nnc::ir::program::Task::Classification { .. }) && named).then(|| t.categories.clone())
 }
 
 /// Model files larger than this are refused unread: the parser would give
@@ -73,7 +154,7 @@ const MAX_MODEL_BYTES: u64 = 64 << 20;
 pub fn read_model(path: &Path) -> Result<Model, Failure> {
     let (name, text) = read_model_text(path)?;
     match pipeline::frontend(&text) {
-        Ok(front) => Ok(Model { path: name, text, front }),
+        Ok(front) => Ok(Model { path: name, text, front, categories: Default::default() }),
         Err(diags) => Err(model_errors(&diags, &name, &text)),
     }
 }
@@ -89,14 +170,16 @@ pub fn read_model_with_data(
 ) -> Result<(Model, Option<data::Table>), Failure> {
     let (name, text) = read_model_text(path)?;
     let mut table = None;
+    let mut counted = nnc::ir::program::Categories::new();
     let front = pipeline::frontend_counting(&text, |bindings| {
         let read = data::read_file(data, bindings, options)?;
         let categories = data::categories(bindings, &read)?;
         table = Some(read);
+        counted = categories.clone();
         Ok(categories)
     });
     match front {
-        Ok(front) => Ok((Model { path: name, text, front }, table)),
+        Ok(front) => Ok((Model { path: name, text, front, categories: counted }, table)),
         Err(FrontendError::Model(diags)) => Err(model_errors(&diags, &name, &text)),
         Err(FrontendError::Counting(BindError::Data(e))) => Err(Failure::input(e)),
         Err(FrontendError::Counting(BindError::Model(diags))) => Err(model_errors(&diags, &name, &text)),
@@ -130,13 +213,30 @@ pub fn model_for_weights(model: Option<&Path>, weights_path: &Path, quiet: bool)
     {
         eprintln!("note: {weights_name} was saved from a different version of {name} (the source changed)");
     }
+    let mut counted = nnc::ir::program::Categories::new();
     let front = pipeline::frontend_counting(&text, |_| {
-        Ok::<_, std::convert::Infallible>(weights::saved_categories(&metadata()))
+        let categories = weights::saved_categories(&metadata());
+        counted = categories.clone();
+        Ok::<_, std::convert::Infallible>(categories)
     });
-    match front {
-        Ok(front) => Ok(Model { path: name, text, front }),
-        Err(FrontendError::Model(diags)) => Err(model_errors(&diags, &name, &text)),
+    let model = match front {
+        Ok(front) => Model { path: name, text, front, categories: counted },
+        Err(FrontendError::Model(diags)) => return Err(model_errors(&diags, &name, &text)),
         Err(FrontendError::Counting(never)) => match never {},
+    };
+    if !model.needs_class_weights() {
+        return Ok(model);
+    }
+    // `weights = balanced`: the weights counted in training, saved with them.
+    let saved = metadata().get(LOSS_WEIGHTS_KEY).and_then(|json| {
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        value["values"].as_array()?.iter().map(|v| v.as_f64()).collect::<Option<Vec<f64>>>()
+    });
+    match saved {
+        Some(values) => model.with_class_weights(&values),
+        None => Err(Failure::input(format!(
+            "{weights_name} has no `{LOSS_WEIGHTS_KEY}`: the class weights that `weights = balanced` counted in training are not saved in it"
+        ))),
     }
 }
 

@@ -220,7 +220,37 @@ fn save(path: &Path, model: &Model, bound: Option<&Bound>, params: &Params) -> R
         let columns = weights::columns_json(program, &bound.layout.columns, bound.header.names.as_deref());
         metadata.insert(weights::COLUMNS_KEY.to_string(), columns);
     }
+    if let Some(json) = model.loss_weights_json() {
+        metadata.insert(super::LOSS_WEIGHTS_KEY.to_string(), json);
+    }
     weights::save(path, program, params, &metadata).map_err(Failure::input)
+}
+
+/// The weighted loss's weights as echoed: by class name when the labels
+/// are names, and how `balanced` counted them.
+fn describe_loss_weights(program: &Program, bound: Option<&Bound>) -> Option<(&'static str, String)> {
+    let w = program.loss_weights.as_ref()?;
+    let names = bound.and_then(|b| super::class_names(program, &b.transforms));
+    let values: Vec<String> = w
+        .values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| match &names {
+            Some(names) => format!("{} {}", names.get(k).map_or(k.to_string(), |n| n.clone()), fixed(*v, 4)),
+            None => fixed(*v, 4),
+        })
+        .collect();
+    let how = match (w.balanced, bound) {
+        (true, Some(b)) => {
+            format!(" (balanced: rows / (classes × class rows) over the {} training rows)", b.train.rows)
+        }
+        _ => String::new(),
+    };
+    let key = match w.kind {
+        nnc::ir::program::LossWeightKind::Class => "class weights",
+        nnc::ir::program::LossWeightKind::Positive => "pos_weight",
+    };
+    Some((key, format!("{}{how}", values.join(", "))))
 }
 
 pub(super) fn metric_columns(program: &Program) -> &'static [&'static str] {
@@ -338,6 +368,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         (false, None) => None,
     };
+    // `weights = balanced` counted on the training rows, the model checked again with them.
+    let model = match (&bound, &args.data) {
+        (Some(b), Some(path)) => model.balance(b, &path.display().to_string())?,
+        _ => model,
+    };
+    let program = &model.front.program;
     let train_data = bound.as_ref().map(|b| &b.train);
     let validation = bound.as_ref().and_then(|b| b.validation.as_ref());
     let initial = match &args.init_weights {
@@ -403,6 +439,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             }
         }
         lines.extend(settings.lines.iter().map(|(k, v)| (*k, v.clone())));
+        lines.extend(describe_loss_weights(program, bound.as_ref()));
         if program.train.schedule.value != Schedule::Constant {
             // The same length the training loop gives a cosine without one.
             let per_epoch = train_data.map_or(1, |d| d.rows.div_ceil(batch)) as u64;
@@ -689,12 +726,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let samples_per_second = outcome.samples as f64 / outcome.train_seconds.max(1e-9);
     let final_metrics = &final_eval.metrics;
     // The class names, when the target's labels were names (`Adelie`).
-    let class_names: Option<Vec<String>> = bound.as_ref().and_then(|b| {
-        let i = program.data.iter().position(|binding| binding.is_target)?;
-        let t = &b.transforms[i];
-        (matches!(program.task, Task::Classification { .. }) && !t.categories.is_empty() && !t.categories_are_indices())
-            .then(|| t.categories.clone())
-    });
+    let class_names: Option<Vec<String>> = bound.as_ref().and_then(|b| super::class_names(program, &b.transforms));
     if args.json {
         let params: serde_json::Map<String, serde_json::Value> =
             scalars.iter().map(|(n, v)| (n.clone(), serde_json::json!(*v as f64))).collect();
@@ -704,6 +736,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             "final_loss": finite_or_null(final_metrics.loss),
             "accuracy": finite_or_null(final_metrics.accuracy),
             "classes": class_names,
+            "loss_weights": program.loss_weights.as_ref().map(|w| serde_json::json!({
+                "argument": w.kind.argument(), "balanced": w.balanced, "values": w.values,
+            })),
             "metrics": json_metrics(program, final_metrics),
             "validation": val_eval.as_ref().map(|v| json_metrics(program, &v.metrics)),
             "params": params,

@@ -30,6 +30,42 @@ pub struct Program {
     /// written (a target, or an expression of targets such as
     /// `species == 1`). The metrics evaluate it for the true classes.
     pub label: Option<super::NodeId>,
+    /// `cross_entropy(.., weights = ..)` or `binary_cross_entropy(.., pos_weight = ..)`.
+    pub loss_weights: Option<LossWeights>,
+}
+
+/// The weights of a weighted classification loss, as the graph uses them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossWeights {
+    /// `weights` (one per class) or `pos_weight` (one per yes/no label).
+    pub kind: LossWeightKind,
+    /// `weights = balanced`: `n / (K · count_c)` over the training rows.
+    pub balanced: bool,
+    /// The values in the graph: as written, or counted from the training
+    /// rows for `balanced` (ones until they are: see `resolved`).
+    pub values: Vec<f64>,
+    /// False for `balanced` before the training rows were counted: the
+    /// graph then holds ones, good for printing but not for training.
+    pub resolved: bool,
+    /// The argument as written, for diagnostics.
+    pub span: crate::span::Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossWeightKind {
+    /// `cross_entropy(p, y, weights = ..)`: PyTorch's `CrossEntropyLoss(weight=)`.
+    Class,
+    /// `binary_cross_entropy(p, y, pos_weight = ..)`: `BCEWithLogitsLoss(pos_weight=)`.
+    Positive,
+}
+
+impl LossWeightKind {
+    pub fn argument(self) -> &'static str {
+        match self {
+            LossWeightKind::Class => "weights",
+            LossWeightKind::Positive => "pos_weight",
+        }
+    }
 }
 
 /// How validation rows are chosen from the training file

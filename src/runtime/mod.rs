@@ -7,6 +7,7 @@
 //! matrix, per-class report, per-column regression fit).
 //! [`weights`] saves and loads the parameters as safetensors files.
 
+pub mod class_weights;
 pub mod data;
 pub mod early_stop;
 pub mod gradcheck;
