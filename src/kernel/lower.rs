@@ -106,9 +106,20 @@ pub fn lower_with(graph: &Graph, kind: KernelKind, max_batch: usize, options: Lo
         paired_loops: Vec::new(),
     };
     super::bounds::check_bounds(&kernel)?;
+    debug_verify(&kernel, "lower");
     let mut kernel = kernel;
     super::vectorize::vectorize(&mut kernel);
+    debug_verify(&kernel, "vectorize");
     Ok(kernel)
+}
+
+/// In debug builds and tests, [`super::verify`] the kernel a pass made.
+fn debug_verify(kernel: &Kernel, pass: &str) {
+    if cfg!(debug_assertions)
+        && let Err(err) = super::verify(kernel)
+    {
+        panic!("kernel IR verification failed after {pass} (a compiler bug): {err}");
+    }
 }
 
 struct Lowerer<'g> {

@@ -17,9 +17,11 @@ mod bounds;
 mod lower;
 mod print;
 pub mod vectorize;
+pub mod verify;
 
 pub use lower::{GEMM_MIN_MACS, KernelKind, LowerOptions, lower, lower_with};
 pub use print::print;
+pub use verify::{VerifyError, verify};
 
 use crate::ir::{Compare, Hyper, Shape};
 
