@@ -123,6 +123,11 @@ fn the_run_echoes_the_weights_by_class_name() {
         stderr.contains("class weights common 0.4583, rare 2.2000, scarce 2.7500 (balanced: rows / (classes × class rows) over the 33 training rows)"),
         "{stderr}"
     );
+    // A label computed by an expression (`digit == 9`) has no column to
+    // stratify the split by: the echo says the rows were chosen at random.
+    let out = ok(&["run", "examples/class_weights.nn", "examples/digits.csv", "--epochs", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("validation 30% of the rows, chosen at random, seeded"), "{stderr}");
 }
 
 #[test]

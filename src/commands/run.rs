@@ -438,7 +438,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 lines.push(("missing", format!("filled {n} cell{} of `{name}`", if *n == 1 { "" } else { "s" })));
             }
         }
-        lines.extend(settings.lines.iter().map(|(k, v)| (*k, v.clone())));
+        // The split as made: a class label computed by an expression
+        // (`digit == 9`) has no column to stratify by, so it is random.
+        let made = bound.as_ref().and_then(|b| b.report.split);
+        lines.extend(settings.lines.iter().map(|(k, v)| match (*k, made) {
+            ("validation", Some(SplitKind::Random)) => {
+                (*k, v.replace("stratified by class, seeded", "chosen at random, seeded"))
+            }
+            _ => (*k, v.clone()),
+        }));
         lines.extend(describe_loss_weights(program, bound.as_ref()));
         if program.train.schedule.value != Schedule::Constant {
             // The same length the training loop gives a cosine without one.
