@@ -1,32 +1,43 @@
 #!/usr/bin/env python3
 """Cost as the work grows: nnc against PyTorch, pandas and polars on the
-tasks users graduate to (issue 12).
+tasks users graduate to (issue 12). One run prints every table the issue
+asks for.
 
 Data (written once into --data-dir, from `numpy.random.default_rng(0)`):
 
   tall_<rows>.csv  rows × 20 normal features and a 3-class label from a random
-                   linear map plus noise, written with %.6g
+                   linear map plus noise, written with %.6g (185 MB per 10⁶ rows)
   wide.csv         20 000 × 784 uniform features and a 10-class label, %.4g
 
-Tasks, each run in its own process, one run each (the machine is shared:
-read ratios, not absolute times):
+Tasks, each run in its own process, one run each (read ratios, not absolute
+times; the load average is printed beside every table):
 
-  ingest   load + bind the CSV: `nnc check` vs pandas.read_csv (C engine) vs
-           polars.read_csv (1 and 2 threads); wall time and peak RSS
-  rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count:
-           nnc vs PyTorch eager, 1 and 2 threads; training rows/s, whole
-           process wall time and peak RSS
-  widths   20-W-W-3 for W = 64, 256, 1024 on the first row count
+  ingest   load + bind the CSV: `nnc check` on one core (`taskset -c 0`) and
+           on every core vs pandas.read_csv (C engine) and polars.read_csv
+           (1 and 2 threads): wall time, CPU time, peak RSS against the
+           target of 1.5 × the bound f32 data + 30 MB
+  rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count
+           (10⁵, 10⁶, 10⁷ by default): nnc vs PyTorch eager, 1 and 2 threads;
+           training rows/s, the 2-thread speed-up, whole-process wall time and
+           peak RSS per 10⁵ rows (linear growth shows as constant figures)
+  widths   20-W-W-3 for W = 64, 256, 1024 on --width-rows rows
   wide     784-256-10 relu/softmax, batch 64, 1 epoch on wide.csv
   process  `nnc run` start → trained model vs PyTorch's import torch +
            pandas.read_csv + one epoch, on 10⁶ rows (item 6)
+  compile  nnc's JIT compile time (train + evaluation kernels, from `--json`)
+           for every model
 
-nnc's JIT compile time (from `--json`) is printed for every model. PyTorch
-runs with torch.set_num_threads(N), optim.SGD, batches sliced from one
+PyTorch runs with torch.set_num_threads(N), optim.SGD, batches sliced from one
 tensor in file order; its rows/s cover the training loop only, as nnc's do.
+Peak RSS comes from /usr/bin/time (`%M`).
 
-    python3 peers/scale.py                         # 10⁵ and 10⁶ rows
-    python3 peers/scale.py --rows 100000,1000000,10000000 --markdown
+    cargo build --release
+    python3 peers/scale.py --markdown                      # everything, ≈ 15 min
+    python3 peers/scale.py --rows 100000,1000000 --no-torch  # ≈ 2 min
+
+On a quiet 2-core machine the default run takes about 15 minutes, most of it
+writing the 10⁷-row file (1.9 GB, first run only, ≈ 4 min) and PyTorch's
+pandas.read_csv and epoch on it; the files stay in --data-dir for the next run.
 """
 
 from __future__ import annotations
@@ -107,36 +118,44 @@ def model_file(data_dir: Path, inputs: int, hidden: list[int], classes: int, bat
 
 # ---- running a child ----------------------------------------------------------------
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall seconds, the child's peak RSS in MB and its stdout. The RSS comes
-    from /usr/bin/time (a small parent: a child forked from this Python
-    process would report this process's size too) when it is installed."""
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall seconds, the child's CPU seconds (user + system) and peak RSS in
+    MB, and its stdout. CPU and RSS come from /usr/bin/time (a small parent:
+    a child forked from this Python process would report this process's
+    size too) when it is installed."""
     import tempfile
 
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
-        timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if Path("/usr/bin/time").exists() else cmd
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as time_file:
+        timed = cmd
+        if Path("/usr/bin/time").exists():
+            timed = ["/usr/bin/time", "-f", "%M %U %S", "-o", time_file.name, *cmd]
         start = time.perf_counter()
         proc = subprocess.run(timed, capture_output=True, env={**os.environ, **(env or {})})
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode()[-2000:]}")
-        text = rss_file.read().strip().splitlines()
-        rss = int(text[-1]) / 1024 if text and text[-1].isdigit() else float("nan")
-    return wall, rss, proc.stdout.decode()
+        fields = (time_file.read().strip().splitlines() or [""])[-1].split()
+        rss, cpu = float("nan"), float("nan")
+        if len(fields) == 3:
+            rss, cpu = int(fields[0]) / 1024, float(fields[1]) + float(fields[2])
+    return {"wall": wall, "cpu": cpu, "rss": rss, "out": proc.stdout.decode()}
 
 
 def nnc_run(model: Path, data: Path, threads: int) -> dict:
     cmd = [str(NNC), "run", str(model), str(data), "--json", "--quiet", "--threads", str(threads)]
-    wall, rss, out = run_measured(cmd)
-    result = json.loads(out)
-    return {"wall": wall, "rss": rss, "rows_per_s": result["samples_per_second"],
-            "compile_ms": result["timings_ms"]["compile"], "timings": result["timings_ms"], "cmd": shlex.join(cmd)}
+    run = run_measured(cmd)
+    result = json.loads(run["out"])
+    return {**run, "rows_per_s": result["samples_per_second"], "compile_ms": result["timings_ms"]["compile"],
+            "timings": result["timings_ms"], "cmd": shlex.join(cmd)}
 
 
-def nnc_ingest(model: Path, data: Path) -> dict:
+def nnc_ingest(model: Path, data: Path, cores: int | None) -> dict:
+    """`nnc check` (read, bind, one-hot the labels), on `cores` CPUs
+    (`taskset`; None: every core). Its reader uses every core it may run on."""
     cmd = [str(NNC), "check", str(model), str(data)]
-    wall, rss, _ = run_measured(cmd)
-    return {"wall": wall, "rss": rss}
+    if cores is not None:
+        cmd = ["taskset", "-c", ",".join(str(c) for c in range(cores)), *cmd]
+    return run_measured(cmd)
 
 
 TORCH_SCRIPT = r"""
@@ -178,8 +197,8 @@ print(json.dumps({"import": t_import, "read": t_read, "train": t_train, "rows_pe
 def torch_run(data: Path, hidden: list[int], classes: int, batch: int, threads: int) -> dict:
     cmd = [sys.executable, "-c", TORCH_SCRIPT, str(data), json.dumps(hidden), str(classes), str(batch), str(threads)]
     env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    wall, rss, out = run_measured(cmd, env)
-    return {"wall": wall, "rss": rss, **json.loads(out.strip().splitlines()[-1])}
+    run = run_measured(cmd, env)
+    return {**run, **json.loads(run["out"].strip().splitlines()[-1])}
 
 
 READ_SCRIPT = r"""
@@ -198,8 +217,13 @@ print(time.perf_counter() - t1)
 
 def read_csv(lib: str, data: Path, threads: int) -> dict:
     env = {"POLARS_MAX_THREADS": str(threads)}
-    wall, rss, out = run_measured([sys.executable, "-c", READ_SCRIPT, lib, str(data)], env)
-    return {"read": float(out.strip()), "rss": rss}
+    run = run_measured([sys.executable, "-c", READ_SCRIPT, lib, str(data)], env)
+    return {"read": float(run["out"].strip()), "rss": run["rss"]}
+
+
+def load() -> str:
+    """The load average over the last minute, for the tables' titles."""
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def have(module: str) -> bool:
@@ -215,12 +239,12 @@ def have(module: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/nnc-scale"))
-    parser.add_argument("--rows", default="100000,1000000", help="comma-separated row counts of the tall task")
+    parser.add_argument("--rows", default="100000,1000000,10000000", help="comma-separated row counts of the tall task")
     parser.add_argument("--widths", default="64,256,1024")
     parser.add_argument("--width-rows", type=int, default=100_000, help="rows for the widths table")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--markdown", action="store_true", help="markdown tables, also written to DATA_DIR/scale.md")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     rows_list = [int(r) for r in args.rows.split(",")]
@@ -230,12 +254,13 @@ def main() -> None:
     pandas_ok, polars_ok = have("pandas"), have("polars")
     if not NNC.exists():
         sys.exit(f"build nnc first: cargo build --release ({NNC} is missing)")
+    began = time.perf_counter()
 
     lines: list[str] = []
 
     def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         lines.append("")
-        lines.append(f"### {title}" if args.markdown else f"== {title}")
+        lines.append(f"#### {title}" if args.markdown else f"== {title}")
         if args.markdown:
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + "---|" * len(header))
@@ -246,51 +271,67 @@ def main() -> None:
                 lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths_)))
         print("\n".join(lines[-(len(rows) + 3):]), flush=True)
 
+    def attempt(what: str, run):
+        """A peer's run, or None (with the reason printed) when it fails."""
+        try:
+            return run()
+        except (RuntimeError, ValueError, json.JSONDecodeError) as e:
+            print(f"{what} failed: {str(e)[-500:]}", file=sys.stderr)
+            return None
+
     k = lambda x: f"{x / 1e3:.0f} k" if x < 1e6 else f"{x / 1e6:.2f} M"  # noqa: E731
-    compile_ms: list[tuple[str, float]] = []
+    compile_ms: dict[str, list[float]] = {}
+    model64 = model_file(args.data_dir, 20, [64, 64], 3, 256)
 
     # Ingest.
     ingest_rows = []
+    cores = os.cpu_count() or 1
     for rows in rows_list:
         data = tall_data(args.data_dir, rows)
-        model = model_file(args.data_dir, 20, [64, 64], 3, 256)
         size = data.stat().st_size / 1e6
-        bound = rows * 23 * 4 / 1e6
-        pandas_t = read_csv("pandas", data, 1)["read"] if pandas_ok else None
-        nnc = nnc_ingest(model, data)
-        for t in threads:
-            polars = read_csv("polars", data, t) if polars_ok else None
-            ingest_rows.append([
-                f"{rows:,}", f"{size:.0f} MB", str(t), f"{nnc['wall']:.2f} s", f"{nnc['rss']:.0f} MB",
-                f"{bound:.0f} MB",
-                f"{pandas_t:.2f} s ({pandas_t / nnc['wall']:.2f}×)" if pandas_t else "—",
-                f"{polars['read']:.2f} s ({polars['read'] / nnc['wall']:.2f}×)" if polars else "—",
-            ])
-    table("ingest: load + bind (nnc check, its own threads) vs read_csv; (×) = peer time / nnc time",
-          ["rows", "file", "polars threads", "nnc", "nnc peak RSS", "bound f32", "pandas (1 thread)", "polars"],
+        bound = rows * (20 + 3) * 4 / 1e6
+        one = nnc_ingest(model64, data, 1)
+        every = nnc_ingest(model64, data, None)
+        pandas_t = attempt("pandas", lambda: read_csv("pandas", data, 1)) if pandas_ok else None
+        polars = [attempt("polars", lambda: read_csv("polars", data, t)) if polars_ok else None for t in (1, 2)]
+        ratio = lambda peer, nnc: f"{peer / nnc:.2f}×"  # noqa: E731
+        ingest_rows.append([
+            f"{rows:,}", f"{size:.0f} MB", f"{bound:.0f} MB / {1.5 * bound + 30:.0f} MB",
+            f"{one['wall']:.2f} s ({one['cpu']:.2f} s CPU), {one['rss']:.0f} MB",
+            f"{every['wall']:.2f} s ({every['cpu']:.2f} s CPU), {every['rss']:.0f} MB",
+            f"{pandas_t['read']:.2f} s, {pandas_t['rss']:.0f} MB" if pandas_t else "—",
+            f"{ratio(pandas_t['read'], one['wall'])} / {ratio(pandas_t['read'], every['wall'])}" if pandas_t else "—",
+            " / ".join(f"{p['read']:.2f} s" if p else "—" for p in polars),
+        ])
+    table(f"ingest: load + bind the tall file ({load()}); pandas / nnc > 1 means nnc is faster",
+          ["rows", "file", "bound f32 / RSS target", "nnc check, 1 core", f"nnc check, {cores} cores",
+           "pandas.read_csv", f"pandas / nnc (1 / {cores} cores)", "polars 1 / 2 threads"],
           ingest_rows)
 
     # Rows and widths.
     def training(title: str, cases: list[tuple[Path, Path, list[int], int, int, int]]) -> None:
         out = []
         for model, data, hidden, classes, batch, rows in cases:
+            first = None
             for t in threads:
                 nnc = nnc_run(model, data, t)
-                compile_ms.append((model.name, nnc["compile_ms"]))
-                peer = torch_run(data, hidden, classes, batch, t) if torch_ok else None
+                compile_ms.setdefault(model.stem, []).append(nnc["compile_ms"])
+                first = first or nnc
+                peer = attempt("PyTorch", lambda: torch_run(data, hidden, classes, batch, t)) if torch_ok else None
                 per = rows / 1e5
                 out.append([
                     model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]),
-                    f"{nnc['wall']:.2f} s ({nnc['wall'] / per:.2f} s/10⁵)", f"{nnc['rss']:.0f} MB",
+                    f"{nnc['rows_per_s'] / first['rows_per_s']:.2f}×",
+                    f"{nnc['wall']:.2f} s ({nnc['wall'] / per:.2f})", f"{nnc['rss']:.0f} MB ({nnc['rss'] / per:.1f})",
                     f"{nnc['compile_ms']:.1f} ms",
                     k(peer["rows_per_s"]) if peer else "—",
                     f"{nnc['rows_per_s'] / peer['rows_per_s']:.2f}×" if peer else "—",
                     f"{peer['rss']:.0f} MB" if peer else "—",
                 ])
-        table(title, ["model", "rows", "threads", "nnc rows/s", "nnc wall", "nnc RSS", "nnc compile", "PyTorch rows/s",
-                      "nnc / PyTorch", "PyTorch RSS"], out)
+        table(f"{title} ({load()})",
+              ["model", "rows", "threads", "nnc rows/s", f"vs {threads[0]} thread", "nnc wall (per 10⁵ rows)",
+               "nnc peak RSS (per 10⁵ rows)", "nnc compile", "PyTorch rows/s", "nnc / PyTorch", "PyTorch RSS"], out)
 
-    model64 = model_file(args.data_dir, 20, [64, 64], 3, 256)
     training("rows: 20-64-64-3, batch 256, 1 epoch",
              [(model64, tall_data(args.data_dir, r), [64, 64], 3, 256, r) for r in rows_list])
     wr = args.width_rows
@@ -306,21 +347,23 @@ def main() -> None:
         out = []
         for t in threads:
             nnc = nnc_run(model64, data, t)
-            peer = torch_run(data, [64, 64], 3, 256, t)
-            out.append([str(t), f"{nnc['wall']:.2f} s", f"{peer['import']:.2f} + {peer['read']:.2f} + {peer['train']:.2f} s",
-                        f"{peer['wall']:.2f} s", f"{nnc['wall'] / peer['wall']:.2f}"])
-        table("whole process, 10⁶ rows, 20-64-64-3: nnc run vs python (import torch + read_csv + 1 epoch)",
+            peer = attempt("PyTorch", lambda: torch_run(data, [64, 64], 3, 256, t))
+            if peer:
+                out.append([str(t), f"{nnc['wall']:.2f} s",
+                            f"{peer['import']:.2f} + {peer['read']:.2f} + {peer['train']:.2f} s",
+                            f"{peer['wall']:.2f} s", f"{nnc['wall'] / peer['wall']:.2f}"])
+        table(f"whole process, 10⁶ rows, 20-64-64-3: nnc run vs python (import torch + read_csv + 1 epoch) ({load()})",
               ["threads", "nnc run", "PyTorch import + read + epoch", "PyTorch process", "nnc / PyTorch"], out)
 
-    worst = max(compile_ms, key=lambda c: c[1])
-    lines.append("")
-    lines.append(f"JIT compile time (train + eval kernels): at most {worst[1]:.1f} ms ({worst[0]}) over "
-                 f"{len(compile_ms)} runs")
+    table("JIT compile time of each model (train + evaluation kernels, every run)",
+          ["model", "compile ms", "worst"],
+          [[m, ", ".join(f"{v:.1f}" for v in ms), f"{max(ms):.1f} ms"] for m, ms in compile_ms.items()])
     lines.append("")
     lines.append(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {load()} at the end; "
+                 f"{(time.perf_counter() - began) / 60:.1f} min; "
                  f"command: python3 peers/scale.py {shlex.join(sys.argv[1:])}")
-    print("\n".join(lines[-3:]))
+    print(lines[-1])
     if args.markdown:
         Path(args.data_dir / "scale.md").write_text("\n".join(lines) + "\n")
         print(f"(markdown in {args.data_dir / 'scale.md'})")

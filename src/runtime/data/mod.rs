@@ -9,8 +9,11 @@
 //!    position, by header name, or "the rest" — reporting a missing name as
 //!    a diagnostic in the model file;
 //! 2. a reader fills a [`Table`]: numbers (NaN where a cell is missing:
-//!    empty, `NA`, `NaN`, `?`, … see [`table::MISSING_TOKENS`]) or interned
-//!    labels, each cell placed by `file:line:col` in messages;
+//!    empty, `NA`, `NaN`, `?`, … see [`table::MISSING_TOKENS`]) — in `f32`
+//!    for bindings that take them as they are, `f64` for those that fit a
+//!    mean, a deviation or a fill value — or interned labels, each cell
+//!    placed by `file:line:col` in messages; a CSV file is parsed block by
+//!    block as it is read, on every thread;
 //! 3. [`prepare::categories`] counts the categories of `one_hot(column)`
 //!    bindings for the checker;
 //! 4. [`prepare::training`] turns labels into categories (sorted, as
@@ -38,6 +41,7 @@ pub use table::Table;
 use crate::diag::Diagnostic;
 use crate::ir::program::{Binding, Categories, Encoding, Program};
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 /// A problem with the data file, located by 1-based line and column as an
@@ -93,7 +97,8 @@ pub fn shorten(text: &str) -> String {
 }
 
 /// Read a data file from disk for `bindings`: Parquet when it starts with
-/// Parquet's magic bytes, CSV otherwise.
+/// Parquet's magic bytes, CSV otherwise (parsed block by block as it is
+/// read, so the file is not held in memory).
 pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
     let file = path.display().to_string();
     let fail = |message: String| DataError { file: file.clone(), line: None, column: None, message, help: None };
@@ -107,8 +112,17 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     }) {
         return Err(fail("is a device, not a data file".into()).into());
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the data file: {e}")))?;
-    read_bytes(&file, &bytes, bindings, options)
+    let cannot = |e: std::io::Error| fail(format!("cannot read the data file: {e}"));
+    let mut input = std::fs::File::open(path).map_err(cannot)?;
+    // CSV is parsed as it is read, in blocks; Parquet is read whole.
+    let mut magic = Vec::with_capacity(4);
+    std::io::Read::by_ref(&mut input).take(4).read_to_end(&mut magic).map_err(cannot)?;
+    if parquet::is_parquet(&magic) {
+        let mut bytes = magic;
+        input.read_to_end(&mut bytes).map_err(cannot)?;
+        return parquet::read_parquet(&file, &bytes, bindings, options);
+    }
+    read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
 }
 
 /// Read a data file's bytes (already read).

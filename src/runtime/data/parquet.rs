@@ -86,11 +86,7 @@ pub fn read_parquet(file: &str, bytes: &[u8], bindings: &[Binding], options: Rea
     for (r, row) in rows.enumerate() {
         let row = row.map_err(unreadable)?;
         table.lines.push((r + 1) as u32);
-        for cells in &mut table.cells {
-            if let Cells::Numbers { values, width } = cells {
-                values.resize(values.len() + *width, f64::NAN);
-            }
-        }
+        table.cells.iter_mut().for_each(Cells::grow);
         for (&(c, i, k), (_, field)) in bound.iter().zip(row.get_column_iter()) {
             let Some(v) = value(field) else {
                 return Err(BindError::Data(error(
@@ -106,7 +102,7 @@ pub fn read_parquet(file: &str, bytes: &[u8], bindings: &[Binding], options: Rea
                     Value::Number(n) => labels.push(&n.to_string(), r as u32),
                     Value::Text(s) => labels.push(s.trim(), r as u32),
                 },
-                Cells::Numbers { values, width } => {
+                Cells::Numbers { .. } | Cells::Floats { .. } => {
                     let number = match v {
                         Value::Missing => f64::NAN,
                         Value::Number(n) if n.is_finite() => n,
@@ -136,7 +132,26 @@ pub fn read_parquet(file: &str, bytes: &[u8], bindings: &[Binding], options: Rea
                             )));
                         }
                     };
-                    values[table.rows * *width + k] = number;
+                    let place = |width: usize| table.rows * width + k;
+                    match &mut table.cells[i] {
+                        Cells::Numbers { values, width } => values[place(*width)] = number,
+                        Cells::Floats { values, width } => {
+                            let rounded = number as f32;
+                            if rounded.is_infinite() {
+                                return Err(BindError::Data(error(
+                                    Some(r + 1),
+                                    Some(c + 1),
+                                    format!(
+                                        "`{number}` in {} is beyond ±3.4e38, the range of 32-bit floats",
+                                        table.header.column_name(c)
+                                    ),
+                                    Some("nnc trains in 32-bit floats: scale the column down, e.g. `/ 1e6`".into()),
+                                )));
+                            }
+                            values[place(*width)] = rounded;
+                        }
+                        _ => {}
+                    }
                 }
                 Cells::Absent => {}
             }

@@ -324,35 +324,22 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
             continue;
         }
         match &table.cells[i] {
-            Cells::Numbers { values, width } => {
+            Cells::Numbers { values, width } if values.iter().any(|v| v.is_nan()) => {
                 for k in 0..*width {
-                    let mut count = 0;
-                    let mut first = usize::MAX;
-                    for r in 0..table.rows {
-                        if values[r * width + k].is_nan() {
-                            missing[r] = true;
-                            count += 1;
-                            first = first.min(r);
-                        }
-                    }
-                    if count > 0 {
-                        counts.push((table.column(i, k), count, first));
-                    }
+                    let found = missing_cells(&mut missing, |r| values[r * width + k].is_nan());
+                    counts.extend(found.map(|(count, first)| (table.column(i, k), count, first)));
                 }
             }
+            Cells::Floats { values, width } if values.iter().any(|v| v.is_nan()) => {
+                for k in 0..*width {
+                    let found = missing_cells(&mut missing, |r| values[r * width + k].is_nan());
+                    counts.extend(found.map(|(count, first)| (table.column(i, k), count, first)));
+                }
+            }
+            Cells::Numbers { .. } | Cells::Floats { .. } => {}
             Cells::Labels(labels) => {
-                let mut count = 0;
-                let mut first = usize::MAX;
-                for (r, &code) in labels.codes.iter().enumerate() {
-                    if code == Labels::MISSING {
-                        missing[r] = true;
-                        count += 1;
-                        first = first.min(r);
-                    }
-                }
-                if count > 0 {
-                    counts.push((table.column(i, 0), count, first));
-                }
+                let found = missing_cells(&mut missing, |r| labels.codes[r] == Labels::MISSING);
+                counts.extend(found.map(|(count, first)| (table.column(i, 0), count, first)));
             }
             Cells::Absent => {}
         }
@@ -381,6 +368,20 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
                 .into(),
         ),
     ))
+}
+
+/// Mark the rows where `is_missing(row)`: how many there are and the first.
+fn missing_cells(missing: &mut [bool], is_missing: impl Fn(usize) -> bool) -> Option<(usize, usize)> {
+    let mut count = 0;
+    let mut first = usize::MAX;
+    for (r, flag) in missing.iter_mut().enumerate() {
+        if is_missing(r) {
+            *flag = true;
+            count += 1;
+            first = first.min(r);
+        }
+    }
+    (count > 0).then_some((count, first))
 }
 
 /// The class of each row, when the target is a class (for stratifying).
@@ -546,12 +547,15 @@ fn fit(
 }
 
 /// Lay out `rows` of the table as the model's matrices, with `transforms`.
+/// A binding's `f32` cells already taken out of the table (`moved`, when
+/// `rows` are all of its rows) become its matrix without a copy.
 fn build(
     program: &Program,
     table: &Table,
     rows: &[usize],
     transforms: &[Transform],
     labels: &[Option<Categorized>],
+    moved: &mut [Option<Vec<f32>>],
 ) -> Result<Dataset, DataError> {
     let n = rows.len();
     let mut inputs: Vec<Vec<f32>> = vec![Vec::new(); program.graph.inputs.len()];
@@ -560,10 +564,21 @@ fn build(
     for (i, binding) in program.data.iter().enumerate() {
         let out = if binding.is_target { &mut targets } else { &mut inputs };
         let out = &mut out[binding.index as usize];
+        if let Some(values) = moved.get_mut(i).and_then(Option::take) {
+            *out = values;
+            continue;
+        }
         out.reserve(n * binding.width() as usize);
         let transform = &transforms[i];
         match &table.cells[i] {
             Cells::Absent => has_targets = false,
+            // Rows with a missing cell were refused or dropped, so every
+            // cell is finite: the kernels read these values as they are.
+            Cells::Floats { values, width } => {
+                for &r in rows {
+                    out.extend_from_slice(&values[r * width..(r + 1) * width]);
+                }
+            }
             Cells::Numbers { values, width } => {
                 let indicator = binding.fill.is_some_and(|f| f.indicator);
                 for &r in rows {
@@ -709,13 +724,16 @@ pub fn training(
             None,
         )));
     }
-    let mut bound = resolved.bind(program, &train_rows, &val_rows)?;
+    let mut warnings = Vec::new();
+    if !val_rows.is_empty()
+        && let Some(classes) = &resolved.classes
+    {
+        warnings.extend(proportion_warning(classes, &train_rows, &val_rows, program, &resolved.labels));
+    }
+    let mut bound = resolved.into_bound(program, &train_rows, &val_rows)?;
     if !val_rows.is_empty() {
         bound.report.split = Some(kind);
-        if let Some(classes) = &resolved.classes {
-            let warning = proportion_warning(classes, &train_rows, &val_rows, program, &resolved.labels);
-            bound.report.warnings.extend(warning);
-        }
+        bound.report.warnings.extend(warnings);
     }
     if let Some(other) = validation_table {
         bound.validation = Some(apply(program, other, &bound.transforms)?);
@@ -738,6 +756,7 @@ pub struct Resolved {
 
 /// Resolve a training table's labels and missing cells.
 pub fn resolve(program: &Program, mut table: Table) -> Result<Resolved, BindError> {
+    widen(program, &mut table);
     let labels = resolve_labels(program, &mut table, None)?;
     let missing = missing_rows(program, &table, program.missing)?;
     let kept: Vec<usize> = (0..table.rows).filter(|&r| !missing[r]).collect();
@@ -765,6 +784,35 @@ impl Resolved {
     /// Fit everything fitted from data on `train_rows` and lay out the
     /// training and (when any) validation rows.
     pub fn bind(&self, program: &Program, train_rows: &[usize], val_rows: &[usize]) -> Result<Bound, BindError> {
+        self.bind_moving(program, train_rows, val_rows, &mut [])
+    }
+
+    /// [`Resolved::bind`] for the last time: when every row trains, the
+    /// `f32` cells become the training matrices without a copy.
+    pub fn into_bound(
+        mut self,
+        program: &Program,
+        train_rows: &[usize],
+        val_rows: &[usize],
+    ) -> Result<Bound, BindError> {
+        let mut moved: Vec<Option<Vec<f32>>> = vec![None; self.table.cells.len()];
+        if val_rows.is_empty() && train_rows.len() == self.table.rows {
+            for (cells, moved) in self.table.cells.iter_mut().zip(&mut moved) {
+                if let Cells::Floats { values, .. } = cells {
+                    *moved = Some(std::mem::take(values));
+                }
+            }
+        }
+        self.bind_moving(program, train_rows, val_rows, &mut moved)
+    }
+
+    fn bind_moving(
+        &self,
+        program: &Program,
+        train_rows: &[usize],
+        val_rows: &[usize],
+        moved: &mut [Option<Vec<f32>>],
+    ) -> Result<Bound, BindError> {
         let table = &self.table;
         let mut report = Report { dropped: self.dropped, ..Report::default() };
         let transforms = fit(program, table, train_rows, &self.labels)?;
@@ -776,10 +824,10 @@ impl Resolved {
                 }
             }
         }
-        let train = build(program, table, train_rows, &transforms, &self.labels)?;
+        let train = build(program, table, train_rows, &transforms, &self.labels, moved)?;
         let validation = match val_rows {
             [] => None,
-            rows => Some(build(program, table, rows, &transforms, &self.labels)?),
+            rows => Some(build(program, table, rows, &transforms, &self.labels, &mut [])?),
         };
         Ok(Bound {
             train,
@@ -798,6 +846,7 @@ impl Resolved {
 /// (any other missing cell is an error: dropping it would misalign the
 /// predictions with the rows).
 pub fn apply(program: &Program, mut table: Table, transforms: &[Transform]) -> Result<Dataset, BindError> {
+    widen(program, &mut table);
     let labels = resolve_labels(program, &mut table, Some(transforms))?;
     missing_rows(program, &table, Missing::Error).map_err(|e| DataError {
         help: Some(
@@ -808,7 +857,25 @@ pub fn apply(program: &Program, mut table: Table, transforms: &[Transform]) -> R
         ..e
     })?;
     let rows: Vec<usize> = (0..table.rows).collect();
-    Ok(build(program, &table, &rows, transforms, &labels)?)
+    let mut moved: Vec<Option<Vec<f32>>> = table
+        .cells
+        .iter_mut()
+        .map(|cells| match cells {
+            Cells::Floats { values, .. } => Some(std::mem::take(values)),
+            _ => None,
+        })
+        .collect();
+    Ok(build(program, &table, &rows, transforms, &labels, &mut moved)?)
+}
+
+/// Cells kept in `f32` for a binding that fits or applies something to its
+/// values (a table read for other bindings), back in `f64`.
+fn widen(program: &Program, table: &mut Table) {
+    for (binding, cells) in program.data.iter().zip(&mut table.cells) {
+        if !super::table::keeps_f32(binding) {
+            cells.widen();
+        }
+    }
 }
 
 /// A warning when the validation rows' classes are distributed far from the

@@ -18,6 +18,7 @@ use super::layout::{self, Header, Layout};
 use super::table::{Cells, Table, is_missing};
 use super::{BindError, DataError, shorten};
 use crate::ir::program::Binding;
+use std::io::Read;
 
 /// Delimiters tried, in order of preference.
 pub const DELIMITERS: &[u8] = b",;\t|";
@@ -138,14 +139,80 @@ struct BadCells {
     count: usize,
 }
 
-/// Files smaller than this are read on one thread.
+/// Blocks smaller than this are parsed on one thread.
 const PARALLEL_BYTES: usize = 1 << 20;
 
-/// Parse CSV bytes (already read) into the cells `bindings` read. Large
-/// files without quotes are split at line ends into one chunk per thread,
-/// parsed at once and joined in file order: the table, and every message,
-/// is the same as on one thread.
+/// Bytes read from the source at a time, per thread: the file is never held
+/// whole (unless it has quoted fields), only a block and the cells.
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// Parse CSV bytes (already read) into the cells `bindings` read.
 pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
+    read_csv_from(file, &mut &bytes[..], bindings, options)
+}
+
+/// Parse CSV from `input` (a file, a pipe, bytes) into the cells `bindings`
+/// read. The input is read in blocks of whole lines; each block is split at
+/// line ends into one chunk per thread, parsed at once and joined in file
+/// order: the table, and every message, is the same on any number of
+/// threads. From the first block with a quote (a quoted field may hold a
+/// line break) or a line ended by a lone `\r`, the rest is read whole and
+/// parsed by the `csv` crate's state machine on one thread.
+pub fn read_csv_from(
+    file: &str,
+    input: &mut dyn Read,
+    bindings: &[Binding],
+    options: ReadOptions,
+) -> Result<Table, BindError> {
+    read_blocks(file, input, bindings, options, BLOCK_BYTES)
+}
+
+/// The bytes read but not yet parsed.
+struct Source<'a> {
+    file: &'a str,
+    input: &'a mut dyn Read,
+    pending: Vec<u8>,
+    eof: bool,
+}
+
+impl Source<'_> {
+    /// Read until `want` bytes are pending or the input ends.
+    fn fill(&mut self, want: usize) -> Result<(), DataError> {
+        if self.eof || self.pending.len() >= want {
+            return Ok(());
+        }
+        let more = want - self.pending.len();
+        self.pending.reserve(more.min(64 << 10));
+        let read = (&mut *self.input).take(more as u64).read_to_end(&mut self.pending).map_err(|e| DataError {
+            file: self.file.to_string(),
+            line: None,
+            column: None,
+            message: format!("cannot read the data file: {e}"),
+            help: None,
+        })?;
+        self.eof = read < more;
+        Ok(())
+    }
+
+    /// The pending bytes up to the last line end (all of them at the end
+    /// of the input).
+    fn lines(&self) -> &[u8] {
+        if self.eof {
+            &self.pending
+        } else {
+            memchr::memrchr(b'\n', &self.pending).map_or(&[], |i| &self.pending[..=i])
+        }
+    }
+}
+
+/// [`read_csv_from`], reading `block` bytes per thread at a time.
+fn read_blocks(
+    file: &str,
+    input: &mut dyn Read,
+    bindings: &[Binding],
+    options: ReadOptions,
+    block: usize,
+) -> Result<Table, BindError> {
     let error = |line: Option<usize>, column: Option<usize>, message: String, help: Option<String>| DataError {
         file: file.to_string(),
         line,
@@ -153,11 +220,29 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
         message,
         help,
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(bytes));
+    let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
+    let mut source = Source { file, input, pending: Vec::new(), eof: false };
+    // The first lines: at least two that are not blank, all of the input
+    // when it has quotes there.
+    source.fill(block)?;
+    if source.pending.starts_with(b"\xEF\xBB\xBF") {
+        source.pending.drain(..3);
+    }
+    while !source.eof {
+        let head = source.lines();
+        if !splittable(head) {
+            source.fill(usize::MAX)?;
+        } else if head.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).nth(1).is_some() {
+            break;
+        } else {
+            source.fill(2 * source.pending.len())?;
+        }
+    }
+    let head = source.lines();
+    let delimiter = options.delimiter.unwrap_or_else(|| sniff_delimiter(head));
     // The first two records decide the header.
-    let mut reader = reader(bytes, delimiter);
-    let mut lines = Lines { bytes, offset: 0, line: 1 };
+    let mut reader = reader(head, delimiter);
+    let mut lines = Lines { bytes: head, offset: 0, line: 1 };
     let mut first = csv::ByteRecord::new();
     let mut second = csv::ByteRecord::new();
     let Some((first_line, first_offset)) = next_record(&mut reader, &mut first, &mut lines, &error)? else {
@@ -188,71 +273,61 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
     let mut table = Table::new(header, bindings, &layout);
     table.delimiter = delimiter;
     // Where the data rows start, and on which line.
-    let (data_line, data_offset) = match (has_header, second_found) {
+    let (mut line, data_offset) = match (has_header, second_found) {
         (false, _) => (first_line, first_offset),
         (true, Some(found)) => found,
         (true, None) => {
             return Err(BindError::Data(error(None, None, "the data file has a header but no rows".into(), None)));
         }
     };
+    source.pending.drain(..data_offset.min(source.pending.len()));
+    let template = table.cells.clone();
+    let header = table.header.clone();
     let context = Context {
         file,
         delimiter,
         width,
         has_header,
         dests: destinations(bindings, &layout, width),
-        template: &table.cells,
-        header: &table.header,
+        template: &template,
+        header: &header,
     };
-    let data = &bytes[data_offset..];
-    let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
-    let plain = splittable(data);
-    let parse = if plain { parse_plain } else { parse_rows };
-    let chunks =
-        if threads > 1 && data.len() >= PARALLEL_BYTES && plain { split(data, threads) } else { split(data, 1) };
-    // The line each chunk starts on.
-    let mut starts = Vec::with_capacity(chunks.len());
-    let mut line = data_line;
-    for (k, chunk) in chunks.iter().enumerate() {
-        if k > 0 {
-            line += memchr::memchr_iter(b'\n', &data[chunks[k - 1].clone()]).count();
-        }
-        starts.push(line);
-        let _ = chunk;
-    }
-    let parts: Vec<Result<Part, DataError>> = if chunks.len() == 1 {
-        vec![parse(&context, data, data_line)]
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .iter()
-                .zip(&starts)
-                .map(|(chunk, &line)| {
-                    let context = &context;
-                    scope.spawn(move || parse(context, &data[chunk.clone()], line))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(error(None, None, "a reader thread failed".into(), None))))
-                .collect()
-        })
-    };
-    // The first hard error in file order wins, as on one thread.
-    let mut joined = Vec::with_capacity(parts.len());
-    for part in parts {
-        joined.push(part?);
-    }
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
-    for part in joined {
-        table.append(part.cells, &part.lines);
-        for (c, found) in part.bad.into_iter().enumerate() {
-            if let Some(found) = found {
-                match &mut bad[c] {
-                    Some(first) => first.count += found.count,
-                    slot => *slot = Some(found),
+    loop {
+        source.fill(block * threads)?;
+        let mut ready = source.lines().len();
+        if ready == 0 && !source.eof {
+            // A line longer than the block.
+            source.fill(2 * source.pending.len())?;
+            continue;
+        }
+        let data = &source.pending[..ready];
+        let parts: Vec<Result<Part, DataError>> = if splittable(data) {
+            let chunks = split(data, if threads > 1 && data.len() >= PARALLEL_BYTES { threads } else { 1 });
+            let parts = parse_chunks(&context, data, &chunks, line);
+            line += memchr::memchr_iter(b'\n', data).count();
+            parts
+        } else {
+            source.fill(usize::MAX)?;
+            ready = source.pending.len();
+            vec![parse_rows(&context, &source.pending, line)]
+        };
+        // The first hard error in file order wins, as on one thread.
+        let parts = parts.into_iter().collect::<Result<Vec<Part>, DataError>>()?;
+        source.pending.drain(..ready);
+        for Part { cells, lines, bad: found } in parts {
+            for (c, found) in found.into_iter().enumerate() {
+                if let Some(found) = found {
+                    match &mut bad[c] {
+                        Some(first) => first.count += found.count,
+                        slot => *slot = Some(found),
+                    }
                 }
             }
+            table.append(cells, &lines);
+        }
+        if source.eof && source.pending.is_empty() {
+            break;
         }
     }
     if table.rows == 0 {
@@ -276,6 +351,48 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
         )));
     }
     Ok(table)
+}
+
+/// Parse the `chunks` of a block of whole lines without quotes, the first
+/// on the calling thread and the others each on a thread of its own.
+fn parse_chunks(
+    context: &Context,
+    data: &[u8],
+    chunks: &[std::ops::Range<usize>],
+    first_line: usize,
+) -> Vec<Result<Part, DataError>> {
+    // The line each chunk starts on.
+    let mut starts = Vec::with_capacity(chunks.len());
+    let mut line = first_line;
+    for (k, chunk) in chunks.iter().enumerate() {
+        if k > 0 {
+            line += memchr::memchr_iter(b'\n', &data[chunks[k - 1].clone()]).count();
+        }
+        starts.push((chunk.clone(), line));
+    }
+    let Some(((first, first_start), rest)) = starts.split_first() else { return Vec::new() };
+    if rest.is_empty() {
+        return vec![parse_plain(context, &data[first.clone()], *first_start)];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rest
+            .iter()
+            .map(|(chunk, line)| scope.spawn(move || parse_plain(context, &data[chunk.clone()], *line)))
+            .collect();
+        let mut parts = vec![parse_plain(context, &data[first.clone()], *first_start)];
+        for handle in handles {
+            parts.push(handle.join().unwrap_or_else(|_| {
+                Err(DataError {
+                    file: context.file.to_string(),
+                    line: None,
+                    column: None,
+                    message: "a reader thread failed".into(),
+                    help: None,
+                })
+            }));
+        }
+        parts
+    })
 }
 
 fn reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
@@ -414,11 +531,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part,
             ));
         }
         part_lines.push(line as u32);
-        for cells in &mut cells {
-            if let Cells::Numbers { values, width } = cells {
-                values.resize(values.len() + *width, f64::NAN);
-            }
-        }
+        cells.iter_mut().for_each(Cells::grow);
         for (c, dest) in context.dests.iter().enumerate() {
             let Some(dest) = dest else { continue };
             store(context, &mut cells, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
@@ -455,31 +568,66 @@ fn store(
             labels.push(text, row as u32);
         }
         Cells::Numbers { values, width } => {
-            let value = match fast_float2::parse::<f64, _>(field) {
-                Ok(v) if v.is_finite() => v,
-                Ok(v) if v.is_nan() => f64::NAN,
-                parsed => {
-                    let text = std::str::from_utf8(field)
-                        .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
-                    if is_missing(text) {
-                        f64::NAN
-                    } else if parsed.is_ok() {
-                        return Err(error(
-                            format!("`{}` in {} is not a finite number", shorten(text), context.header.column_name(c)),
-                            Some("write missing values as an empty cell or `NA`".into()),
-                        ));
-                    } else {
-                        let entry = bad[c].get_or_insert_with(|| BadCells { line, text: text.to_string(), count: 0 });
-                        entry.count += 1;
-                        f64::NAN
-                    }
-                }
-            };
-            values[row * *width + dest.position] = value;
+            values[row * *width + dest.position] = number(context, bad, c, field, line)?;
+        }
+        Cells::Floats { values, width } => {
+            let value = number(context, bad, c, field, line)?;
+            // Rounded once, from the f64 a reader of the file would see.
+            let rounded = value as f32;
+            if rounded.is_infinite() {
+                return Err(error(
+                    format!(
+                        "`{}` in {} is beyond ±3.4e38, the range of 32-bit floats",
+                        shorten(&String::from_utf8_lossy(field)),
+                        context.header.column_name(c)
+                    ),
+                    Some("nnc trains in 32-bit floats: scale the column down, e.g. `/ 1e6`".into()),
+                ));
+            }
+            values[row * *width + dest.position] = rounded;
         }
         Cells::Absent => {}
     }
     Ok(())
+}
+
+/// A numeric cell's value: NaN when missing or not a number (the first
+/// such cell of each column and their count are kept in `bad`).
+#[inline]
+fn number(
+    context: &Context,
+    bad: &mut [Option<BadCells>],
+    c: usize,
+    field: &[u8],
+    line: usize,
+) -> Result<f64, DataError> {
+    match fast_float2::parse::<f64, _>(field) {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) if v.is_nan() => Ok(f64::NAN),
+        parsed => {
+            let error = |message: String, help: Option<String>| DataError {
+                file: context.file.to_string(),
+                line: Some(line),
+                column: Some(c + 1),
+                message,
+                help,
+            };
+            let text = std::str::from_utf8(field)
+                .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
+            if is_missing(text) {
+                Ok(f64::NAN)
+            } else if parsed.is_ok() {
+                Err(error(
+                    format!("`{}` in {} is not a finite number", shorten(text), context.header.column_name(c)),
+                    Some("write missing values as an empty cell or `NA`".into()),
+                ))
+            } else {
+                let entry = bad[c].get_or_insert_with(|| BadCells { line, text: text.to_string(), count: 0 });
+                entry.count += 1;
+                Ok(f64::NAN)
+            }
+        }
+    }
 }
 
 /// [`parse_rows`] for rows without quotes or lone `\r`s: lines split at
@@ -487,7 +635,10 @@ fn store(
 fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
     let width = context.width;
     let mut cells: Vec<Cells> = context.template.to_vec();
-    let mut part_lines = Vec::new();
+    // Room for every line, so the cells grow without copies.
+    let most = memchr::memchr_iter(b'\n', data).count() + 1;
+    cells.iter_mut().for_each(|c| c.reserve(most));
+    let mut part_lines = Vec::with_capacity(most);
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
     let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(width + 1);
     let mut rows = 0usize;
@@ -531,11 +682,7 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part
             });
         }
         part_lines.push(this_line as u32);
-        for cells in &mut cells {
-            if let Cells::Numbers { values, width } = cells {
-                values.resize(values.len() + *width, f64::NAN);
-            }
-        }
+        cells.iter_mut().for_each(Cells::grow);
         for (c, dest) in context.dests.iter().enumerate() {
             let Some(dest) = dest else { continue };
             let (a, b) = bounds[c];
@@ -593,29 +740,71 @@ mod tests {
         read_csv("t.csv", bytes, &bindings(), ReadOptions { threads, ..ReadOptions::default() })
     }
 
+    /// `read` in blocks of `block` bytes per thread.
+    fn read_in_blocks(bytes: &[u8], threads: usize, block: usize) -> Result<Table, BindError> {
+        let options = ReadOptions { threads, ..ReadOptions::default() };
+        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, block)
+    }
+
+    fn assert_same(one: &Table, many: &Table, what: &str) {
+        assert_eq!(many.rows, one.rows, "{what}");
+        assert_eq!(many.lines, one.lines, "{what}");
+        for (a, b) in one.cells.iter().zip(&many.cells) {
+            match (a, b) {
+                (Cells::Floats { values: x, .. }, Cells::Floats { values: y, .. }) => {
+                    assert_eq!(x.len(), y.len(), "{what}");
+                    assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()), "{what}");
+                }
+                (Cells::Labels(x), Cells::Labels(y)) => {
+                    assert_eq!((&x.codes, &x.names, &x.first_row), (&y.codes, &y.names, &y.first_row), "{what}");
+                }
+                _ => panic!("cells of another kind: {what}"),
+            }
+        }
+    }
+
     #[test]
     fn chunks_on_any_number_of_threads_read_the_same_table() {
         let bytes = csv(120_000, &[]);
         assert!(bytes.len() > PARALLEL_BYTES);
         let one = read(&bytes, 1).expect("reads");
         for threads in [2, 3, 7] {
-            let many = read(&bytes, threads).expect("reads");
-            assert_eq!(many.rows, one.rows);
-            assert_eq!(many.lines, one.lines, "{threads} threads");
-            for (a, b) in one.cells.iter().zip(&many.cells) {
-                match (a, b) {
-                    (Cells::Numbers { values: x, .. }, Cells::Numbers { values: y, .. }) => {
-                        assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
-                    }
-                    (Cells::Labels(x), Cells::Labels(y)) => {
-                        assert_eq!((&x.codes, &x.names, &x.first_row), (&y.codes, &y.names, &y.first_row));
-                    }
-                    _ => panic!("cells of another kind"),
-                }
-            }
+            assert_same(&one, &read(&bytes, threads).expect("reads"), &format!("{threads} threads"));
+        }
+        // Blocks smaller than a line, than the file, and the whole file.
+        for (threads, block) in [(1, 7), (2, 1000), (3, PARALLEL_BYTES / 2), (2, bytes.len())] {
+            let blocks = read_in_blocks(&bytes, threads, block).expect("reads");
+            assert_same(&one, &blocks, &format!("{threads} threads, blocks of {block}"));
         }
         // 60 000 rows and a blank line after every thousandth: the last row's line.
         assert_eq!(*one.lines.last().unwrap() as usize, 1 + 120_000 + 120);
+        // Each cell is the file's number rounded once to f32.
+        let Cells::Floats { values, width: 2 } = &one.cells[0] else { panic!("x is kept in f32") };
+        assert_eq!((values[2 * 7], values[2 * 7 + 1]), (7.0, 7.25));
+    }
+
+    #[test]
+    fn a_quote_in_a_later_block_reads_the_rest_as_quoted_csv() {
+        let mut bytes = csv(30_000, &[]);
+        // A quoted field holding a line break, in the last rows.
+        let at = bytes.len() - 100;
+        let start = at + bytes[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        bytes.splice(start..start, b"1,\"w\r\nx\",q,3\r\n".iter().copied());
+        let whole = read_in_blocks(&bytes, 1, bytes.len()).expect_err("a word in `b`");
+        let line = 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count();
+        assert!(matches!(&whole, BindError::Data(e) if e.line == Some(line)), "{whole:?}");
+        for (threads, block) in [(1, 4096), (2, 100_000)] {
+            assert_eq!(read_in_blocks(&bytes, threads, block).expect_err("the same error"), whole);
+        }
+        let mut quoted = csv(30_000, &[]);
+        let at = quoted.len() - 100;
+        let start = at + quoted[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        quoted.splice(start..start, b"\"1\",2,\"q\",4\r\n".iter().copied());
+        let whole = read_in_blocks(&quoted, 1, quoted.len()).expect("reads");
+        assert_eq!(whole.rows, 30_001);
+        for (threads, block) in [(1, 4096), (2, 100_000)] {
+            assert_same(&whole, &read_in_blocks(&quoted, threads, block).expect("reads"), &format!("{block}"));
+        }
     }
 
     #[test]

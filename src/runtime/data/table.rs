@@ -1,7 +1,13 @@
 //! The column model every reader fills: the cells of the bound columns,
-//! kept per binding — a row-major `f64` matrix for numeric bindings (NaN
-//! where a cell is missing), interned labels for one-hot bindings and
-//! one-column targets — with each row's line in the file for messages.
+//! kept per binding — a row-major matrix for numeric bindings (NaN where a
+//! cell is missing), interned labels for one-hot bindings and one-column
+//! targets — with each row's line in the file for messages.
+//!
+//! A numeric binding that takes its values as they are (no scale, no
+//! standardisation, no fill) is kept in `f32`, the type the kernels read:
+//! its matrix becomes the bound input without a copy. The others keep the
+//! file's `f64` values, from which their means, deviations and fill values
+//! are fitted, so the fitted figures are those of the file's numbers.
 
 use super::layout::{Header, Layout};
 use crate::ir::program::Binding;
@@ -40,6 +46,12 @@ pub enum Cells {
         values: Vec<f64>,
         width: usize,
     },
+    /// The same in `f32` (each cell parsed as `f64` and rounded once), for
+    /// bindings that [`keeps_f32`].
+    Floats {
+        values: Vec<f32>,
+        width: usize,
+    },
     Labels(Labels),
     /// A target the file does not have.
     Absent,
@@ -55,6 +67,43 @@ pub struct Labels {
     /// The row where each name first appears.
     pub first_row: Vec<u32>,
     index: HashMap<String, u32>,
+}
+
+/// Whether a numeric binding's model values are its file values rounded to
+/// `f32`: nothing is fitted from them or applied to them, so they need not
+/// be kept in `f64`.
+pub fn keeps_f32(binding: &Binding) -> bool {
+    binding.scale == 1.0 && !binding.standardize && binding.fill.is_none() && binding.class_indices.is_none()
+}
+
+impl Cells {
+    /// One more row of missing cells (numeric cells only).
+    pub fn grow(&mut self) {
+        match self {
+            Cells::Numbers { values, width } => values.resize(values.len() + *width, f64::NAN),
+            Cells::Floats { values, width } => values.resize(values.len() + *width, f32::NAN),
+            Cells::Labels(_) | Cells::Absent => {}
+        }
+    }
+
+    /// Room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        match self {
+            Cells::Numbers { values, width } => values.reserve(rows * *width),
+            Cells::Floats { values, width } => values.reserve(rows * *width),
+            Cells::Labels(labels) => labels.codes.reserve(rows),
+            Cells::Absent => {}
+        }
+    }
+
+    /// Numeric cells as `f64`, for the fitting that needs them (a table
+    /// read for other bindings than it is prepared for).
+    pub fn widen(&mut self) {
+        if let Cells::Floats { values, width } = self {
+            let values = values.iter().map(|&v| f64::from(v)).collect();
+            *self = Cells::Numbers { values, width: *width };
+        }
+    }
 }
 
 impl Labels {
@@ -114,6 +163,7 @@ impl Table {
             .map(|(binding, cols)| match cols {
                 None => Cells::Absent,
                 Some(_) if binding.reads_labels() => Cells::Labels(Labels::default()),
+                Some(cols) if keeps_f32(binding) => Cells::Floats { values: Vec::new(), width: cols.len() },
                 Some(cols) => Cells::Numbers { values: Vec::new(), width: cols.len() },
             })
             .collect();
@@ -126,13 +176,8 @@ impl Table {
         let offset = self.rows as u32;
         for (mine, theirs) in self.cells.iter_mut().zip(cells) {
             match (mine, theirs) {
-                (Cells::Numbers { values, .. }, Cells::Numbers { values: more, .. }) => {
-                    if values.is_empty() {
-                        *values = more;
-                    } else {
-                        values.extend_from_slice(&more);
-                    }
-                }
+                (Cells::Numbers { values, .. }, Cells::Numbers { values: more, .. }) => extend(values, more),
+                (Cells::Floats { values, .. }, Cells::Floats { values: more, .. }) => extend(values, more),
                 (Cells::Labels(labels), Cells::Labels(more)) => labels.append(more, offset),
                 _ => {}
             }
@@ -148,5 +193,14 @@ impl Table {
 
     pub fn file(&self) -> &str {
         &self.header.file
+    }
+}
+
+/// `more` after `values`, moved when `values` is empty.
+fn extend<T: Copy>(values: &mut Vec<T>, more: Vec<T>) {
+    if values.is_empty() {
+        *values = more;
+    } else {
+        values.extend_from_slice(&more);
     }
 }
