@@ -601,6 +601,9 @@ fn number(
     field: &[u8],
     line: usize,
 ) -> Result<f64, DataError> {
+    if let Some(value) = plain_decimal(field) {
+        return Ok(value);
+    }
     match fast_float2::parse::<f64, _>(field) {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) if v.is_nan() => Ok(f64::NAN),
@@ -628,6 +631,48 @@ fn number(
             }
         }
     }
+}
+
+/// Powers of ten that are exact in `f64`.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// The commonest cell, a decimal without an exponent and with at most 15
+/// digits (`-0.123456`, `42`, `5.`), as the correctly rounded `f64` that
+/// `fast_float2` would give, by Clinger's fast path: the digits as an
+/// integer (below 10¹⁵ < 2⁵³) and the power of ten are exact, so the one
+/// division rounds once. `None` for anything else (exponents, `+`, words),
+/// which the general parser reads.
+#[inline]
+fn plain_decimal(field: &[u8]) -> Option<f64> {
+    let (negative, digits) = match field {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, field),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0;
+    let mut point = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+                if count > 15 {
+                    return None;
+                }
+            }
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
+        }
+    }
+    if count == 0 {
+        return None;
+    }
+    let scale = point.map_or(0, |p| digits.len() - p - 1);
+    let value = mantissa as f64 / *POWERS_OF_TEN.get(scale)?;
+    Some(if negative { -value } else { value })
 }
 
 /// [`parse_rows`] for rows without quotes or lone `\r`s: lines split at
@@ -781,6 +826,40 @@ mod tests {
         // Each cell is the file's number rounded once to f32.
         let Cells::Floats { values, width: 2 } = &one.cells[0] else { panic!("x is kept in f32") };
         assert_eq!((values[2 * 7], values[2 * 7 + 1]), (7.0, 7.25));
+    }
+
+    #[test]
+    fn plain_decimals_read_as_the_general_parser_reads_them() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut fast = 0;
+        for case in 0..200_000 {
+            let digits: String = (0..1 + next(18)).map(|_| char::from(b'0' + next(10) as u8)).collect();
+            let mut text = if next(2) == 0 { format!("-{digits}") } else { digits.clone() };
+            if next(4) != 0 {
+                let at = text.len() - next(digits.len() as u64 + 1) as usize;
+                text.insert(at, '.');
+            }
+            let general = fast_float2::parse::<f64, _>(text.as_bytes()).ok();
+            match plain_decimal(text.as_bytes()) {
+                Some(v) => {
+                    fast += 1;
+                    assert_eq!(Some(v.to_bits()), general.map(f64::to_bits), "case {case}: `{text}`");
+                }
+                None => assert!(digits.len() > 15, "case {case}: `{text}` is plain"),
+            }
+        }
+        assert!(fast > 100_000, "{fast} cases took the fast path");
+        for text in ["", "-", ".", "-.", "+1", "1e5", "1.5e-3", "NA", "1..2", "0x1", "1,5", " 1"] {
+            assert_eq!(plain_decimal(text.as_bytes()), None, "`{text}`");
+        }
+        assert_eq!(plain_decimal(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!((plain_decimal(b"5."), plain_decimal(b".5")), (Some(5.0), Some(0.5)));
     }
 
     #[test]

@@ -110,6 +110,13 @@ impl Labels {
     pub const MISSING: u32 = u32::MAX;
 
     pub fn push(&mut self, text: &str, row: u32) {
+        // A column of a few classes: a short scan beats hashing the text.
+        if self.names.len() <= 8
+            && let Some(code) = self.names.iter().position(|name| name == text)
+        {
+            self.codes.push(code as u32);
+            return;
+        }
         if is_missing(text) {
             self.codes.push(Labels::MISSING);
             return;
