@@ -252,6 +252,9 @@ def main() -> None:
     parser.add_argument("--width-rows", type=int, default=100_000, help="rows for the widths table")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--torch-max-rows", type=int, default=None,
+                        help="run PyTorch only on files of at most this many rows (on a loaded machine its "
+                             "2-thread runs crawl: 10⁷ rows can take half an hour)")
     parser.add_argument("--markdown", action="store_true", help="markdown tables, also written to DATA_DIR/scale.md")
     parser.add_argument("--nnc", type=Path, default=NNC, help="the nnc binary (default: the release build)")
     args = parser.parse_args()
@@ -329,7 +332,9 @@ def main() -> None:
                 nnc = nnc_run(model, data, t)
                 compile_ms.setdefault(model.stem, []).append(nnc["compile_ms"])
                 first = first or nnc
-                peer = attempt("PyTorch", lambda: torch_run(data, hidden, classes, batch, t)) if torch_ok else None
+                peer = None
+                if torch_ok and rows <= (args.torch_max_rows or rows):
+                    peer = attempt("PyTorch", lambda: torch_run(data, hidden, classes, batch, t))
                 per = rows / 1e5
                 out.append([
                     model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]),
