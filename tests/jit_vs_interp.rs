@@ -787,6 +787,33 @@ fn new_activations() {
 }
 
 #[test]
+fn every_activation_of_the_table() {
+    // One neuron per activation of the built-ins' table (softmax, which
+    // couples a layer's neurons, aside), then each alone on a whole layer.
+    use nnc::check::builtins::{BUILTINS, Kind};
+    let names: Vec<&str> =
+        BUILTINS.iter().filter(|d| d.kind == Kind::Activation && d.name != "softmax").map(|d| d.name).collect();
+    let source = format!(
+        "data {{ input x[3] target y[2] }}
+        model {{ h = dense(x, {}, [{}])  out = dense(h, 2) }}
+        loss mse(out, y)
+        train {{ optimizer = sgd(lr = 0.1)  batch = 5 }}",
+        names.len(),
+        names.join(", ")
+    );
+    check_with_data("every activation", &source, |p| synthetic(p, 13, 23), None);
+    for name in names {
+        let source = format!(
+            "data {{ input x[3] target y[2] }}
+            model {{ h = dense(x, 6, {name})  out = dense(h, 2, {name}) }}
+            loss mse(out, y)
+            train {{ optimizer = sgd(lr = 0.1)  batch = 5 }}"
+        );
+        check_with_data(name, &source, |p| synthetic(p, 11, 24), None);
+    }
+}
+
+#[test]
 fn new_losses_and_regularisation() {
     let source = "data { input x[3] target y[2] }
         param k = 0.5
