@@ -39,6 +39,7 @@ ACTIVATIONS = {
     "silu": F.silu,
     "swish": F.silu,
     "softsign": F.softsign,
+    "mish": F.mish,
 }
 
 

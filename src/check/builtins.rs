@@ -1,7 +1,7 @@
 //! The built-in functions: one table ([`BUILTINS`]) that names each with its
 //! kind and parameters, and their lowering, each spelled with primitive ops:
 //! activations (`leaky_relu`, `elu`, `softplus`, `gelu`, `silu`/`swish`,
-//! `softsign` besides the primitive ones), losses (`mse`, `mae`, `huber`,
+//! `softsign`, `mish` besides the primitive ones), losses (`mse`, `mae`, `huber`,
 //! `cross_entropy`, `binary_cross_entropy`), regularisers (`l1`, `l2`),
 //! `where`, `concat` and `dropout`. Only `dropout` has an op of its own (it
 //! depends on the step and on each element's place); the rest are spelled
@@ -47,6 +47,7 @@ pub enum Builtin {
     Gelu,
     Silu,
     Softsign,
+    Mish,
     Sum,
     Mean,
     Mse,
@@ -143,6 +144,7 @@ pub const BUILTINS: &[Def] = &[
     def("silu", Builtin::Silu, Kind::Activation, Z),
     def("swish", Builtin::Silu, Kind::Activation, Z),
     def("softsign", Builtin::Softsign, Kind::Activation, Z),
+    def("mish", Builtin::Mish, Kind::Activation, Z),
     def("sum", Builtin::Sum, Kind::Function, Z),
     def("mean", Builtin::Mean, Kind::Function, Z),
     def("mse", Builtin::Mse, Kind::Loss, AB),
@@ -421,6 +423,14 @@ impl Checker {
                 let one = self.constant(1.0, span);
                 let denominator = self.bin(Binary::Add, one, abs, span)?;
                 self.bin(Binary::Div, z, denominator, span)
+            }
+            // z · tanh(softplus(z)), with softplus's stable form
+            Builtin::Mish => {
+                let positive = self.un(Unary::Relu, z, span)?;
+                let tail = self.log1p_exp_neg_abs(z, span)?;
+                let softplus = self.bin(Binary::Add, positive, tail, span)?;
+                let gate = self.un(Unary::Tanh, softplus, span)?;
+                self.bin(Binary::Mul, z, gate, span)
             }
             Builtin::Sum => self.op(Op::Sum { rows: true, cols: true }, &[z], span),
             Builtin::Mean => self.mean(z, span),
