@@ -482,8 +482,19 @@ impl<'g> Builder<'g> {
             Op::Binary(Binary::Sub) => simple("Sub"),
             Op::Binary(Binary::Mul) => simple("Mul"),
             Op::Binary(Binary::Div) => simple("Div"),
-            Op::Softmax | Op::LogSoftmax => None,
-            _ => None,
+            // Emitted below with attributes or several nodes; listed, not
+            // matched by a wildcard, so a new op is a compile error here.
+            Op::Unary(Unary::Step | Unary::Pow(_))
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::MatMul { .. }
+            | Op::Sum { .. }
+            | Op::Broadcast
+            | Op::SliceCols { .. }
+            | Op::PadCols { .. }
+            | Op::ConcatCols
+            | Op::Compare(_)
+            | Op::Select => None,
         };
         let inputs: Vec<String> = args.iter().map(|&a| self.value_in(a, subst)).collect();
         let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();

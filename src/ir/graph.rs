@@ -228,9 +228,20 @@ impl Unary {
     }
 }
 
-/// `x^c` with small integer exponents done by multiplication, as the kernel does.
+/// `c` as a whole exponent, when it is one that fits an `i32`: then `x^c`
+/// is repeated multiplication (exact for negative `x` too) in the
+/// interpreter ([`pow`]) and in the kernels (`kernel::lower` makes it a
+/// `UnaryOp::Powi`), one rule for both.
+pub fn whole_exponent(c: f64) -> Option<i32> {
+    (c.fract() == 0.0 && c.abs() <= i32::MAX as f64).then_some(c as i32)
+}
+
+/// `x^c`: whole exponents by multiplication ([`whole_exponent`]), as the kernel does.
 pub fn pow(x: f64, c: f64) -> f64 {
-    if c == c.trunc() && c.abs() <= 64.0 { x.powi(c as i32) } else { x.powf(c) }
+    match whole_exponent(c) {
+        Some(n) => x.powi(n),
+        None => x.powf(c),
+    }
 }
 
 /// Elementwise functions of two arguments, with broadcasting.

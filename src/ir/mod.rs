@@ -41,5 +41,6 @@ pub mod verify;
 pub use graph::{
     Binary, Compare, DataVar, Dim, Graph, Hyper, Init, Node, NodeId, Op, Origin, ParamInfo, Shape, ShapeError,
     StateInfo, Unary, dropout_hash, dropout_keeps, dropout_site_key, dropout_threshold, infer_shape, mix32, pow,
+    whole_exponent,
 };
 pub use parse::{ParseError, parse};

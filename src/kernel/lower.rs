@@ -931,7 +931,7 @@ fn unary(u: Unary, x: Expr) -> Expr {
         Unary::Step => UnaryOp::Step,
         Unary::Sign => UnaryOp::Sign,
         // Whole exponents by repeated squaring (exact for negative bases too).
-        Unary::Pow(c) if c.fract() == 0.0 && c.abs() <= i32::MAX as f64 => UnaryOp::Powi(c as i32),
+        Unary::Pow(c) if let Some(n) = crate::ir::whole_exponent(c) => UnaryOp::Powi(n),
         Unary::Pow(0.5) => UnaryOp::Sqrt,
         Unary::Pow(c) => {
             // x^c = exp(c · log x), as in libm for positive x.
