@@ -271,6 +271,28 @@ pub(super) fn places(def: &Def, args: &[ast::Arg], skip: usize, diags: &mut Vec<
     Some(places)
 }
 
+/// [`places`] for a built-in (`def`); for a user function `name`, which
+/// takes no named arguments, `Some(None)` when none is named. `None` with a
+/// diagnostic when the arguments are wrong.
+pub(super) fn call_places(
+    def: Option<&Def>,
+    name: &str,
+    args: &[ast::Arg],
+    skip: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Option<Vec<usize>>> {
+    match def {
+        Some(def) => places(def, args, skip, diags).map(Some),
+        None => match args.iter().find_map(|a| a.name.as_ref()) {
+            Some(arg_name) => {
+                diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
+                None
+            }
+            None => Some(None),
+        },
+    }
+}
+
 impl Checker {
     fn op(&mut self, op: Op, args: &[NodeId], span: Span) -> Option<NodeId> {
         self.node(op, args, span)

@@ -203,16 +203,7 @@ impl Checker {
             self.diags.push(errors::arity(name, &what, args.len(), item.span).with_help(help));
             return None;
         }
-        let places = match builtin {
-            Some(def) => Some(builtins::places(def, args, 1, &mut self.diags)?),
-            None => {
-                if let Some(arg_name) = args.iter().find_map(|a| a.name.as_ref()) {
-                    self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
-                    return None;
-                }
-                None
-            }
-        };
+        let places = builtins::call_places(builtin, name, args, 1, &mut self.diags)?;
         let mut values = Vec::new();
         for arg in args {
             values.push((self.expr(&arg.value)?, arg.value.span));

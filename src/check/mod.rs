@@ -514,16 +514,7 @@ impl Checker {
             return self.dropout(&x.value, &rate.value, span);
         }
         let builtin = def.filter(|_| !is_user);
-        let places = match builtin {
-            Some(def) => Some(builtins::places(def, args, 0, &mut self.diags)?),
-            None => {
-                if let Some(arg_name) = args.iter().find_map(|a| a.name.as_ref()) {
-                    self.diags.push(errors::unknown_argument(name, &arg_name.name, arg_name.span, &[]));
-                    return None;
-                }
-                None
-            }
-        };
+        let places = builtins::call_places(builtin, name, args, 0, &mut self.diags)?;
         // A loss's weights are a list or a word, read as written, not as a value.
         if let (Some(def @ Def { builtin: Builtin::CrossEntropy | Builtin::BinaryCrossEntropy, .. }), Some(places)) =
             (builtin, &places)
