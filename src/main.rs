@@ -96,6 +96,14 @@ pub enum KernelChoice {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `nnc ir … | head` into a panic in
+    // `println!` once `head` has gone. A command-line tool should end
+    // quietly instead, as `cat` does: restore the default action.
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a
+    // valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(&args),

@@ -185,6 +185,26 @@ fn a_missing_file_exits_1() {
 }
 
 #[test]
+fn a_reader_that_goes_away_ends_nnc_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    // The long listing outgrows the pipe, so nnc writes after the reader
+    // has closed its end, as in `nnc ir model.nn --stage clif | head`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["ir", "examples/digits.nn", "--stage", "clif"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the nnc binary runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("nnc ends");
+    let err = stderr(&output);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(output.status.signal(), Some(libc::SIGPIPE), "{:?}: {err}", output.status);
+}
+
+#[test]
 fn divergence_exits_3_and_names_the_epoch() {
     let output = nnc(&["run", "examples/seed.nn", "examples/seed.csv", "--lr", "1e6", "--quiet"]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
