@@ -13,7 +13,7 @@
 
 use crate::ir::Hyper;
 use crate::ir::program::HyperContext;
-use crate::kernel::{Kernel, KernelKind, Stmt};
+use crate::kernel::{BufferKind, Kernel, KernelKind, Stmt};
 use cranelift_jit::JITModule;
 
 /// What the native function receives, laid out as in C.
@@ -122,6 +122,17 @@ impl Compiled {
     /// Whether it is a prediction kernel (computes no loss, reads no targets).
     pub fn predicts_only(&self) -> bool {
         self.kernel.kind == KernelKind::Predict
+    }
+
+    /// How many slots the kernel's `targets` table has: the kernel loads
+    /// every declared target's column pointer, read or not, so a caller
+    /// without targets passes this many null pointers, not an empty table.
+    pub fn target_slots(&self) -> usize {
+        let slots = self.kernel.buffers.iter().filter_map(|b| match b.kind {
+            BufferKind::Target(i) => Some(i as usize + 1),
+            _ => None,
+        });
+        slots.max().unwrap_or(0)
     }
 
     /// Whether the kernel calls the library GEMM (and so can use threads).

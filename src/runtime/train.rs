@@ -452,7 +452,10 @@ fn run_eval_kernel(
     let mut losses = vec![f32::NAN; rows.div_ceil(batch).max(1)];
     let mut predict = vec![0.0f32; (rows * width).max(1)];
     let input_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.inputs.iter().map(|v| v.as_ptr()).collect());
-    let target_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
+    let mut target_ptrs: Vec<*const f32> = data.map_or(Vec::new(), |d| d.targets.iter().map(|v| v.as_ptr()).collect());
+    // Prediction without targets: null column pointers the kernel loads and
+    // never follows, rather than an empty table it would read past.
+    target_ptrs.resize(target_ptrs.len().max(eval_kernel.target_slots()), std::ptr::null());
     let args = KernelArgs {
         params: params.values.as_mut_ptr(),
         scratch: scratch.as_mut_ptr(),
