@@ -124,19 +124,8 @@ fn rewrite(graph: &mut Graph, node: &Node, args: &[NodeId]) -> NodeId {
             }
         }
         Op::Binary(b) => {
-            // Binary ops broadcast by themselves: drop explicit broadcasts.
-            let unwrapped: Vec<NodeId> = args
-                .iter()
-                .map(|&a| {
-                    let arg = ctx.graph.node(a);
-                    if arg.op == Op::Broadcast { arg.args[0] } else { a }
-                })
-                .collect();
-            if unwrapped != args {
-                let shapes = (ctx.graph.shape(unwrapped[0]), ctx.graph.shape(unwrapped[1]));
-                if Shape::broadcast(shapes.0, shapes.1) == Some(node.shape) {
-                    return rewrite_new(&mut ctx, node.op.clone(), &unwrapped);
-                }
+            if let Some(id) = without_broadcasts(&mut ctx, node, args) {
+                return id;
             }
             if let (Some(x), Some(y)) = (consts[0], consts[1]) {
                 return ctx.constant(b.eval(x, y));

@@ -60,7 +60,7 @@
 //! infinite or NaN number, or a name that is not an identifier, prints as
 //! something that does not parse back to the same tree.
 
-use crate::syntax::ast::{BinOp, DataKind, Expr, ExprKind, File, Ident, Item};
+use crate::syntax::ast::{BinOp, DataKind, Expr, ExprKind, File, Ident, Item, Setting};
 use std::fmt::Write as _;
 
 /// The tree dump of a whole file.
@@ -110,6 +110,15 @@ fn dump_ident(out: &mut String, depth: usize, role: &str, ident: &Ident) {
     line(out, depth, format_args!("{role} {} @{}", ident.name, ident.span));
 }
 
+/// The `name = value` settings of a `data` or `train` block.
+fn dump_settings(out: &mut String, depth: usize, settings: &[Setting]) {
+    for setting in settings {
+        line(out, depth, format_args!("setting @{}", setting.span));
+        dump_ident(out, depth + 1, "ident", &setting.name);
+        dump_expr(out, depth + 1, &setting.value);
+    }
+}
+
 fn dump_item(out: &mut String, depth: usize, item: &Item) {
     match item {
         Item::Data(block) => {
@@ -141,11 +150,7 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
                     }
                 }
             }
-            for setting in &block.settings {
-                line(out, depth + 1, format_args!("setting @{}", setting.span));
-                dump_ident(out, depth + 2, "ident", &setting.name);
-                dump_expr(out, depth + 2, &setting.value);
-            }
+            dump_settings(out, depth + 1, &block.settings);
         }
         Item::Model(block) => {
             line(out, depth, format_args!("model @{}", block.span));
@@ -174,11 +179,7 @@ fn dump_item(out: &mut String, depth: usize, item: &Item) {
         }
         Item::Train(block) => {
             line(out, depth, format_args!("train @{}", block.span));
-            for setting in &block.settings {
-                line(out, depth + 1, format_args!("setting @{}", setting.span));
-                dump_ident(out, depth + 2, "ident", &setting.name);
-                dump_expr(out, depth + 2, &setting.value);
-            }
+            dump_settings(out, depth + 1, &block.settings);
         }
     }
 }
