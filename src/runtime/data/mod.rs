@@ -120,7 +120,7 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     if parquet::is_parquet(&magic) {
         let mut bytes = magic;
         input.read_to_end(&mut bytes).map_err(cannot)?;
-        return parquet::read_parquet(&file, &bytes, bindings, options);
+        return parquet::read_parquet(&file, bytes.into(), bindings, options);
     }
     read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
 }
@@ -128,7 +128,7 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
 /// Read a data file's bytes (already read).
 pub fn read_bytes(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
     if parquet::is_parquet(bytes) {
-        parquet::read_parquet(file, bytes, bindings, options)
+        parquet::read_parquet(file, bytes::Bytes::copy_from_slice(bytes), bindings, options)
     } else {
         read::read_csv(file, bytes, bindings, options)
     }

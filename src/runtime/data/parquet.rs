@@ -43,7 +43,13 @@ fn value(field: &Field) -> Option<Value> {
     })
 }
 
-pub fn read_parquet(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
+/// Read the bound columns of a Parquet file's `bytes` (shared, not copied).
+pub fn read_parquet(
+    file: &str,
+    bytes: bytes::Bytes,
+    bindings: &[Binding],
+    options: ReadOptions,
+) -> Result<Table, BindError> {
     let error = |row: Option<usize>, column: Option<usize>, message: String, help: Option<String>| DataError {
         file: file.to_string(),
         line: row,
@@ -54,7 +60,7 @@ pub fn read_parquet(file: &str, bytes: &[u8], bindings: &[Binding], options: Rea
     let unreadable = |e: parquet::errors::ParquetError| {
         error(None, None, format!("unreadable Parquet file: {e}"), Some("is the file complete?".into()))
     };
-    let reader = SerializedFileReader::new(bytes::Bytes::copy_from_slice(bytes)).map_err(unreadable)?;
+    let reader = SerializedFileReader::new(bytes).map_err(unreadable)?;
     let schema = reader.metadata().file_metadata().schema();
     let fields = schema.get_fields();
     let names: Vec<String> = fields.iter().map(|f| f.name().to_string()).collect();
