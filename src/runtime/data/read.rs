@@ -467,6 +467,13 @@ struct Context<'a> {
     header: &'a Header,
 }
 
+impl Context<'_> {
+    /// An error at the cell in column `c` (from 0) of file line `line`.
+    fn cell_error(&self, line: usize, c: usize, message: String, help: Option<String>) -> DataError {
+        DataError { file: self.file.to_string(), line: Some(line), column: Some(c + 1), message, help }
+    }
+}
+
 /// The rows of one chunk.
 struct Part {
     cells: Vec<Cells>,
@@ -554,13 +561,7 @@ fn store(
     line: usize,
     row: usize,
 ) -> Result<(), DataError> {
-    let error = |message: String, help: Option<String>| DataError {
-        file: context.file.to_string(),
-        line: Some(line),
-        column: Some(c + 1),
-        message,
-        help,
-    };
+    let error = |message: String, help: Option<String>| context.cell_error(line, c, message, help);
     match &mut cells[dest.binding] {
         Cells::Labels(labels) => {
             let text = std::str::from_utf8(field)
@@ -608,13 +609,7 @@ fn number(
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) if v.is_nan() => Ok(f64::NAN),
         parsed => {
-            let error = |message: String, help: Option<String>| DataError {
-                file: context.file.to_string(),
-                line: Some(line),
-                column: Some(c + 1),
-                message,
-                help,
-            };
+            let error = |message: String, help: Option<String>| context.cell_error(line, c, message, help);
             let text = std::str::from_utf8(field)
                 .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
             if is_missing(text) {
