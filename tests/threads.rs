@@ -3,18 +3,20 @@
 //!
 //! The model is wide enough that its large products go to the library GEMM
 //! (`kernel::GEMM_MIN_MACS`), whose output is cut into several blocks (a
-//! 300-wide layer: three), and large enough (256 × 300 × 64 multiply-adds)
-//! that the blocks are handed to the pool's threads with 2 and 3 threads; the kernels are checked to call the GEMM, so the test
-//! cannot pass by running everything in loop nests on one thread.
+//! 512-wide layer: four), and large enough (64 × 1024 × 512 = 2²⁵
+//! multiply-adds, `codegen::gemm`'s threshold) that the blocks are handed
+//! to the pool's threads with 2 and 3 threads; the kernels are checked to
+//! call the GEMM, so the test cannot pass by running everything in loop
+//! nests on one thread.
 
 mod common;
 
 use common::{Rng, nnc};
 use std::path::{Path, PathBuf};
 
-const MODEL: &str = "data { input x[256]  target y = one_hot(10) }
+const MODEL: &str = "data { input x[1024]  target y = one_hot(10) }
 model {
-  h   = dense(x, 300, relu)
+  h   = dense(x, 512, relu)
   out = dense(h, 10, softmax)
 }
 loss cross_entropy(out, y)
@@ -34,7 +36,7 @@ fn data_csv() -> String {
     let mut rng = Rng::new(12);
     let mut text = String::new();
     for _ in 0..200 {
-        for _ in 0..256 {
+        for _ in 0..1024 {
             text.push_str(&format!("{:.5},", rng.uniform(-1.0, 1.0)));
         }
         text.push_str(&format!("{}\n", rng.below(10)));

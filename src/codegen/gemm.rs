@@ -20,10 +20,12 @@ const BLOCK: usize = 128;
 
 /// Products smaller than this many multiply-adds run their blocks on the
 /// calling thread even when there are more: handing blocks to another
-/// thread costs more than it saves (a 256×64×64 product ran slower on two
-/// threads than on one, see BENCHMARKS.md). Either way the blocks, and so
-/// the results, are the same.
-const PARALLEL_MIN_MACS: usize = 1 << 22;
+/// thread costs more than it saves. Measured on a quiet 2-core machine
+/// (BENCHMARKS.md, `peers/scale.py`): the 784-256-10 step at batch 64
+/// (products of 12.8 M) ran at 0.83× on two threads, 20-256-256-3 at
+/// batch 256 (16.8 M) at 1.00×, 20-1024-1024-3 (268 M) at 1.78×. Either
+/// way the blocks, and so the results, are the same.
+const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// How to cut an `m × n` output: along the longer side into equal blocks
 /// of at most [`BLOCK`] (rounded up to 16, the micro-kernels' multiple),
