@@ -120,7 +120,7 @@ fn the_run_echoes_the_weights_by_class_name() {
     let out = ok(&["run", s(&dir().join("balanced_split.nn")), s(&dir().join("balanced_split.csv")), "--epochs", "1"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("class weights common 0.4583, rare 2.2000, scarce 2.7500 (balanced: rows / (classes × class rows) over the 33 training rows)"),
+        stderr.contains("loss       class weights common 0.4583, rare 2.2000, scarce 2.7500 (balanced: rows / (classes × class rows) over the 33 training rows)"),
         "{stderr}"
     );
     // A label computed by an expression (`digit == 9`) has no column to

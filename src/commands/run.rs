@@ -246,11 +246,12 @@ fn describe_loss_weights(program: &Program, bound: Option<&Bound>) -> Option<(&'
         }
         _ => String::new(),
     };
-    let key = match w.kind {
+    // Keyed `loss` so that the echo's key column stays ten wide.
+    let what = match w.kind {
         nnc::ir::program::LossWeightKind::Class => "class weights",
         nnc::ir::program::LossWeightKind::Positive => "pos_weight",
     };
-    Some((key, format!("{}{how}", values.join(", "))))
+    Some(("loss", format!("{what} {}{how}", values.join(", "))))
 }
 
 pub(super) fn metric_columns(program: &Program) -> &'static [&'static str] {
