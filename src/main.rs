@@ -68,6 +68,12 @@ enum Command {
         /// Weights to check the gradient at (default: the initial weights)
         #[arg(long, value_name = "FILE", requires = "gradcheck")]
         weights: Option<PathBuf>,
+        /// DATA's field delimiter (detected when not given)
+        #[arg(long, value_name = "CHAR", value_parser = commands::parse_delimiter, conflicts_with = "gradcheck")]
+        delimiter: Option<u8>,
+        /// Threads that parse DATA (default: every core)
+        #[arg(long, value_name = "N", conflicts_with = "gradcheck")]
+        threads: Option<usize>,
     },
 }
 
@@ -115,10 +121,12 @@ fn main() -> ExitCode {
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),
         Command::Plot(args) => commands::plot::plot(&args),
-        Command::Check { model, data, gradcheck: true, rows, weights } => {
+        Command::Check { model, data, gradcheck: true, rows, weights, .. } => {
             commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref())
         }
-        Command::Check { model, data, .. } => commands::inspect::check(&model, data.as_deref()),
+        Command::Check { model, data, delimiter, threads, .. } => {
+            commands::inspect::check(&model, data.as_deref(), delimiter, threads)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

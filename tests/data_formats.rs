@@ -182,6 +182,14 @@ fn the_delimiter_can_be_given() {
     assert_eq!(result["rows"], 2);
     let output = nnc(&["run", &model, &csv, "--delimiter", "ab"]);
     assert_eq!(output.status.code(), Some(2), "a bad --delimiter is a usage error");
+    // `nnc check` binds the same file with the same flags.
+    assert!(fails(&["check", &model, &csv]).contains("no column"));
+    let output = ok(&["check", &model, &csv, "--delimiter", ":", "--threads", "1"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ok — 2 rows"), "{output:?}");
+    for bad in [&["--threads", "0"][..], &["--delimiter", "ab"], &["--gradcheck", "--delimiter", ":"]] {
+        let output = nnc(&[&["check", model.as_str(), csv.as_str()][..], bad].concat());
+        assert_eq!(output.status.code(), Some(2), "nnc check {bad:?} is a usage error");
+    }
 }
 
 #[test]

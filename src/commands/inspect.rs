@@ -56,9 +56,18 @@ pub fn grad(model: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
+pub fn check(
+    path: &Path,
+    data_path: Option<&Path>,
+    delimiter: Option<u8>,
+    threads: Option<usize>,
+) -> Result<(), Failure> {
+    if threads == Some(0) {
+        return Err(Failure::Usage("--threads must be at least 1".into()));
+    }
+    let options = data::ReadOptions { delimiter, targets_optional: false, threads: threads.unwrap_or(0) };
     let (model, table) = match data_path {
-        Some(file) => super::read_model_with_data(path, file, data::ReadOptions::default())?,
+        Some(file) => super::read_model_with_data(path, file, options)?,
         None => (read_model(path)?, None),
     };
     let program = &model.front.program;
@@ -75,8 +84,7 @@ pub fn check(path: &Path, data_path: Option<&Path>) -> Result<(), Failure> {
         (Some(file), true) => {
             let table = match table {
                 Some(table) => table,
-                None => data::read_file(file, &program.data, data::ReadOptions::default())
-                    .map_err(|e| bind_error(e, &model))?,
+                None => data::read_file(file, &program.data, options).map_err(|e| bind_error(e, &model))?,
             };
             let bound =
                 data::prepare::training(program, table, data::Split::NONE, None).map_err(|e| bind_error(e, &model))?;
