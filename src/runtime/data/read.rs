@@ -15,7 +15,7 @@
 //! more there are.
 
 use super::layout::{self, Header, Layout};
-use super::table::{Cells, Table, is_missing};
+use super::table::{Cells, Labels, Table, is_missing};
 use super::{BindError, DataError, shorten};
 use crate::ir::program::Binding;
 use std::io::Read;
@@ -539,13 +539,35 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part,
         }
         part_lines.push(line as u32);
         cells.iter_mut().for_each(Cells::grow);
+        let mut slots = slots(&mut cells);
         for (c, dest) in context.dests.iter().enumerate() {
             let Some(dest) = dest else { continue };
-            store(context, &mut cells, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
+            store(context, &mut slots, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
         }
         rows += 1;
     }
     Ok(Part { cells, lines: part_lines, bad })
+}
+
+/// One binding's cells in a chunk, borrowed for the chunk's rows.
+enum Slot<'a> {
+    Numbers(&'a mut [f64], usize),
+    Floats(&'a mut [f32], usize),
+    Labels(&'a mut Labels),
+    Absent,
+}
+
+/// Borrow every binding's cells as a [`Slot`].
+fn slots(cells: &mut [Cells]) -> Vec<Slot<'_>> {
+    cells
+        .iter_mut()
+        .map(|cells| match cells {
+            Cells::Numbers { values, width } => Slot::Numbers(values, *width),
+            Cells::Floats { values, width } => Slot::Floats(values, *width),
+            Cells::Labels(labels) => Slot::Labels(labels),
+            Cells::Absent => Slot::Absent,
+        })
+        .collect()
 }
 
 /// Put one cell into its binding's cells (row `row` of the part, on `line`).
@@ -553,7 +575,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part,
 #[inline]
 fn store(
     context: &Context,
-    cells: &mut [Cells],
+    slots: &mut [Slot],
     bad: &mut [Option<BadCells>],
     dest: Dest,
     c: usize,
@@ -562,16 +584,16 @@ fn store(
     row: usize,
 ) -> Result<(), DataError> {
     let error = |message: String, help: Option<String>| context.cell_error(line, c, message, help);
-    match &mut cells[dest.binding] {
-        Cells::Labels(labels) => {
+    match &mut slots[dest.binding] {
+        Slot::Labels(labels) => {
             let text = std::str::from_utf8(field)
                 .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
             labels.push(text, row as u32);
         }
-        Cells::Numbers { values, width } => {
+        Slot::Numbers(values, width) => {
             values[row * *width + dest.position] = number(context, bad, c, field, line)?;
         }
-        Cells::Floats { values, width } => {
+        Slot::Floats(values, width) => {
             let value = number(context, bad, c, field, line)?;
             // Rounded once, from the f64 a reader of the file would see.
             let rounded = value as f32;
@@ -587,7 +609,7 @@ fn store(
             }
             values[row * *width + dest.position] = rounded;
         }
-        Cells::Absent => {}
+        Slot::Absent => {}
     }
     Ok(())
 }
@@ -636,101 +658,265 @@ const POWERS_OF_TEN: [f64; 23] = [
 
 /// The commonest cell, a decimal without an exponent and with at most 15
 /// digits (`-0.123456`, `42`, `5.`), as the correctly rounded `f64` that
-/// `fast_float2` would give, by Clinger's fast path: the digits as an
-/// integer (below 10¹⁵ < 2⁵³) and the power of ten are exact, so the one
-/// division rounds once. `None` for anything else (exponents, `+`, words),
-/// which the general parser reads.
+/// `fast_float2` would give. `None` for anything else (exponents, `+`,
+/// words, spaces), which the general parser reads.
 #[inline]
 fn plain_decimal(field: &[u8]) -> Option<f64> {
-    let (negative, digits) = match field {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, field),
-    };
-    let mut mantissa: u64 = 0;
-    let mut count = 0;
-    let mut point = None;
-    for (i, &b) in digits.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                count += 1;
-                if count > 15 {
-                    return None;
-                }
-            }
-            b'.' if point.is_none() => point = Some(i),
-            _ => return None,
-        }
-    }
-    if count == 0 {
-        return None;
-    }
-    let scale = point.map_or(0, |p| digits.len() - p - 1);
-    let value = mantissa as f64 / *POWERS_OF_TEN.get(scale)?;
-    Some(if negative { -value } else { value })
+    let (value, end) = scan_decimal(field, 0)?;
+    (end == field.len()).then_some(value)
 }
 
-/// [`parse_rows`] for rows without quotes or lone `\r`s: lines split at
-/// `\n` and fields at the delimiter with `memchr`, no CSV state machine.
+/// The plain decimal that starts at `bytes[start]` (see [`plain_decimal`])
+/// and where it ends: the index of the first byte after it, which the
+/// caller checks is the end of the field. By Clinger's fast path: the
+/// digits as an integer (below 10¹⁵ < 2⁵³) and the power of ten are exact,
+/// so the one division rounds once.
+#[inline(always)]
+fn scan_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
+    let mut i = start;
+    let negative = bytes.get(i) == Some(&b'-');
+    i += usize::from(negative);
+    // More than 19 digits wrap the mantissa, but those are refused below.
+    let mut mantissa: u64 = 0;
+    let whole = i;
+    while let Some(&b) = bytes.get(i) {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+        i += 1;
+    }
+    let mut count = i - whole;
+    let mut scale = 0;
+    if bytes.get(i) == Some(&b'.') {
+        i += 1;
+        let fraction = i;
+        while let Some(&b) = bytes.get(i) {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
+            i += 1;
+        }
+        scale = i - fraction;
+        count += scale;
+    }
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let value = mantissa as f64 / POWERS_OF_TEN[scale];
+    Some((if negative { -value } else { value }, i))
+}
+
+/// Where a file column's cells go, for the row parser.
+#[derive(Clone, Copy)]
+enum Sink {
+    /// Not bound: skipped.
+    Skip,
+    /// A numeric binding's column: plain decimals are stored at once.
+    Number(Dest),
+    /// A label column: stored once the row is whole.
+    Other(Dest),
+}
+
+/// [`parse_rows`] for rows without quotes or lone `\r`s: each row is read
+/// in one pass over its bytes, plain decimals parsed as they are met and
+/// stored straight into the cells; a row the pass cannot read whole (blank,
+/// ragged, spaces around a cell) goes to [`parse_line`], which says what is
+/// wrong with it or reads it as the `csv` crate would.
 fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
     let width = context.width;
+    // Room for every line, filled with missing cells, so the cells are
+    // borrowed once for the whole chunk.
+    let most = line_count(data);
     let mut cells: Vec<Cells> = context.template.to_vec();
-    // Room for every line, so the cells grow without copies.
-    let most = memchr::memchr_iter(b'\n', data).count() + 1;
-    cells.iter_mut().for_each(|c| c.reserve(most));
+    for cells in &mut cells {
+        match cells {
+            Cells::Numbers { values, width } => *values = vec![f64::NAN; most * *width],
+            Cells::Floats { values, width } => *values = vec![f32::NAN; most * *width],
+            Cells::Labels(labels) => labels.codes.reserve(most),
+            Cells::Absent => {}
+        }
+    }
+    let sinks: Vec<Sink> = context
+        .dests
+        .iter()
+        .map(|dest| match dest {
+            None => Sink::Skip,
+            Some(dest) if matches!(context.template[dest.binding], Cells::Numbers { .. } | Cells::Floats { .. }) => {
+                Sink::Number(*dest)
+            }
+            Some(dest) => Sink::Other(*dest),
+        })
+        .collect();
     let mut part_lines = Vec::with_capacity(most);
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
+    let mut deferred: Vec<(usize, usize, usize)> = Vec::with_capacity(width);
     let mut bounds: Vec<(usize, usize)> = Vec::with_capacity(width + 1);
     let mut rows = 0usize;
     let mut line = first_line;
     let mut pos = 0;
-    while pos < data.len() {
-        let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-        let mut row = &data[pos..end];
-        if let [rest @ .., b'\r'] = row {
-            row = rest;
+    {
+        let mut slots = slots(&mut cells);
+        while pos < data.len() {
+            let this_line = line;
+            line += 1;
+            match fast_row(context, &sinks, &mut slots, data, pos, rows, &mut deferred) {
+                Some(end) => {
+                    for &(c, a, b) in &deferred {
+                        let (Sink::Number(dest) | Sink::Other(dest)) = sinks[c] else { continue };
+                        store(context, &mut slots, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
+                    }
+                    pos = end;
+                }
+                None => {
+                    let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
+                    let read =
+                        parse_line(context, &mut slots, &mut bad, &mut bounds, &data[pos..end], this_line, rows)?;
+                    pos = end + 1;
+                    if !read {
+                        continue;
+                    }
+                }
+            }
+            part_lines.push(this_line as u32);
+            rows += 1;
         }
-        let this_line = line;
-        line += 1;
-        pos = end + 1;
-        // An empty line, or one of only spaces, is not a row.
-        if row.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    }
+    for cells in &mut cells {
+        match cells {
+            Cells::Numbers { values, width } => values.truncate(rows * *width),
+            Cells::Floats { values, width } => values.truncate(rows * *width),
+            _ => {}
         }
-        bounds.clear();
-        let mut start = 0;
-        for i in memchr::memchr_iter(context.delimiter, row) {
-            bounds.push((start, i));
-            start = i + 1;
-        }
-        bounds.push((start, row.len()));
-        if bounds.len() != width {
-            let first = if context.has_header { "the header has" } else { "the first row has" };
-            let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
-            let help = (bounds.len() == 1 && width > 1).then(|| {
-                format!(
-                    "the fields are separated by {}; give `--delimiter` if this file uses another",
-                    delimiter_name(context.delimiter)
-                )
-            });
-            return Err(DataError {
-                file: context.file.to_string(),
-                line: Some(this_line),
-                column: Some(bounds.len().min(width) + 1),
-                message: format!("this row has {} but {first} {width}", fields(bounds.len())),
-                help,
-            });
-        }
-        part_lines.push(this_line as u32);
-        cells.iter_mut().for_each(Cells::grow);
-        for (c, dest) in context.dests.iter().enumerate() {
-            let Some(dest) = dest else { continue };
-            let (a, b) = bounds[c];
-            store(context, &mut cells, &mut bad, *dest, c, trim(&row[a..b]), this_line, rows)?;
-        }
-        rows += 1;
     }
     Ok(Part { cells, lines: part_lines, bad })
+}
+
+/// The lines of `data`: its line ends, and one more when it does not end
+/// with one.
+fn line_count(data: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', data).count() + usize::from(data.last().is_some_and(|&b| b != b'\n'))
+}
+
+/// Read the row that starts at `data[start]` in one pass: the plain
+/// decimals of numeric columns are stored in row `row` as they are met, the
+/// other bound cells are listed in `deferred` (column, start, end) for
+/// [`store`] once the row is known to be whole. The index after the row's
+/// line end, or `None` when the row must be read by [`parse_line`]: it
+/// starts with a space or a line end (blank, or a cell to trim), or has
+/// more or fewer fields than the header.
+#[inline]
+fn fast_row(
+    context: &Context,
+    sinks: &[Sink],
+    slots: &mut [Slot],
+    data: &[u8],
+    start: usize,
+    row: usize,
+    deferred: &mut Vec<(usize, usize, usize)>,
+) -> Option<usize> {
+    deferred.clear();
+    if data[start].is_ascii_whitespace() {
+        return None;
+    }
+    let delimiter = context.delimiter;
+    let last = sinks.len() - 1;
+    let mut p = start;
+    for (c, sink) in sinks.iter().enumerate() {
+        if let Sink::Number(dest) = sink
+            && let Some((value, end)) = scan_decimal(data, p)
+        {
+            let next = data.get(end).copied();
+            let ends = if c < last {
+                next == Some(delimiter)
+            } else {
+                matches!(next, None | Some(b'\n')) || (next == Some(b'\r') && data.get(end + 1) == Some(&b'\n'))
+            };
+            if ends {
+                match &mut slots[dest.binding] {
+                    Slot::Floats(values, width) => values[row * *width + dest.position] = value as f32,
+                    Slot::Numbers(values, width) => values[row * *width + dest.position] = value,
+                    _ => {}
+                }
+                p = end + 1 + usize::from(next == Some(b'\r'));
+                continue;
+            }
+        }
+        // Anything else: the field runs to the next delimiter or line end.
+        let field = p;
+        while p < data.len() && data[p] != delimiter && data[p] != b'\n' {
+            p += 1;
+        }
+        let line_ends = p == data.len() || data[p] == b'\n';
+        if line_ends != (c == last) {
+            return None;
+        }
+        let mut end = p;
+        if c == last && end > field && data[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if !matches!(sink, Sink::Skip) {
+            deferred.push((c, field, end));
+        }
+        p += 1;
+    }
+    Some(p.min(data.len()))
+}
+
+/// Read one line (without its `\n`) the general way: split at every
+/// delimiter, each field trimmed. `false` for a blank line, which is not a
+/// row; an error for a row with more or fewer fields than the header.
+#[allow(clippy::too_many_arguments)]
+fn parse_line(
+    context: &Context,
+    slots: &mut [Slot],
+    bad: &mut [Option<BadCells>],
+    bounds: &mut Vec<(usize, usize)>,
+    mut row: &[u8],
+    line: usize,
+    index: usize,
+) -> Result<bool, DataError> {
+    let width = context.width;
+    if let [rest @ .., b'\r'] = row {
+        row = rest;
+    }
+    // An empty line, or one of only spaces, is not a row.
+    if row.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    bounds.clear();
+    let mut start = 0;
+    for i in memchr::memchr_iter(context.delimiter, row) {
+        bounds.push((start, i));
+        start = i + 1;
+    }
+    bounds.push((start, row.len()));
+    if bounds.len() != width {
+        let first = if context.has_header { "the header has" } else { "the first row has" };
+        let fields = |n: usize| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
+        let help = (bounds.len() == 1 && width > 1).then(|| {
+            format!(
+                "the fields are separated by {}; give `--delimiter` if this file uses another",
+                delimiter_name(context.delimiter)
+            )
+        });
+        return Err(DataError {
+            file: context.file.to_string(),
+            line: Some(line),
+            column: Some(bounds.len().min(width) + 1),
+            message: format!("this row has {} but {first} {width}", fields(bounds.len())),
+            help,
+        });
+    }
+    for (c, dest) in context.dests.iter().enumerate() {
+        let Some(dest) = dest else { continue };
+        let (a, b) = bounds[c];
+        store(context, slots, bad, *dest, c, trim(&row[a..b]), line, index)?;
+    }
+    Ok(true)
 }
 
 /// A field without the ASCII spaces around it.
@@ -855,6 +1041,87 @@ mod tests {
         }
         assert_eq!(plain_decimal(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
         assert_eq!((plain_decimal(b"5."), plain_decimal(b".5")), (Some(5.0), Some(0.5)));
+    }
+
+    /// Rows the one-pass reader reads whole and rows it hands to the
+    /// general path (spaces, exponents, signs, missing cells, long digits,
+    /// blank lines, CRLF, no final line end), against the `csv` crate's
+    /// reading of the same rows (a quoted first row sends the whole file
+    /// there).
+    #[test]
+    fn the_one_pass_reader_reads_what_the_csv_crate_reads() {
+        let numbers = [
+            "1.5",
+            "-0",
+            "5.",
+            ".5",
+            "  2.25 ",
+            "1e3",
+            "+2",
+            "-1.5E-3",
+            "NA",
+            "",
+            "nan",
+            "123456789012345678",
+            "0.1234567",
+            "-987654321.012345",
+            "12345678901234567890123",
+            "00042",
+            "1.",
+        ];
+        let classes = ["p", "q", " r", "NA", "q "];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut rows = String::new();
+        for r in 0..5000 {
+            let cell = |k: usize| numbers[k % numbers.len()];
+            let (a, b, y) = (cell(next(40)), cell(next(40)), cell(next(40)));
+            let (a, b, y) = (if next(3) == 0 { a } else { "0.75" }, b, if next(2) == 0 { y } else { "3" });
+            rows.push_str(&format!("{a},{b},{},{y}", classes[next(classes.len())]));
+            rows.push_str(["\n", "\r\n", "\n\n", "\n  \n", "\r\n\r\n"][next(5)]);
+            if r == 4999 {
+                rows.truncate(rows.trim_end().len());
+            }
+        }
+        let plain = format!("a,b,c,y\n{rows}");
+        let quoted = format!("a,b,c,y\n\"0\",0,p,0\n{rows}");
+        let one = read(plain.as_bytes(), 1).expect("reads");
+        let mut general = read(quoted.as_bytes(), 1).expect("reads");
+        assert!(!splittable(quoted.as_bytes()));
+        // Without the quoted row, and its line.
+        general.rows -= 1;
+        general.lines = general.lines[1..].iter().map(|l| l - 1).collect();
+        for cells in &mut general.cells {
+            match cells {
+                Cells::Floats { values, width } => drop(values.drain(..*width)),
+                Cells::Labels(labels) => {
+                    let mut rest = Labels::default();
+                    for (r, &code) in labels.codes.iter().enumerate().skip(1) {
+                        let name = if code == Labels::MISSING { "NA" } else { labels.names[code as usize].as_str() };
+                        rest.push(name, r as u32 - 1);
+                    }
+                    *labels = rest;
+                }
+                _ => {}
+            }
+        }
+        assert_same(&general, &one, "one pass against the csv crate");
+        assert_same(&one, &read(plain.as_bytes(), 2).expect("reads"), "two threads");
+        // Words in a numeric column: the same message from both.
+        let words = plain.replacen("0.75,", "w,", 3);
+        let quoted = words.replacen("a,b,c,y\n", "a,b,c,y\n\"0\",0,p,0\n", 1);
+        let (one, general) =
+            (read(words.as_bytes(), 1).expect_err("words"), read(quoted.as_bytes(), 1).expect_err("words"));
+        let (BindError::Data(one), BindError::Data(general)) = (one, general) else { panic!("data errors") };
+        assert_eq!(
+            (one.line, one.column, &one.message),
+            (general.line.map(|l| l - 1), general.column, &general.message)
+        );
     }
 
     #[test]
