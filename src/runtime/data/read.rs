@@ -15,10 +15,11 @@
 //! more there are.
 
 use super::layout::{self, Header, Layout};
-use super::table::{Cells, Labels, Table, is_missing};
+use super::table::{Cells, Chunk, Room, Slot, Table, is_missing};
 use super::{BindError, DataError, shorten};
 use crate::ir::program::Binding;
 use std::io::Read;
+use std::mem::MaybeUninit;
 
 /// Delimiters tried, in order of preference.
 pub const DELIMITERS: &[u8] = b",;\t|";
@@ -160,17 +161,42 @@ pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOpt
 /// parsed by the `csv` crate's state machine on one thread.
 pub fn read_csv_from(
     file: &str,
-    input: &mut dyn Read,
+    input: &mut (dyn Read + Send),
     bindings: &[Binding],
     options: ReadOptions,
 ) -> Result<Table, BindError> {
     read_blocks(file, input, bindings, options, BLOCK_BYTES)
 }
 
+/// The input and its name.
+struct Input<'a> {
+    file: &'a str,
+    input: &'a mut (dyn Read + Send),
+}
+
+impl Input<'_> {
+    /// Read into `buffer` until it holds `want` bytes; whether the input
+    /// ended first.
+    fn read(&mut self, buffer: &mut Vec<u8>, want: usize) -> Result<bool, DataError> {
+        if buffer.len() >= want {
+            return Ok(false);
+        }
+        let more = want - buffer.len();
+        buffer.reserve(more.min(64 << 10));
+        let read = (&mut *self.input).take(more as u64).read_to_end(buffer).map_err(|e| DataError {
+            file: self.file.to_string(),
+            line: None,
+            column: None,
+            message: format!("cannot read the data file: {e}"),
+            help: None,
+        })?;
+        Ok(read < more)
+    }
+}
+
 /// The bytes read but not yet parsed.
 struct Source<'a> {
-    file: &'a str,
-    input: &'a mut dyn Read,
+    input: Input<'a>,
     pending: Vec<u8>,
     eof: bool,
 }
@@ -178,37 +204,62 @@ struct Source<'a> {
 impl Source<'_> {
     /// Read until `want` bytes are pending or the input ends.
     fn fill(&mut self, want: usize) -> Result<(), DataError> {
-        if self.eof || self.pending.len() >= want {
-            return Ok(());
+        if !self.eof {
+            self.eof = self.input.read(&mut self.pending, want)?;
         }
-        let more = want - self.pending.len();
-        self.pending.reserve(more.min(64 << 10));
-        let read = (&mut *self.input).take(more as u64).read_to_end(&mut self.pending).map_err(|e| DataError {
-            file: self.file.to_string(),
-            line: None,
-            column: None,
-            message: format!("cannot read the data file: {e}"),
-            help: None,
-        })?;
-        self.eof = read < more;
         Ok(())
     }
 
     /// The pending bytes up to the last line end (all of them at the end
     /// of the input).
     fn lines(&self) -> &[u8] {
-        if self.eof {
-            &self.pending
-        } else {
-            memchr::memrchr(b'\n', &self.pending).map_or(&[], |i| &self.pending[..=i])
+        &self.pending[..ready(&self.pending, self.eof)]
+    }
+}
+
+/// How many of `pending`'s bytes are whole lines (all of them at the end
+/// of the input).
+fn ready(pending: &[u8], eof: bool) -> usize {
+    if eof { pending.len() } else { memchr::memrchr(b'\n', pending).map_or(0, |i| i + 1) }
+}
+
+/// A block of whole lines, split for the threads that parse it.
+struct Plan {
+    /// The bytes of whole lines at the start of the pending bytes.
+    ready: usize,
+    /// No quotes and no lone `\r`: the lines can be split anywhere.
+    splittable: bool,
+    /// Each chunk's bytes, its first line (counted from the block's) and
+    /// its lines (room for as many rows).
+    chunks: Vec<(std::ops::Range<usize>, usize, usize)>,
+    /// The line ends in the block.
+    line_ends: usize,
+}
+
+impl Plan {
+    fn new(pending: &[u8], eof: bool, threads: usize) -> Plan {
+        let ready = ready(pending, eof);
+        let data = &pending[..ready];
+        let splittable = splittable(data);
+        let parts = if threads > 1 && data.len() >= PARALLEL_BYTES { threads } else { 1 };
+        let mut chunks = Vec::with_capacity(parts);
+        let mut line_ends = 0;
+        if splittable {
+            for range in split(data, parts) {
+                let ends = memchr::memchr_iter(b'\n', &data[range.clone()]).count();
+                let lines = ends + usize::from(data[range.clone()].last() != Some(&b'\n'));
+                chunks.push((range, line_ends, lines));
+                line_ends += ends;
+            }
         }
+        Plan { ready, splittable, chunks, line_ends }
     }
 }
 
 /// [`read_csv_from`], reading `block` bytes per thread at a time.
 fn read_blocks(
     file: &str,
-    input: &mut dyn Read,
+    input: &mut (dyn Read + Send),
     bindings: &[Binding],
     options: ReadOptions,
     block: usize,
@@ -221,7 +272,7 @@ fn read_blocks(
         help,
     };
     let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
-    let mut source = Source { file, input, pending: Vec::new(), eof: false };
+    let mut source = Source { input: Input { file, input }, pending: Vec::new(), eof: false };
     // The first lines: at least two that are not blank, all of the input
     // when it has quotes there.
     source.fill(block)?;
@@ -293,38 +344,84 @@ fn read_blocks(
         header: &header,
     };
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
+    let merge = |bad: &mut Vec<Option<BadCells>>, found: Vec<Option<BadCells>>| {
+        for (c, found) in found.into_iter().enumerate() {
+            if let Some(found) = found {
+                match &mut bad[c] {
+                    Some(first) => first.count += found.count,
+                    slot => *slot = Some(found),
+                }
+            }
+        }
+    };
+    let want = block * threads;
+    // The plan of the pending bytes, when the reader thread made it.
+    let mut planned: Option<Plan> = None;
+    // The buffer the next block is read into, while this one is parsed.
+    let mut spare: Vec<u8> = Vec::new();
     loop {
-        source.fill(block * threads)?;
-        let mut ready = source.lines().len();
-        if ready == 0 && !source.eof {
+        let plan = match planned.take() {
+            Some(plan) => plan,
+            None => {
+                source.fill(want)?;
+                Plan::new(&source.pending, source.eof, threads)
+            }
+        };
+        if plan.ready == 0 && !source.eof {
             // A line longer than the block.
             source.fill(2 * source.pending.len())?;
             continue;
         }
-        let data = &source.pending[..ready];
-        let parts: Vec<Result<Part, DataError>> = if splittable(data) {
-            let chunks = split(data, if threads > 1 && data.len() >= PARALLEL_BYTES { threads } else { 1 });
-            let parts = parse_chunks(&context, data, &chunks, line);
-            line += memchr::memchr_iter(b'\n', data).count();
-            parts
-        } else {
+        if !plan.splittable {
+            // The rest, whole, through the `csv` crate.
             source.fill(usize::MAX)?;
-            ready = source.pending.len();
-            vec![parse_rows(&context, &source.pending, line)]
-        };
-        // The first hard error in file order wins, as on one thread.
+            let data = &source.pending;
+            let rooms = table.rooms(&[count_records(data, delimiter)]);
+            let room = rooms.into_iter().next().expect("one room");
+            let part = parse_rows(&context, data, line, room)?;
+            merge(&mut bad, part.bad);
+            table.commit(vec![part.chunk]);
+            break;
+        }
+        // Parse this block's chunks on the threads while the next block
+        // is read (and planned) on one more.
+        let mut next = std::mem::take(&mut spare);
+        next.clear();
+        next.extend_from_slice(&source.pending[plan.ready..]);
+        let rooms: Vec<usize> = plan.chunks.iter().map(|&(_, _, lines)| lines).collect();
+        let rooms = table.rooms(&rooms);
+        let data = &source.pending[..plan.ready];
+        let input = &mut source.input;
+        let eof = source.eof;
+        let (parts, read) = std::thread::scope(|scope| {
+            let reader = (!eof).then(|| {
+                scope.spawn(|| {
+                    let eof = input.read(&mut next, want)?;
+                    let plan = Plan::new(&next, eof, threads);
+                    Ok::<_, DataError>((eof, plan))
+                })
+            });
+            let parts = parse_chunks(&context, data, &plan, rooms, line);
+            let read = reader.map(|reader| reader.join().unwrap_or_else(|_| Err(context.failed("the reading thread"))));
+            (parts, read)
+        });
+        // The first error in file order wins, as on one thread.
         let parts = parts.into_iter().collect::<Result<Vec<Part>, DataError>>()?;
-        source.pending.drain(..ready);
-        for Part { cells, lines, bad: found } in parts {
-            for (c, found) in found.into_iter().enumerate() {
-                if let Some(found) = found {
-                    match &mut bad[c] {
-                        Some(first) => first.count += found.count,
-                        slot => *slot = Some(found),
-                    }
-                }
+        line += plan.line_ends;
+        let mut chunks = Vec::with_capacity(parts.len());
+        for part in parts {
+            merge(&mut bad, part.bad);
+            chunks.push(part.chunk);
+        }
+        table.commit(chunks);
+        spare = std::mem::replace(&mut source.pending, next);
+        match read {
+            Some(read) => {
+                let (eof, plan) = read?;
+                source.eof = eof;
+                planned = Some(plan);
             }
-            table.append(cells, &lines);
+            None => source.pending.clear(),
         }
         if source.eof && source.pending.is_empty() {
             break;
@@ -353,46 +450,40 @@ fn read_blocks(
     Ok(table)
 }
 
-/// Parse the `chunks` of a block of whole lines without quotes, the first
-/// on the calling thread and the others each on a thread of its own.
+/// Parse the chunks of a block of whole lines without quotes (see
+/// [`Plan`]), each into its room, the first on the calling thread and the
+/// others each on a thread of its own.
 fn parse_chunks(
     context: &Context,
     data: &[u8],
-    chunks: &[std::ops::Range<usize>],
+    plan: &Plan,
+    rooms: Vec<Room>,
     first_line: usize,
 ) -> Vec<Result<Part, DataError>> {
-    // The line each chunk starts on.
-    let mut starts = Vec::with_capacity(chunks.len());
-    let mut line = first_line;
-    for (k, chunk) in chunks.iter().enumerate() {
-        if k > 0 {
-            line += memchr::memchr_iter(b'\n', &data[chunks[k - 1].clone()]).count();
-        }
-        starts.push((chunk.clone(), line));
-    }
-    let Some(((first, first_start), rest)) = starts.split_first() else { return Vec::new() };
-    if rest.is_empty() {
-        return vec![parse_plain(context, &data[first.clone()], *first_start)];
-    }
+    let mut work =
+        plan.chunks.iter().zip(rooms).map(|((range, line, _), room)| (&data[range.clone()], first_line + line, room));
+    let Some((first, first_start, first_room)) = work.next() else { return Vec::new() };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = rest
-            .iter()
-            .map(|(chunk, line)| scope.spawn(move || parse_plain(context, &data[chunk.clone()], *line)))
-            .collect();
-        let mut parts = vec![parse_plain(context, &data[first.clone()], *first_start)];
+        let handles: Vec<_> =
+            work.map(|(chunk, line, room)| scope.spawn(move || parse_plain(context, chunk, line, room))).collect();
+        let mut parts = vec![parse_plain(context, first, first_start, first_room)];
         for handle in handles {
-            parts.push(handle.join().unwrap_or_else(|_| {
-                Err(DataError {
-                    file: context.file.to_string(),
-                    line: None,
-                    column: None,
-                    message: "a reader thread failed".into(),
-                    help: None,
-                })
-            }));
+            parts.push(handle.join().unwrap_or_else(|_| Err(context.failed("a reader thread"))));
         }
         parts
     })
+}
+
+/// The records the `csv` crate reads in `data` (blank ones too), up to the
+/// first it cannot read.
+fn count_records(data: &[u8], delimiter: u8) -> usize {
+    let mut reader = reader(data, delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut count = 0;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        count += 1;
+    }
+    count
 }
 
 fn reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
@@ -472,17 +563,27 @@ impl Context<'_> {
     fn cell_error(&self, line: usize, c: usize, message: String, help: Option<String>) -> DataError {
         DataError { file: self.file.to_string(), line: Some(line), column: Some(c + 1), message, help }
     }
+
+    /// The error when a thread of the reader panicked (it does not).
+    fn failed(&self, what: &str) -> DataError {
+        DataError {
+            file: self.file.to_string(),
+            line: None,
+            column: None,
+            message: format!("{what} failed"),
+            help: None,
+        }
+    }
 }
 
-/// The rows of one chunk.
+/// The rows of one chunk, and its cells that are not numbers.
 struct Part {
-    cells: Vec<Cells>,
-    lines: Vec<u32>,
+    chunk: Chunk,
     bad: Vec<Option<BadCells>>,
 }
 
 /// Parse the rows of `data`, whose first byte is on line `first_line`.
-fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
+fn parse_rows(context: &Context, data: &[u8], first_line: usize, room: Room) -> Result<Part, DataError> {
     let error = |line: usize, column: usize, message: String, help: Option<String>| DataError {
         file: context.file.to_string(),
         line: Some(line),
@@ -491,7 +592,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part,
         help,
     };
     let width = context.width;
-    let mut cells: Vec<Cells> = context.template.to_vec();
+    let mut cells = room.clear();
     let mut part_lines = Vec::new();
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
     let mut reader = reader(data, context.delimiter);
@@ -538,36 +639,13 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize) -> Result<Part,
             ));
         }
         part_lines.push(line as u32);
-        cells.iter_mut().for_each(Cells::grow);
-        let mut slots = slots(&mut cells);
         for (c, dest) in context.dests.iter().enumerate() {
             let Some(dest) = dest else { continue };
-            store(context, &mut slots, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
+            store(context, &mut cells.slots, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
         }
         rows += 1;
     }
-    Ok(Part { cells, lines: part_lines, bad })
-}
-
-/// One binding's cells in a chunk, borrowed for the chunk's rows.
-enum Slot<'a> {
-    Numbers(&'a mut [f64], usize),
-    Floats(&'a mut [f32], usize),
-    Labels(&'a mut Labels),
-    Absent,
-}
-
-/// Borrow every binding's cells as a [`Slot`].
-fn slots(cells: &mut [Cells]) -> Vec<Slot<'_>> {
-    cells
-        .iter_mut()
-        .map(|cells| match cells {
-            Cells::Numbers { values, width } => Slot::Numbers(values, *width),
-            Cells::Floats { values, width } => Slot::Floats(values, *width),
-            Cells::Labels(labels) => Slot::Labels(labels),
-            Cells::Absent => Slot::Absent,
-        })
-        .collect()
+    Ok(Part { chunk: cells.finish(part_lines), bad })
 }
 
 /// Put one cell into its binding's cells (row `row` of the part, on `line`).
@@ -591,7 +669,7 @@ fn store(
             labels.push(text, row as u32);
         }
         Slot::Numbers(values, width) => {
-            values[row * *width + dest.position] = number(context, bad, c, field, line)?;
+            values[row * *width + dest.position] = MaybeUninit::new(number(context, bad, c, field, line)?);
         }
         Slot::Floats(values, width) => {
             let value = number(context, bad, c, field, line)?;
@@ -607,7 +685,7 @@ fn store(
                     Some("nnc trains in 32-bit floats: scale the column down, e.g. `/ 1e6`".into()),
                 ));
             }
-            values[row * *width + dest.position] = rounded;
+            values[row * *width + dest.position] = MaybeUninit::new(rounded);
         }
         Slot::Absent => {}
     }
@@ -726,20 +804,10 @@ enum Sink {
 /// stored straight into the cells; a row the pass cannot read whole (blank,
 /// ragged, spaces around a cell) goes to [`parse_line`], which says what is
 /// wrong with it or reads it as the `csv` crate would.
-fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part, DataError> {
+fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) -> Result<Part, DataError> {
     let width = context.width;
-    // Room for every line, filled with missing cells, so the cells are
-    // borrowed once for the whole chunk.
-    let most = line_count(data);
-    let mut cells: Vec<Cells> = context.template.to_vec();
-    for cells in &mut cells {
-        match cells {
-            Cells::Numbers { values, width } => *values = vec![f64::NAN; most * *width],
-            Cells::Floats { values, width } => *values = vec![f32::NAN; most * *width],
-            Cells::Labels(labels) => labels.codes.reserve(most),
-            Cells::Absent => {}
-        }
-    }
+    let most = room.rows();
+    let mut cells = room.clear();
     let sinks: Vec<Sink> = context
         .dests
         .iter()
@@ -759,22 +827,21 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part
     let mut line = first_line;
     let mut pos = 0;
     {
-        let mut slots = slots(&mut cells);
+        let slots = &mut cells.slots;
         while pos < data.len() {
             let this_line = line;
             line += 1;
-            match fast_row(context, &sinks, &mut slots, data, pos, rows, &mut deferred) {
+            match fast_row(context, &sinks, slots, data, pos, rows, &mut deferred) {
                 Some(end) => {
                     for &(c, a, b) in &deferred {
                         let (Sink::Number(dest) | Sink::Other(dest)) = sinks[c] else { continue };
-                        store(context, &mut slots, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
+                        store(context, slots, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
                     }
                     pos = end;
                 }
                 None => {
                     let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-                    let read =
-                        parse_line(context, &mut slots, &mut bad, &mut bounds, &data[pos..end], this_line, rows)?;
+                    let read = parse_line(context, slots, &mut bad, &mut bounds, &data[pos..end], this_line, rows)?;
                     pos = end + 1;
                     if !read {
                         continue;
@@ -785,20 +852,7 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize) -> Result<Part
             rows += 1;
         }
     }
-    for cells in &mut cells {
-        match cells {
-            Cells::Numbers { values, width } => values.truncate(rows * *width),
-            Cells::Floats { values, width } => values.truncate(rows * *width),
-            _ => {}
-        }
-    }
-    Ok(Part { cells, lines: part_lines, bad })
-}
-
-/// The lines of `data`: its line ends, and one more when it does not end
-/// with one.
-fn line_count(data: &[u8]) -> usize {
-    memchr::memchr_iter(b'\n', data).count() + usize::from(data.last().is_some_and(|&b| b != b'\n'))
+    Ok(Part { chunk: cells.finish(part_lines), bad })
 }
 
 /// Read the row that starts at `data[start]` in one pass: the plain
@@ -837,8 +891,10 @@ fn fast_row(
             };
             if ends {
                 match &mut slots[dest.binding] {
-                    Slot::Floats(values, width) => values[row * *width + dest.position] = value as f32,
-                    Slot::Numbers(values, width) => values[row * *width + dest.position] = value,
+                    Slot::Floats(values, width) => {
+                        values[row * *width + dest.position] = MaybeUninit::new(value as f32)
+                    }
+                    Slot::Numbers(values, width) => values[row * *width + dest.position] = MaybeUninit::new(value),
                     _ => {}
                 }
                 p = end + 1 + usize::from(next == Some(b'\r'));
@@ -941,6 +997,7 @@ fn destinations(bindings: &[Binding], layout: &Layout, width: usize) -> Vec<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::data::table::Labels;
 
     fn bindings() -> Vec<Binding> {
         let text = "data { input x = columns(a, b)  input c = one_hot(c, 3)  target y = column(y) }

@@ -12,6 +12,7 @@
 use super::layout::{Header, Layout};
 use crate::ir::program::Binding;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 
 /// Cells recognised as missing: empty, `NA`, `N/A`, `NaN`, `nan`, `?`,
 /// `NULL`, `null`, `None` (compared after trimming spaces).
@@ -37,6 +38,8 @@ pub struct Table {
     pub delimiter: u8,
     /// What messages call a place: `line` for CSV, `row` for Parquet.
     pub place: &'static str,
+    /// The rooms handed out by [`Table::rooms`] and not yet committed.
+    given: Vec<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -174,23 +177,72 @@ impl Table {
                 Some(cols) => Cells::Numbers { values: Vec::new(), width: cols.len() },
             })
             .collect();
-        Table { header, layout: layout.clone(), rows: 0, lines: Vec::new(), cells, delimiter: b',', place: "line" }
+        Table {
+            header,
+            layout: layout.clone(),
+            rows: 0,
+            lines: Vec::new(),
+            cells,
+            delimiter: b',',
+            place: "line",
+            given: Vec::new(),
+        }
     }
 
-    /// Add the rows of a part read separately (the same bindings), after
-    /// the rows already here.
-    pub fn append(&mut self, cells: Vec<Cells>, lines: &[u32]) {
-        let offset = self.rows as u32;
-        for (mine, theirs) in self.cells.iter_mut().zip(cells) {
-            match (mine, theirs) {
-                (Cells::Numbers { values, .. }, Cells::Numbers { values: more, .. }) => extend(values, more),
-                (Cells::Floats { values, .. }, Cells::Floats { values: more, .. }) => extend(values, more),
-                (Cells::Labels(labels), Cells::Labels(more)) => labels.append(more, offset),
-                _ => {}
+    /// Room after the rows here for chunks of rows read each on a thread
+    /// of its own, straight into the table: `rooms[k]` rows for chunk `k`
+    /// (at least the rows it will read). Each chunk's numeric cells are a
+    /// slice of the spare capacity after the others; its labels are its
+    /// own until [`Table::commit`].
+    pub fn rooms(&mut self, rooms: &[usize]) -> Vec<Room<'_>> {
+        self.given = rooms.to_vec();
+        let mut slots: Vec<Vec<Slot>> = rooms.iter().map(|_| Vec::with_capacity(self.cells.len())).collect();
+        for cells in &mut self.cells {
+            match cells {
+                Cells::Numbers { values, width } => {
+                    for (k, part) in spare(values, *width, rooms).into_iter().enumerate() {
+                        slots[k].push(Slot::Numbers(part, *width));
+                    }
+                }
+                Cells::Floats { values, width } => {
+                    for (k, part) in spare(values, *width, rooms).into_iter().enumerate() {
+                        slots[k].push(Slot::Floats(part, *width));
+                    }
+                }
+                Cells::Labels(_) => slots.iter_mut().for_each(|s| s.push(Slot::Labels(Labels::default()))),
+                Cells::Absent => slots.iter_mut().for_each(|s| s.push(Slot::Absent)),
             }
         }
-        self.lines.extend_from_slice(lines);
-        self.rows += lines.len();
+        slots.into_iter().zip(rooms).enumerate().map(|(index, (slots, &rows))| Room { index, rows, slots }).collect()
+    }
+
+    /// Keep the rows the chunks of the last [`Table::rooms`] read, in
+    /// order, after the rows here.
+    pub fn commit(&mut self, chunks: Vec<Chunk>) {
+        let given = std::mem::take(&mut self.given);
+        // Only cleared rooms are kept: that is what makes them initialised.
+        assert!(
+            chunks.len() == given.len() && chunks.iter().enumerate().all(|(k, c)| c.index == k && c.room == given[k]),
+            "every room is committed, in order"
+        );
+        let read: Vec<(usize, usize)> = chunks.iter().map(|c| (c.room, c.lines.len())).collect();
+        for cells in &mut self.cells {
+            match cells {
+                Cells::Numbers { values, width } => keep(values, *width, &read),
+                Cells::Floats { values, width } => keep(values, *width, &read),
+                Cells::Labels(_) | Cells::Absent => {}
+            }
+        }
+        for chunk in chunks {
+            let offset = self.rows as u32;
+            for (mine, theirs) in self.cells.iter_mut().zip(chunk.labels) {
+                if let (Cells::Labels(labels), Some(more)) = (mine, theirs) {
+                    labels.append(more, offset);
+                }
+            }
+            self.rows += chunk.lines.len();
+            self.lines.extend_from_slice(&chunk.lines);
+        }
     }
 
     /// The file column of binding `i`'s `k`-th column.
@@ -203,11 +255,107 @@ impl Table {
     }
 }
 
-/// `more` after `values`, moved when `values` is empty.
-fn extend<T: Copy>(values: &mut Vec<T>, more: Vec<T>) {
-    if values.is_empty() {
-        *values = more;
-    } else {
-        values.extend_from_slice(&more);
+/// The spare capacity after `values`, `rooms[k]` rows of `width` cells
+/// each, in order.
+fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize]) -> Vec<&'a mut [MaybeUninit<T>]> {
+    let total: usize = rooms.iter().sum();
+    values.reserve(total * width);
+    let mut rest = &mut values.spare_capacity_mut()[..total * width];
+    let mut parts = Vec::with_capacity(rooms.len());
+    for &rows in rooms {
+        let (part, more) = std::mem::take(&mut rest).split_at_mut(rows * width);
+        parts.push(part);
+        rest = more;
     }
+    parts
+}
+
+/// Keep the rows read into the spare capacity after `values`: `read[k]`
+/// is (room, rows read) of chunk `k`, whose room follows the others'.
+fn keep<T: Copy>(values: &mut Vec<T>, width: usize, read: &[(usize, usize)]) {
+    let len = values.len();
+    let spare = values.spare_capacity_mut();
+    let (mut from, mut to) = (0, 0);
+    for &(room, rows) in read {
+        // A chunk with blank lines read fewer rows than it had room for.
+        if from != to {
+            spare.copy_within(from * width..(from + rows) * width, to * width);
+        }
+        from += room;
+        to += rows;
+    }
+    // SAFETY: the rooms are consecutive from `len`, each was filled by
+    // `Room::clear` before anything else wrote to it (`commit` checks that
+    // every room was), and `to <= from`: the first `to` rows are
+    // initialised.
+    unsafe { values.set_len(len + to * width) };
+}
+
+/// One binding's cells in a chunk of rows: a numeric binding's room in the
+/// table (every cell NaN, missing, until written), or the chunk's labels.
+pub enum Slot<'a> {
+    Numbers(&'a mut [MaybeUninit<f64>], usize),
+    Floats(&'a mut [MaybeUninit<f32>], usize),
+    Labels(Labels),
+    Absent,
+}
+
+/// The room of one chunk of rows (see [`Table::rooms`]); [`Room::clear`]
+/// makes it writable.
+pub struct Room<'a> {
+    index: usize,
+    rows: usize,
+    slots: Vec<Slot<'a>>,
+}
+
+impl<'a> Room<'a> {
+    /// The room's cells, every numeric cell missing (NaN).
+    pub fn clear(mut self) -> Rows<'a> {
+        for slot in &mut self.slots {
+            match slot {
+                Slot::Numbers(values, _) => values.fill(MaybeUninit::new(f64::NAN)),
+                Slot::Floats(values, _) => values.fill(MaybeUninit::new(f32::NAN)),
+                Slot::Labels(labels) => labels.codes.reserve(self.rows),
+                Slot::Absent => {}
+            }
+        }
+        Rows { index: self.index, room: self.rows, slots: self.slots }
+    }
+
+    /// The rows it has room for.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// A chunk's cells while it is read: row `r` of the chunk is row `r` of
+/// every slot.
+pub struct Rows<'a> {
+    index: usize,
+    room: usize,
+    pub slots: Vec<Slot<'a>>,
+}
+
+impl Rows<'_> {
+    /// The rows read, on `lines` (one per row, at most the room).
+    pub fn finish(self, lines: Vec<u32>) -> Chunk {
+        assert!(lines.len() <= self.room, "a chunk reads at most the rows it has room for");
+        let labels = self
+            .slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Labels(labels) => Some(labels),
+                _ => None,
+            })
+            .collect();
+        Chunk { index: self.index, room: self.room, lines, labels }
+    }
+}
+
+/// The rows one chunk read, for [`Table::commit`].
+pub struct Chunk {
+    index: usize,
+    room: usize,
+    lines: Vec<u32>,
+    labels: Vec<Option<Labels>>,
 }
