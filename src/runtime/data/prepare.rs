@@ -324,13 +324,13 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
             continue;
         }
         match &table.cells[i] {
-            Cells::Numbers { values, width } if values.iter().any(|v| v.is_nan()) => {
+            Cells::Numbers { values, width } if has_nan(values) => {
                 for k in 0..*width {
                     let found = missing_cells(&mut missing, |r| values[r * width + k].is_nan());
                     counts.extend(found.map(|(count, first)| (table.column(i, k), count, first)));
                 }
             }
-            Cells::Floats { values, width } if values.iter().any(|v| v.is_nan()) => {
+            Cells::Floats { values, width } if has_nan(values) => {
                 for k in 0..*width {
                     let found = missing_cells(&mut missing, |r| values[r * width + k].is_nan());
                     counts.extend(found.map(|(count, first)| (table.column(i, k), count, first)));
@@ -368,6 +368,14 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
                 .into(),
         ),
     ))
+}
+
+/// Whether any of `values` is NaN (missing), looked for in blocks without
+/// an early exit inside each, which the compiler turns into vector code.
+fn has_nan<T: Copy + PartialEq>(values: &[T]) -> bool {
+    // NaN is the one value not equal to itself.
+    #[allow(clippy::eq_op)]
+    values.chunks(4096).any(|block| block.iter().fold(false, |found, &v| found | (v != v)))
 }
 
 /// Mark the rows where `is_missing(row)`: how many there are and the first.
@@ -677,7 +685,10 @@ fn build(
                         ));
                     }
                     if one_hot {
-                        out.extend((0..categories.len() as u32).map(|k| f32::from(k == index)));
+                        // A row of zeros with a one at the class.
+                        let start = out.len();
+                        out.resize(start + categories.len(), 0.0);
+                        out[start + index as usize] = 1.0;
                     } else {
                         out.push(index as f32);
                     }

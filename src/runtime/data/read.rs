@@ -140,6 +140,10 @@ struct BadCells {
     count: usize,
 }
 
+/// Chunks per thread in a block: threads that take the next chunk as
+/// they finish one share the work evenly even when one is slowed.
+const CHUNKS_PER_THREAD: usize = 4;
+
 /// Blocks smaller than this are parsed on one thread.
 const PARALLEL_BYTES: usize = 1 << 20;
 
@@ -241,7 +245,7 @@ impl Plan {
         let ready = ready(pending, eof);
         let data = &pending[..ready];
         let splittable = splittable(data);
-        let parts = if threads > 1 && data.len() >= PARALLEL_BYTES { threads } else { 1 };
+        let parts = if threads > 1 && data.len() >= PARALLEL_BYTES { threads * CHUNKS_PER_THREAD } else { 1 };
         let mut chunks = Vec::with_capacity(parts);
         let mut line_ends = 0;
         if splittable {
@@ -401,7 +405,7 @@ fn read_blocks(
                     Ok::<_, DataError>((eof, plan))
                 })
             });
-            let parts = parse_chunks(&context, data, &plan, rooms, line);
+            let parts = parse_chunks(&context, data, &plan, rooms, line, threads);
             let read = reader.map(|reader| reader.join().unwrap_or_else(|_| Err(context.failed("the reading thread"))));
             (parts, read)
         });
@@ -451,27 +455,50 @@ fn read_blocks(
 }
 
 /// Parse the chunks of a block of whole lines without quotes (see
-/// [`Plan`]), each into its room, the first on the calling thread and the
-/// others each on a thread of its own.
+/// [`Plan`]), each into its room, on `threads` threads (the calling one
+/// and others): each takes the next chunk not yet taken, so a thread slowed
+/// by other work (the reading of the next block) takes fewer.
 fn parse_chunks(
     context: &Context,
     data: &[u8],
     plan: &Plan,
     rooms: Vec<Room>,
     first_line: usize,
+    threads: usize,
 ) -> Vec<Result<Part, DataError>> {
-    let mut work =
-        plan.chunks.iter().zip(rooms).map(|((range, line, _), room)| (&data[range.clone()], first_line + line, room));
-    let Some((first, first_start, first_room)) = work.next() else { return Vec::new() };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            work.map(|(chunk, line, room)| scope.spawn(move || parse_plain(context, chunk, line, room))).collect();
-        let mut parts = vec![parse_plain(context, first, first_start, first_room)];
-        for handle in handles {
-            parts.push(handle.join().unwrap_or_else(|_| Err(context.failed("a reader thread"))));
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Each chunk's bytes, first line and room, until a thread takes it.
+    type Work<'a, 'b> = Mutex<Option<(&'a [u8], usize, Room<'b>)>>;
+    let work: Vec<Work> = plan
+        .chunks
+        .iter()
+        .zip(rooms)
+        .map(|((range, line, _), room)| Mutex::new(Some((&data[range.clone()], first_line + line, room))))
+        .collect();
+    let parts: Vec<Mutex<Option<Result<Part, DataError>>>> = work.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = work.get(k) else { break };
+            let Some((chunk, line, room)) = slot.lock().ok().and_then(|mut w| w.take()) else { break };
+            let part = parse_plain(context, chunk, line, room);
+            if let Ok(mut done) = parts[k].lock() {
+                *done = Some(part);
+            }
         }
-        parts
-    })
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.min(work.len())).map(|_| scope.spawn(worker)).collect();
+        worker();
+        // A helper that panicked leaves its chunk without a part.
+        helpers.into_iter().for_each(|helper| drop(helper.join()));
+    });
+    parts
+        .into_iter()
+        .map(|part| part.into_inner().ok().flatten().unwrap_or_else(|| Err(context.failed("a reader thread"))))
+        .collect()
 }
 
 /// The records the `csv` crate reads in `data` (blank ones too), up to the
@@ -751,9 +778,22 @@ fn plain_decimal(field: &[u8]) -> Option<f64> {
 /// so the one division rounds once.
 #[inline(always)]
 fn scan_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-    let mut i = start;
-    let negative = bytes.get(i) == Some(&b'-');
-    i += usize::from(negative);
+    let negative = bytes.get(start) == Some(&b'-');
+    let i = start + usize::from(negative);
+    let (mantissa, scale, end) = match digits_by_eight(bytes, i) {
+        Some(found) => found,
+        None => digits_by_one(bytes, i)?,
+    };
+    let value = mantissa as i64 as f64 / POWERS_OF_TEN[scale];
+    // `value` is not negative: setting the sign bit negates it.
+    Some((f64::from_bits(value.to_bits() | (u64::from(negative) << 63)), end))
+}
+
+/// The digits, `.` and digits from `bytes[i]` a byte at a time: the digits
+/// as an integer, how many follow the point, and where they end. `None`
+/// for no digits or more than 15.
+#[inline(always)]
+fn digits_by_one(bytes: &[u8], mut i: usize) -> Option<(u64, usize, usize)> {
     // More than 19 digits wrap the mantissa, but those are refused below.
     let mut mantissa: u64 = 0;
     let whole = i;
@@ -781,11 +821,65 @@ fn scan_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
         scale = i - fraction;
         count += scale;
     }
-    if count == 0 || count > 15 {
+    (count > 0 && count <= 15).then_some((mantissa, scale, i))
+}
+
+/// [`digits_by_one`] eight bytes at a time, without a branch on each
+/// digit (whose lengths vary from cell to cell, so the branches would be
+/// mispredicted): `None` when fewer than 16 bytes are left or either run of
+/// digits is 8 long or more (then the bytes are read one at a time).
+#[inline(always)]
+fn digits_by_eight(bytes: &[u8], i: usize) -> Option<(u64, usize, usize)> {
+    let word = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let whole = word(i)?;
+    let count = leading_digits(whole);
+    if count == 8 || bytes.len() < i + 16 {
         return None;
     }
-    let value = mantissa as f64 / POWERS_OF_TEN[scale];
-    Some((if negative { -value } else { value }, i))
+    let mut mantissa = eight_digits(whole, count);
+    if bytes[i + count] != b'.' {
+        return (count > 0).then_some((mantissa, 0, i + count));
+    }
+    let fraction = word(i + count + 1)?;
+    let scale = leading_digits(fraction);
+    if scale == 8 || count + scale == 0 {
+        return None;
+    }
+    // At most 7 + 7 digits: exact in u64 and below 2⁵³.
+    mantissa = mantissa * POWERS_OF_TEN_U64[scale] + eight_digits(fraction, scale);
+    Some((mantissa, scale, i + count + 1 + scale))
+}
+
+/// 10⁰ to 10⁷.
+const POWERS_OF_TEN_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+
+/// How many of the 8 bytes of `word` (the first in its lowest byte) are
+/// ASCII digits before the first that is not.
+#[inline(always)]
+fn leading_digits(word: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // A byte is a digit when its high nibble is 3 both as it is and with
+    // 6 added (`:` to `?` become `@` to `E`). A carry out of a byte only
+    // reaches bytes after it, which come after the first non-digit.
+    let high = word & (0xF0 * ONES);
+    let high_plus_6 = word.wrapping_add(6 * ONES) & (0xF0 * ONES);
+    let not_digit = (high ^ (0x30 * ONES)) | (high_plus_6 ^ (0x30 * ONES));
+    (not_digit.trailing_zeros() / 8) as usize
+}
+
+/// The first `count` (0 to 7) bytes of `word`, ASCII digits, as a number.
+#[inline(always)]
+fn eight_digits(word: u64, count: usize) -> u64 {
+    // The digits' values, moved up so that zeros lead (the bytes after
+    // them, and whatever borrows they made, move out).
+    let values = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - count) as u32 % 64);
+    let values = if count == 0 { 0 } else { values };
+    // Pairs, then fours, then all eight (fast_float's
+    // `parse_eight_digits_unrolled`).
+    let pairs = values.wrapping_mul(10).wrapping_add(values >> 8);
+    let low = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
+    let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
+    low.wrapping_add(high) >> 32
 }
 
 /// Where a file column's cells go, for the row parser.
@@ -819,6 +913,26 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
             Some(dest) => Sink::Other(*dest),
         })
         .collect();
+    // Each numeric binding's file columns, in its order.
+    let mut gathers: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (c, sink) in sinks.iter().enumerate() {
+        if let Sink::Number(dest) = sink {
+            match gathers.iter_mut().find(|(b, _)| *b == dest.binding) {
+                Some((_, columns)) => columns.push(c),
+                None => gathers.push((dest.binding, vec![c])),
+            }
+        }
+    }
+    for (b, columns) in &mut gathers {
+        columns.sort_by_key(|&c| context.dests[c].map_or(0, |d| d.position));
+        debug_assert!(
+            columns
+                .iter()
+                .enumerate()
+                .all(|(k, &c)| context.dests[c].is_some_and(|d| d.binding == *b && d.position == k))
+        );
+    }
+    let mut row_values = vec![0.0f64; width];
     let mut part_lines = Vec::with_capacity(most);
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
     let mut deferred: Vec<(usize, usize, usize)> = Vec::with_capacity(width);
@@ -831,8 +945,25 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
         while pos < data.len() {
             let this_line = line;
             line += 1;
-            match fast_row(context, &sinks, slots, data, pos, rows, &mut deferred) {
+            match fast_row(context, &sinks, &mut row_values, data, pos, &mut deferred) {
                 Some(end) => {
+                    for (b, columns) in &gathers {
+                        match &mut slots[*b] {
+                            Slot::Floats(values, width) => {
+                                let cells = &mut values[rows * *width..][..*width];
+                                for (cell, &c) in cells.iter_mut().zip(columns) {
+                                    *cell = MaybeUninit::new(row_values[c] as f32);
+                                }
+                            }
+                            Slot::Numbers(values, width) => {
+                                let cells = &mut values[rows * *width..][..*width];
+                                for (cell, &c) in cells.iter_mut().zip(columns) {
+                                    *cell = MaybeUninit::new(row_values[c]);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     for &(c, a, b) in &deferred {
                         let (Sink::Number(dest) | Sink::Other(dest)) = sinks[c] else { continue };
                         store(context, slots, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
@@ -856,9 +987,9 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
 }
 
 /// Read the row that starts at `data[start]` in one pass: the plain
-/// decimals of numeric columns are stored in row `row` as they are met, the
-/// other bound cells are listed in `deferred` (column, start, end) for
-/// [`store`] once the row is known to be whole. The index after the row's
+/// decimals of numeric columns go to `values` (by file column) as they are
+/// met, the other bound cells are listed in `deferred` (column, start, end)
+/// for [`store`] once the row is known to be whole. The index after the row's
 /// line end, or `None` when the row must be read by [`parse_line`]: it
 /// starts with a space or a line end (blank, or a cell to trim), or has
 /// more or fewer fields than the header.
@@ -866,10 +997,9 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
 fn fast_row(
     context: &Context,
     sinks: &[Sink],
-    slots: &mut [Slot],
+    values: &mut [f64],
     data: &[u8],
     start: usize,
-    row: usize,
     deferred: &mut Vec<(usize, usize, usize)>,
 ) -> Option<usize> {
     deferred.clear();
@@ -880,7 +1010,7 @@ fn fast_row(
     let last = sinks.len() - 1;
     let mut p = start;
     for (c, sink) in sinks.iter().enumerate() {
-        if let Sink::Number(dest) = sink
+        if let Sink::Number(_) = sink
             && let Some((value, end)) = scan_decimal(data, p)
         {
             let next = data.get(end).copied();
@@ -890,13 +1020,7 @@ fn fast_row(
                 matches!(next, None | Some(b'\n')) || (next == Some(b'\r') && data.get(end + 1) == Some(&b'\n'))
             };
             if ends {
-                match &mut slots[dest.binding] {
-                    Slot::Floats(values, width) => {
-                        values[row * *width + dest.position] = MaybeUninit::new(value as f32)
-                    }
-                    Slot::Numbers(values, width) => values[row * *width + dest.position] = MaybeUninit::new(value),
-                    _ => {}
-                }
+                values[c] = value;
                 p = end + 1 + usize::from(next == Some(b'\r'));
                 continue;
             }
@@ -1084,6 +1208,10 @@ mod tests {
                 text.insert(at, '.');
             }
             let general = fast_float2::parse::<f64, _>(text.as_bytes()).ok();
+            // In a row, with bytes after it (eight at a time).
+            let row = format!("{text},1.25,-3.5,7");
+            let scanned = scan_decimal(row.as_bytes(), 0).filter(|&(_, end)| end == text.len()).map(|(v, _)| v);
+            assert_eq!(scanned.map(f64::to_bits), plain_decimal(text.as_bytes()).map(f64::to_bits), "`{row}`");
             match plain_decimal(text.as_bytes()) {
                 Some(v) => {
                     fast += 1;
