@@ -322,6 +322,7 @@ pub fn training(program: &Program, plan: TrainingPlan, options: Options) -> Resu
     let mut graphs = graphs(program);
     seed_dropout(&mut graphs, plan.seed);
     let kernels = kernels(&graphs, plan.batch, plan.eval_rows)?;
+    let options = Options { threads: plan.threads, ..options };
     let mut native = if interpret_evaluations(&graphs.eval, plan.evaluated_rows, plan.evaluations) {
         compile_interpreted_eval(program, &kernels.0, &graphs.eval, options)?
     } else {

@@ -33,7 +33,7 @@
 mod common;
 
 use common::{Rng, assert_all_close, close, random, tensor_f32, to_f64};
-use nnc::codegen::{KernelArgs, Options};
+use nnc::codegen::{Compiled, KernelArgs, Options};
 use nnc::ir::interp::{self, Env, Tensor};
 use nnc::ir::program::{Encoding, HyperContext, Program, Schedule, Task};
 use nnc::pipeline::{self, Graphs, Native};
@@ -53,6 +53,10 @@ struct Model {
     program: Program,
     graphs: Graphs,
     native: Native,
+    /// The same kernels compiled for teams of 2 and 3 threads (each split
+    /// as `kernel::parallel` plans it, however little work it has): the
+    /// training kernel's team version, and the evaluation kernel's.
+    teams: Vec<(Compiled, Option<train::Evaluator>)>,
     /// Rows of the data set (steps per call for a model without data).
     rows: usize,
     batch: usize,
@@ -91,9 +95,23 @@ fn compile_program(program: Program, batch: usize, rows: usize, eval_rows: usize
         pipeline::kernels_with(&graphs, batch, eval_rows, options).unwrap_or_else(|e| panic!("lowering failed: {e}"));
     let has_gemm = |k: &nnc::kernel::Kernel| k.body.iter().any(|s| matches!(s, nnc::kernel::Stmt::Gemm(_)));
     GEMM_KERNELS.with(|n| n.set(n.get() + has_gemm(&kernels.0) as usize + has_gemm(&kernels.1) as usize));
-    let options = Options { verify: true, listings: false };
+    let options = Options { verify: true, ..Options::default() };
     let native = pipeline::compile(&program, &kernels, options).unwrap_or_else(|e| panic!("compilation failed: {e}"));
-    Model { program, graphs, native, rows, batch }
+    let teams = [2, 3]
+        .into_iter()
+        .map(|threads| {
+            let options = Options { threads, team_min_work: 0, ..options };
+            let mut native =
+                pipeline::compile(&program, &kernels, options).unwrap_or_else(|e| panic!("compilation failed: {e}"));
+            let train = *native.train.team_version.take().expect("every kernel has a team version here");
+            let eval = match native.eval {
+                train::Evaluator::Compiled(mut k) => k.team_version.take().map(train::Evaluator::Compiled),
+                train::Evaluator::Interpreted(_) => None,
+            };
+            (train, eval)
+        })
+        .collect();
+    Model { program, graphs, native, teams, rows, batch }
 }
 
 fn pointers(matrices: &[Vec<f32>]) -> Vec<*const f32> {
@@ -364,6 +382,21 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         assert_eq!(reports.len(), calls * EPOCHS, "{name}: progress reports {reports:?}");
         assert_eq!(reports.last(), Some(&(EPOCHS as u64, d.rows)), "{name}: the last report");
         assert!(reports.windows(2).all(|w| w[0] < w[1]), "{name}: progress moves forward: {reports:?}");
+    }
+    // On teams of 2 and 3 threads: the same bytes (`kernel::parallel`).
+    for (team, eval) in &model.teams {
+        let threads = team.team;
+        let on_team = train::train(&model.program, team, data, &config, init.clone(), |_, _, _| {})
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(on_team.params == outcome.params, "{name}: {threads} threads train other weights");
+        assert!(on_team.history == outcome.history, "{name}: {threads} threads report other losses");
+        if let Some(eval) = eval {
+            let team_eval = train::evaluate(&model.program, eval, data, &outcome.params, None).metrics;
+            assert!(
+                team_eval.loss.map(f64::to_bits) == final_eval.loss.map(f64::to_bits),
+                "{name}: {threads} threads evaluate another loss"
+            );
+        }
     }
     let (loss, predict) = interp_eval(model, data, reference.params);
     assert!(
@@ -1127,7 +1160,7 @@ fn interpreted_evaluations_match_the_kernel() {
         let data = load_csv(&program, data);
         let graphs = pipeline::graphs(&program);
         let kernels = pipeline::kernels(&graphs, 16.min(data.rows), data.rows).expect("lowers");
-        let options = Options { verify: true, listings: false };
+        let options = Options { verify: true, ..Options::default() };
         let compiled = pipeline::compile(&program, &kernels, options).expect("compiles");
         let interpreted =
             pipeline::compile_interpreted_eval(&program, &kernels.0, &graphs.eval, options).expect("compiles");

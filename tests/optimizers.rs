@@ -75,7 +75,8 @@ fn compile(source: &str, rows: usize) -> Model {
     let program = common::program(source);
     let graphs = pipeline::graphs(&program);
     let kernels = pipeline::kernels(&graphs, 1, rows).expect("lowers");
-    let native = pipeline::compile(&program, &kernels, Options { verify: true, listings: false }).expect("compiles");
+    let native =
+        pipeline::compile(&program, &kernels, Options { verify: true, ..Options::default() }).expect("compiles");
     Model { program, graphs, native }
 }
 

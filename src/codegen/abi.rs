@@ -53,6 +53,11 @@ pub struct KernelArgs {
     /// The threads that large matrix products ([`Stmt::Gemm`]) are split
     /// over; null runs them on the calling thread. The result is the same.
     pub threads: *const crate::threads::Pool,
+    /// The team this call's threads form, for kernels compiled for one
+    /// (see `kernel::parallel`); filled in by [`Compiled::call`].
+    pub team: *const crate::threads::Team,
+    /// This thread's place in the team (0 runs the parts no other does).
+    pub thread: i64,
 }
 
 impl Default for KernelArgs {
@@ -73,11 +78,21 @@ impl Default for KernelArgs {
             hypers: std::ptr::null(),
             hyper_table: std::ptr::null(),
             threads: std::ptr::null(),
+            team: std::ptr::null(),
+            thread: 0,
         }
     }
 }
 
 pub(super) type KernelFn = unsafe extern "C" fn(*const KernelArgs);
+
+/// One team thread's copy of the arguments, sent to the thread.
+struct ThreadArgs(KernelArgs);
+
+// SAFETY: the pointers are used only during the call that made them, which
+// waits for every thread; the buffers they point to are shared as the
+// kernel's parts allow (`kernel::parallel`).
+unsafe impl Send for ThreadArgs {}
 
 /// A compiled kernel with the JIT memory that holds it.
 pub struct Compiled {
@@ -100,6 +115,34 @@ pub struct Compiled {
     /// The threads its library GEMM calls run on when the caller passes
     /// none in [`KernelArgs::threads`] (see [`Compiled::set_threads`]).
     pub(super) threads: Option<std::sync::Arc<crate::threads::Pool>>,
+    /// The threads every call of `function` runs on, each its share of
+    /// every statement (`kernel::parallel`): 1 for the plain kernel.
+    pub team: usize,
+    /// The same kernel compiled for a team of threads, when the caller asked
+    /// for threads and the kernel has the work for them: it gives bitwise the
+    /// same results, and [`Compiled::call`] runs whichever is faster.
+    pub team_version: Option<Box<Compiled>>,
+    /// Which of the two versions runs, and when to time them again.
+    pub(super) choice: Choice,
+}
+
+/// The batches each version runs when they are timed against each other.
+const PROBE_BATCHES: u64 = 16;
+
+/// How long the faster version runs before the two are timed again: long
+/// enough that timing costs little, short enough to notice when the machine
+/// gets busy (a team waits at every barrier for its slowest thread, so a
+/// core taken by another process slows it down many times over) or quiet.
+const PROBE_EVERY_SECONDS: f64 = 0.5;
+
+/// The state of [`Compiled::call`]'s choice between the kernel and its team
+/// version. Atomics, so that a shared `&Compiled` can be called.
+#[derive(Debug, Default)]
+pub(super) struct Choice {
+    /// Whether the plain (one-thread) kernel was the faster at the last timing.
+    single: std::sync::atomic::AtomicBool,
+    /// Batches left to run before the next timing (0: time them now).
+    until_probe: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Compiled {
@@ -175,10 +218,156 @@ impl Compiled {
             _ => args.threads,
         };
         let args = KernelArgs { hyper_table, threads, ..*args };
-        // SAFETY: guaranteed by the caller, see above; the kernel reads
-        // `hyper_table` only when it reads scalars, and then `table` holds
-        // `hypers.len()` values for each of its batches and outlives the call.
-        unsafe { (self.function)(&args) }
+        match &self.team_version {
+            // SAFETY: as above.
+            None => unsafe { self.run(&args) },
+            // SAFETY: as above; the team version is the same kernel.
+            Some(team) => unsafe { self.run_faster(team, &args) },
+        }
+    }
+
+    /// Run the kernel and its team version by turns over a call's batches:
+    /// both for [`PROBE_BATCHES`] batches, timed, then the faster one for
+    /// about [`PROBE_EVERY_SECONDS`]; the choice carries over to the next
+    /// call. Since both give bitwise the same results, which one runs a
+    /// batch changes only the time.
+    ///
+    /// # Safety
+    /// As [`Compiled::call`], with `args.hyper_table` filled in.
+    unsafe fn run_faster(&self, team: &Compiled, args: &KernelArgs) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let batches = (args.rows.max(0) as u64).div_ceil(args.batch as u64);
+        let mut done = 0;
+        while done < batches {
+            let left = batches - done;
+            let due = self.choice.until_probe.load(Relaxed) == 0;
+            if due && left >= 2 * PROBE_BATCHES {
+                let timed = |version: &Compiled, first: u64| {
+                    let start = std::time::Instant::now();
+                    // SAFETY: batches of this call, as the caller vouched.
+                    unsafe { version.run_batches(self, args, first, PROBE_BATCHES) };
+                    start.elapsed().as_secs_f64()
+                };
+                let team_time = timed(team, done);
+                let single_time = timed(self, done + PROBE_BATCHES);
+                self.choice.single.store(single_time < team_time, Relaxed);
+                let per_batch = single_time.min(team_time) / PROBE_BATCHES as f64;
+                let every = (PROBE_EVERY_SECONDS / per_batch.max(1e-9)) as u64;
+                self.choice.until_probe.store(every.max(4 * PROBE_BATCHES), Relaxed);
+                done += 2 * PROBE_BATCHES;
+                continue;
+            }
+            let count = match self.choice.until_probe.load(Relaxed) {
+                0 => left,
+                until => left.min(until),
+            };
+            let version = if self.choice.single.load(Relaxed) { self } else { team };
+            // SAFETY: batches of this call.
+            unsafe { version.run_batches(self, args, done, count) };
+            let until = self.choice.until_probe.load(Relaxed);
+            self.choice.until_probe.store(until.saturating_sub(count), Relaxed);
+            done += count;
+        }
+    }
+
+    /// Run batches `first..first + count` of the call `args` (whose data
+    /// layout `plain`'s kernel describes) on this version.
+    ///
+    /// # Safety
+    /// As [`Compiled::call`], with `args.hyper_table` filled in.
+    unsafe fn run_batches(&self, plain: &Compiled, args: &KernelArgs, first: u64, count: u64) {
+        let first_row = (first * args.batch as u64) as usize;
+        let rows = (count * args.batch as u64).min(args.rows as u64 - first_row as u64);
+        let width = |kind: &dyn Fn(&BufferKind) -> Option<u32>| {
+            let mut widths: Vec<Option<usize>> = Vec::new();
+            for buffer in &plain.kernel.buffers {
+                if let Some(i) = kind(&buffer.kind) {
+                    let i = i as usize;
+                    widths.resize(widths.len().max(i + 1), None);
+                    widths[i] = buffer.shape.width().map(|w| w as usize);
+                }
+            }
+            widths
+        };
+        // The data tables with each column moved to the first row (null
+        // columns stay null; columns the kernel does not read are not moved).
+        let moved = |table: *const *const f32, widths: Vec<Option<usize>>| -> Vec<*const f32> {
+            (0..widths.len())
+                .map(|i| {
+                    // SAFETY: the kernel reads `widths.len()` entries of the table.
+                    let column = unsafe { *table.add(i) };
+                    match widths[i] {
+                        Some(w) if !column.is_null() => column.wrapping_add(first_row * w),
+                        _ => column,
+                    }
+                })
+                .collect()
+        };
+        let inputs = moved(args.inputs, width(&|k| matches!(k, BufferKind::Input(_)).then(|| buffer_index(k))));
+        let targets = moved(args.targets, width(&|k| matches!(k, BufferKind::Target(_)).then(|| buffer_index(k))));
+        let predict_width = plain.kernel.buffers.iter().find(|b| b.kind == BufferKind::Predict);
+        let predict = match predict_width.and_then(|b| b.shape.width()) {
+            Some(w) if !args.predict.is_null() => args.predict.wrapping_add(first_row * w as usize),
+            _ => args.predict,
+        };
+        let moved_args = KernelArgs {
+            losses: if args.losses.is_null() { args.losses } else { args.losses.wrapping_add(first as usize) },
+            predict,
+            inputs: inputs.as_ptr(),
+            targets: targets.as_ptr(),
+            rows: rows as i64,
+            step: args.step + first as i64,
+            hyper_table: if args.hyper_table.is_null() {
+                args.hyper_table
+            } else {
+                args.hyper_table.wrapping_add(first as usize * plain.hypers.len())
+            },
+            ..*args
+        };
+        // SAFETY: the same buffers from the first batch's row on, by the caller.
+        unsafe { self.run(&moved_args) }
+    }
+
+    /// Run this version's function over `args`: on this thread, or on its
+    /// team (this thread and `team − 1` started for the call).
+    ///
+    /// # Safety
+    /// As [`Compiled::call`], with `args.hyper_table` filled in.
+    unsafe fn run(&self, args: &KernelArgs) {
+        let args = KernelArgs { ..*args };
+        if self.team <= 1 {
+            // SAFETY: guaranteed by the caller, see above; the kernel reads
+            // `hyper_table` only when it reads scalars, and then `table` holds
+            // `hypers.len()` values for each of its batches and outlives the call.
+            unsafe { (self.function)(&args) };
+            return;
+        }
+        // A team: the calling thread is thread 0, the others start here and
+        // end with the call (a few tens of microseconds per call, which runs
+        // a whole epoch or a progress bar's chunk of it).
+        let team = crate::threads::Team::new(self.team);
+        let function = self.function;
+        let run = move |args: ThreadArgs| {
+            // SAFETY: as above; every thread reads the same buffers and
+            // writes its own share of them, meeting the others at the
+            // team's barriers, which outlive the call with `team`.
+            unsafe { function(&args.0) }
+        };
+        std::thread::scope(|scope| {
+            for thread in 1..self.team {
+                let args = ThreadArgs(KernelArgs { team: &team, thread: thread as i64, ..args });
+                scope.spawn(move || run(args));
+            }
+            run(ThreadArgs(KernelArgs { team: &team, thread: 0, ..args }));
+        });
+    }
+}
+
+/// The index of a data buffer (input or target) in its table.
+fn buffer_index(kind: &BufferKind) -> u32 {
+    match kind {
+        BufferKind::Input(i) | BufferKind::Target(i) => *i,
+        _ => unreachable!("only data buffers have a table index"),
     }
 }
 
@@ -216,4 +405,6 @@ pub(super) mod field {
     pub const STEP: i32 = offset_of!(KernelArgs, step) as i32;
     pub const HYPER_TABLE: i32 = offset_of!(KernelArgs, hyper_table) as i32;
     pub const THREADS: i32 = offset_of!(KernelArgs, threads) as i32;
+    pub const TEAM: i32 = offset_of!(KernelArgs, team) as i32;
+    pub const THREAD: i32 = offset_of!(KernelArgs, thread) as i32;
 }

@@ -17,7 +17,8 @@ mod loops;
 use super::abi::{field, param_offsets};
 use super::{gemm, math};
 use crate::ir::{Compare, Hyper};
-use crate::kernel::{BinaryOp, BufferKind, Expr, Index, Kernel, LoopVar, Stmt, UnaryOp};
+use crate::kernel::parallel::{self, Part};
+use crate::kernel::{BinaryOp, BufferKind, Expr, Extent, Index, Kernel, LoopVar, Stmt, UnaryOp};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Type, Value, types};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -80,6 +81,14 @@ pub(super) struct Emitter<'a, 'b> {
     step: Option<Value>,
     /// [`KernelArgs::threads`], in kernels that call the library GEMM.
     threads: Option<Value>,
+    /// The threads the kernel runs on (see `kernel::parallel`): 1, or a
+    /// team, each thread running its share of every statement.
+    pub(super) team_size: usize,
+    /// In a team kernel: [`KernelArgs::team`] and [`KernelArgs::thread`].
+    team: Option<(Value, Value)>,
+    /// The range of its outer loop the next loop nest runs on this thread
+    /// (a split part's share), taken by the nest's outer loop.
+    split_range: Option<(Value, Value)>,
 }
 
 const MEM: MemFlagsData = MemFlagsData::trusted();
@@ -131,6 +140,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             hypers: Vec::new(),
             step: None,
             threads: None,
+            team_size: 1,
+            team: None,
+            split_range: None,
         }
     }
 
@@ -152,7 +164,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.learning_rate = self.b.ins().load(types::F32, MEM, args, field::LEARNING_RATE);
         let has_state = self.kernel.buffers.iter().any(|b| matches!(b.kind, BufferKind::State(_)));
         let state = if has_state { load_ptr(self.b, field::STATE) } else { params };
-        if self.kernel.body.iter().any(|s| matches!(s, Stmt::Gemm(_))) {
+        if self.team_size > 1 {
+            let team = load_ptr(self.b, field::TEAM);
+            let thread = load_ptr(self.b, field::THREAD);
+            self.team = Some((team, thread));
+        } else if self.kernel.body.iter().any(|s| matches!(s, Stmt::Gemm(_))) {
             self.threads = Some(load_ptr(self.b, field::THREADS));
         }
         // The step counter: `t` of the first batch is `args.step + 1`.
@@ -230,9 +246,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
             self.bases.push(base);
         }
         let stmts = self.kernel.body.clone();
-        for stmt in &stmts {
+        let parts = self.team.is_some().then(|| parallel::plan(self.kernel));
+        for (i, stmt) in stmts.iter().enumerate() {
             self.nest_stores = stored_buffers(std::slice::from_ref(stmt));
-            self.stmts(std::slice::from_ref(stmt));
+            match &parts {
+                Some(parts) => self.part(stmt, parts[i]),
+                None => self.stmts(std::slice::from_ref(stmt)),
+            }
         }
         self.nest_stores.clear();
         let next = self.b.ins().iadd(current, batch);
@@ -251,6 +271,67 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
         self.b.switch_to_block(exit);
         self.b.ins().return_(&[]);
+    }
+
+    /// One statement of a team kernel, as its part says: this thread's
+    /// share of a split loop nest or of a product's blocks, the statement
+    /// itself, or (the first thread only) the statement; then the barrier.
+    fn part(&mut self, stmt: &Stmt, part: Part) {
+        let (team, thread) = self.team.expect("team kernels load their team");
+        match (part, stmt) {
+            (Part::Split { granularity }, Stmt::Loop { extent, .. }) => {
+                self.split_range = Some(self.share(*extent, granularity, thread));
+                self.stmts(std::slice::from_ref(stmt));
+                debug_assert!(self.split_range.is_none(), "the nest's outer loop took its range");
+            }
+            (Part::Split { .. }, _) => unreachable!("only loop nests are split"),
+            (Part::Gemm | Part::Everywhere { .. }, _) => self.stmts(std::slice::from_ref(stmt)),
+            (Part::First, _) => {
+                let body = self.b.create_block();
+                let after = self.b.create_block();
+                let first = self.b.ins().icmp_imm_u(IntCC::Equal, thread, 0);
+                self.b.ins().brif(first, body, &[], after, &[]);
+                self.b.switch_to_block(body);
+                self.b.seal_block(body);
+                self.stmts(std::slice::from_ref(stmt));
+                self.b.ins().jump(after, &[]);
+                self.b.switch_to_block(after);
+                self.b.seal_block(after);
+            }
+        }
+        if part.ends_with_barrier() {
+            let mut sig = cranelift_codegen::ir::Signature::new(self.b.func.signature.call_conv);
+            sig.params.push(AbiParam::new(self.pointer));
+            let sig = self.b.import_signature(sig);
+            let callee = self.b.ins().iconst(types::I64, crate::threads::barrier as *const () as i64);
+            self.b.ins().call_indirect(sig, callee, &[team]);
+        }
+    }
+
+    /// This thread's range `start..end` of a loop over `extent`: the
+    /// iterations cut into one run per thread, each a multiple of
+    /// `granularity` long (the last one shorter, later ones possibly empty).
+    fn share(&mut self, extent: Extent, granularity: u32, thread: Value) -> (Value, Value) {
+        let (threads, g) = (self.team_size as u64, granularity.max(1) as u64);
+        let total = self.limit(extent);
+        let chunk = match extent {
+            Extent::Fixed(n) => {
+                let chunk = (n as u64).div_ceil(threads).div_ceil(g) * g;
+                self.b.ins().iconst(types::I64, chunk as i64)
+            }
+            Extent::Batch => {
+                let per_thread = self.b.ins().iadd_imm_u(total, (threads - 1) as i64);
+                let per_thread = self.b.ins().udiv_imm_u(per_thread, threads as i64);
+                let units = self.b.ins().iadd_imm_u(per_thread, (g - 1) as i64);
+                let units = self.b.ins().udiv_imm_u(units, g as i64);
+                self.b.ins().imul_imm_u(units, g as i64)
+            }
+        };
+        let start = self.b.ins().imul(thread, chunk);
+        let start = self.b.ins().umin(start, total);
+        let end = self.b.ins().iadd(start, chunk);
+        let end = self.b.ins().umin(end, total);
+        (start, end)
     }
 
     fn row_base(&mut self, base: Value, first_row: Value, shape: crate::ir::Shape) -> Value {
@@ -327,7 +408,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
         sig.params.extend(std::iter::repeat_n(AbiParam::new(pointer), 12));
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::F32));
-        let sig = self.b.import_signature(sig);
         let width = |e: &Self, buffer: crate::kernel::BufferId| {
             e.kernel.buffers[buffer.0 as usize].shape.width().expect("fixed widths") as i64
         };
@@ -345,10 +425,18 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let m = self.limit(g.m);
         let n = self.b.ins().iconst(types::I64, g.n as i64);
         let k = self.limit(g.k);
-        let threads = self.threads.expect("loaded in kernels with a gemm");
         let constant = |e: &mut Self, x: i64| e.b.ins().iconst(types::I64, x);
-        let args = [
-            threads,
+        // One thread's share of the blocks in a team kernel; else all of
+        // them, on the pool if there is one.
+        let (mut args, callee) = match self.team {
+            Some((_, thread)) => {
+                sig.params.insert(0, AbiParam::new(types::I64));
+                let threads = constant(self, self.team_size as i64);
+                (vec![thread, threads], gemm::sgemm_share as *const () as i64)
+            }
+            None => (vec![self.threads.expect("loaded in kernels with a gemm")], gemm::sgemm as *const () as i64),
+        };
+        args.extend([
             m,
             n,
             k,
@@ -360,7 +448,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             constant(self, b_cs),
             c,
             constant(self, c_width),
-        ];
+        ]);
         let (accumulate, scale) = match &g.accumulate {
             Some(scale) => {
                 self.addresses.clear();
@@ -370,9 +458,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
             None => (constant(self, 0), self.b.ins().f32const(0.0)),
         };
-        let mut args = args.to_vec();
         args.extend([accumulate, scale]);
-        let callee = constant(self, gemm::sgemm as *const () as i64);
+        let sig = self.b.import_signature(sig);
+        let callee = constant(self, callee);
         self.b.ins().call_indirect(sig, callee, &args);
     }
 

@@ -15,8 +15,12 @@
 
 use crate::threads::Pool;
 
-/// Output blocks are about this many rows or columns wide.
-const BLOCK: usize = 128;
+/// Output blocks are at most this many rows or columns wide: small enough
+/// that a product of a 64-wide layer still has two blocks to share between
+/// threads, large enough that the library runs at its full rate on each
+/// (measured on AVX-512: 256×64×64, 64×64×256 and 64×256×784 products ran
+/// as fast in blocks of 32 as whole; 784×256×64 at 94%).
+const BLOCK: usize = 32;
 
 /// Products smaller than this many multiply-adds run their blocks on the
 /// calling thread even when there are more: handing blocks to another
@@ -24,7 +28,8 @@ const BLOCK: usize = 128;
 /// (BENCHMARKS.md, `peers/scale.py`): the 784-256-10 step at batch 64
 /// (products of 12.8 M) ran at 0.83× on two threads, 20-256-256-3 at
 /// batch 256 (16.8 M) at 1.00×, 20-1024-1024-3 (268 M) at 1.78×. Either
-/// way the blocks, and so the results, are the same.
+/// way the blocks, and so the results, are the same. (Kernels compiled for
+/// a team split every product with [`sgemm_share`] instead.)
 const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// How to cut an `m × n` output: along the longer side into equal blocks
@@ -61,6 +66,35 @@ struct Operands {
 unsafe impl Send for Operands {}
 unsafe impl Sync for Operands {}
 
+impl Operands {
+    /// Block `i` of [`blocks`]: one single-threaded library call.
+    ///
+    /// # Safety
+    /// As [`sgemm`]; `i` below the block count.
+    unsafe fn block(&self, along_rows: bool, block: usize, i: usize) {
+        let start = i * block;
+        // SAFETY: block `i` covers rows (or columns) `start..start+len` of
+        // the output and the matching rows of `a` (columns of `b`), all
+        // inside the extents the caller vouched for.
+        unsafe {
+            if along_rows {
+                let len = block.min(self.m - start);
+                product(
+                    self,
+                    len,
+                    self.n,
+                    self.a.offset(start as isize * self.a_rs),
+                    self.b,
+                    self.c.offset(start as isize * self.c_rs),
+                );
+            } else {
+                let len = block.min(self.n - start);
+                product(self, self.m, len, self.a, self.b.offset(start as isize * self.b_cs), self.c.add(start));
+            }
+        }
+    }
+}
+
 /// `c[m,n] = a[m,k] · b[k,n]` with element strides (`a[i,p]` at
 /// `a + i·a_rs + p·a_cs`), `c` row-major with row stride `c_rs`; with
 /// `accumulate` not 0, `c += scale · a·b` instead. `pool` may be null (one
@@ -87,52 +121,97 @@ pub unsafe extern "C" fn sgemm(
     accumulate: i64,
     scale: f32,
 ) {
-    let (m, n, k) = (m.max(0) as usize, n.max(0) as usize, k.max(0) as usize);
-    if m == 0 || n == 0 {
+    let ops = Operands::new(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, scale);
+    if ops.m == 0 || ops.n == 0 {
         return;
     }
-    let ops = Operands {
-        m,
-        n,
-        k,
-        a,
-        a_rs: a_rs as isize,
-        a_cs: a_cs as isize,
-        b,
-        b_rs: b_rs as isize,
-        b_cs: b_cs as isize,
-        c,
-        c_rs: c_rs as isize,
-        accumulate: accumulate != 0,
-        scale,
-    };
-    let (along_rows, block, count) = blocks(m, n);
-    let run = move |i: usize| {
-        let start = i * block;
-        // SAFETY: block `i` covers rows (or columns) `start..start+len` of
-        // the output and the matching rows of `a` (columns of `b`), all
-        // inside the extents the caller vouched for.
-        unsafe {
-            if along_rows {
-                let len = block.min(ops.m - start);
-                product(
-                    &ops,
-                    len,
-                    ops.n,
-                    ops.a.offset(start as isize * ops.a_rs),
-                    ops.b,
-                    ops.c.offset(start as isize * ops.c_rs),
-                );
-            } else {
-                let len = block.min(ops.n - start);
-                product(&ops, ops.m, len, ops.a, ops.b.offset(start as isize * ops.b_cs), ops.c.add(start));
-            }
-        }
-    };
+    let (along_rows, block, count) = blocks(ops.m, ops.n);
+    // SAFETY: by the caller, for every block below `count`.
+    let run = move |i: usize| unsafe { ops.block(along_rows, block, i) };
     // SAFETY: null or a live pool, by the caller.
     match unsafe { pool.as_ref() } {
-        Some(pool) if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS => pool.for_each(count, &run),
+        Some(pool) if ops.m.saturating_mul(ops.n).saturating_mul(ops.k) >= PARALLEL_MIN_MACS => {
+            pool.for_each(count, &run)
+        }
         _ => (0..count).for_each(run),
+    }
+}
+
+/// Thread `thread` of `threads`' share of [`sgemm`]'s blocks: a run of
+/// consecutive blocks, the same for every call with these sizes. Called by
+/// each thread of a team (`kernel::parallel`), which meet at a barrier
+/// afterwards; the blocks, and so the result, are those of [`sgemm`].
+///
+/// # Safety
+/// As [`sgemm`]; `thread < threads`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sgemm_share(
+    thread: i64,
+    threads: i64,
+    m: i64,
+    n: i64,
+    k: i64,
+    a: *const f32,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_rs: i64,
+    b_cs: i64,
+    c: *mut f32,
+    c_rs: i64,
+    accumulate: i64,
+    scale: f32,
+) {
+    let ops = Operands::new(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, scale);
+    if ops.m == 0 || ops.n == 0 {
+        return;
+    }
+    let (along_rows, block, count) = blocks(ops.m, ops.n);
+    let (thread, threads) = (thread.max(0) as usize, threads.max(1) as usize);
+    for i in share(count, thread, threads) {
+        // SAFETY: by the caller; `share` stays below `count`.
+        unsafe { ops.block(along_rows, block, i) };
+    }
+}
+
+/// The blocks `count` blocks give thread `thread` of `threads`: consecutive
+/// runs whose lengths differ by at most one.
+pub fn share(count: usize, thread: usize, threads: usize) -> std::ops::Range<usize> {
+    (thread * count / threads)..((thread + 1) * count / threads)
+}
+
+impl Operands {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        m: i64,
+        n: i64,
+        k: i64,
+        a: *const f32,
+        a_rs: i64,
+        a_cs: i64,
+        b: *const f32,
+        b_rs: i64,
+        b_cs: i64,
+        c: *mut f32,
+        c_rs: i64,
+        accumulate: i64,
+        scale: f32,
+    ) -> Operands {
+        Operands {
+            m: m.max(0) as usize,
+            n: n.max(0) as usize,
+            k: k.max(0) as usize,
+            a,
+            a_rs: a_rs as isize,
+            a_cs: a_cs as isize,
+            b,
+            b_rs: b_rs as isize,
+            b_cs: b_cs as isize,
+            c,
+            c_rs: c_rs as isize,
+            accumulate: accumulate != 0,
+            scale,
+        }
     }
 }
 
@@ -182,6 +261,16 @@ unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_cover_the_blocks_once() {
+        for count in 1..20 {
+            for threads in 1..5 {
+                let covered: Vec<usize> = (0..threads).flat_map(|t| share(count, t, threads)).collect();
+                assert_eq!(covered, (0..count).collect::<Vec<_>>());
+            }
+        }
+    }
 
     #[test]
     fn blocks_cover_the_output_once() {

@@ -25,6 +25,7 @@ mod math;
 pub use abi::{Compiled, KernelArgs, param_len, param_offsets};
 
 use crate::ir::Hyper;
+use crate::kernel::parallel::PARALLEL_MIN_WORK;
 use crate::kernel::{BufferKind, Expr, Kernel};
 use abi::KernelFn;
 use cranelift_codegen::ir::{AbiParam, UserFuncName, Value};
@@ -73,11 +74,20 @@ pub struct Options {
     /// `nnc ir --stage clif|asm` (printing them costs about a tenth of the
     /// compile time, so runs that only execute the kernel skip it).
     pub listings: bool,
+    /// The threads the kernel will run on: with more than one, a kernel
+    /// with enough work per batch ([`Options::team_min_work`]) is
+    /// compiled to run on a team of that many, each thread its share of
+    /// every statement; the result is bitwise the same.
+    pub threads: usize,
+    /// The least work per batch (`kernel::parallel::work`) for which a
+    /// kernel gets a team version ([`PARALLEL_MIN_WORK`] unless a test
+    /// wants every kernel to have one).
+    pub team_min_work: u64,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { verify: cfg!(debug_assertions), listings: false }
+        Options { verify: cfg!(debug_assertions), listings: false, threads: 1, team_min_work: PARALLEL_MIN_WORK }
     }
 }
 
@@ -92,8 +102,35 @@ fn isa(options: Options) -> Result<OwnedTargetIsa, String> {
     isa_builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
 }
 
-/// Compile a kernel to native code.
+/// Compile a kernel to native code: for one thread, and — with
+/// `options.threads` above one and enough work per batch — also for a team
+/// of that many (compiled on a second thread meanwhile). The two give
+/// bitwise the same results; [`Compiled::call`] runs whichever is faster
+/// at the time (see there).
 pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Options) -> Result<Compiled, String> {
+    let start = Instant::now();
+    let team = options.threads > 1 && crate::kernel::parallel::work(kernel) >= options.team_min_work;
+    if !team {
+        return compile_for(kernel, param_shapes, options, 1);
+    }
+    let (single, team) = std::thread::scope(|scope| {
+        let team = scope.spawn(|| compile_for(kernel, param_shapes, options, options.threads));
+        let single = compile_for(kernel, param_shapes, options, 1);
+        (single, team.join().unwrap_or_else(|_| Err("the compiler thread panicked".to_string())))
+    });
+    let mut compiled = single?;
+    compiled.team_version = Some(Box::new(team?));
+    compiled.compile_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(compiled)
+}
+
+/// Compile a kernel for `team` threads (1: the plain kernel).
+fn compile_for(
+    kernel: &Kernel,
+    param_shapes: &[crate::ir::Shape],
+    options: Options,
+    team: usize,
+) -> Result<Compiled, String> {
     let start = Instant::now();
     let isa = isa(options)?;
     let has_fma = isa.has_native_fma();
@@ -116,6 +153,7 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let mut emitter = Emitter::new(&mut b, kernel, param_shapes, pointer, has_fma);
+        emitter.team_size = team;
         emitter.state_offsets = param_offsets(&state_shapes(kernel));
         emitter.hypers = hypers.iter().map(|h| (*h, Value::from_u32(0))).collect();
         emitter.function();
@@ -144,5 +182,8 @@ pub fn compile(kernel: &Kernel, param_shapes: &[crate::ir::Shape], options: Opti
         code_size,
         compile_ms: start.elapsed().as_secs_f64() * 1e3,
         threads: None,
+        team,
+        team_version: None,
+        choice: Default::default(),
     })
 }

@@ -15,6 +15,7 @@
 
 mod bounds;
 mod lower;
+pub mod parallel;
 mod print;
 pub mod vectorize;
 pub mod verify;

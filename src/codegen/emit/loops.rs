@@ -12,12 +12,19 @@ impl Emitter<'_, '_> {
     /// One loop, in the form the kernel's decisions (see
     /// [`crate::kernel::Kernel::written_out`] and the fields beside it) and
     /// the place it is emitted in call for.
+    ///
+    /// The outer loop of a split nest (`kernel::parallel`) runs over this
+    /// thread's range only, taken from `split_range`.
     pub(super) fn loop_nest(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
         let written_out = self.kernel.written_out.contains(&var);
+        let range = self.split_range.take();
         if self.lanes.is_none() && self.kernel.vector_loops.contains(&var) {
-            self.vector_loop(var, extent, body)
+            self.vector_loop(var, extent, body, range)
         } else if let Some(rows) = self.rows_of(var).filter(|_| self.lanes.is_none()) {
-            self.blocked_loop(var, extent, rows, body)
+            self.blocked_loop(var, extent, rows, body, range)
+        } else if let Some((start, limit)) = range {
+            debug_assert!(!written_out, "written-out loops are not split");
+            self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
         } else if self.lanes.is_some() && self.kernel.paired_loops.contains(&var) {
             // Two steps per iteration. (With loads that may move — see
             // `load_flags` — Cranelift schedules each step's loads next to
@@ -90,9 +97,11 @@ impl Emitter<'_, '_> {
     /// A row loop around a vector loop, `rows` rows per iteration (each
     /// statement of the vector loop is emitted once per row and group of
     /// lanes), then the rows left over one at a time.
-    fn blocked_loop(&mut self, var: LoopVar, extent: Extent, rows: u32, body: &[Stmt]) {
-        let zero = self.b.ins().iconst(types::I64, 0);
-        let limit = self.limit(extent);
+    fn blocked_loop(&mut self, var: LoopVar, extent: Extent, rows: u32, body: &[Stmt], range: Option<(Value, Value)>) {
+        let (zero, limit) = match range {
+            Some(range) => range,
+            None => (self.b.ins().iconst(types::I64, 0), self.limit(extent)),
+        };
         self.row_block = Some((var, rows));
         self.counted_loop(var, zero, limit, rows as i64, |e| e.stmts(body));
         self.row_block = None;
@@ -117,7 +126,11 @@ impl Emitter<'_, '_> {
     /// last groups, the very last one partial (1 to 3 lanes) if the length
     /// is not a multiple of four; short ones are only that. A loop over the
     /// batch ends with the remaining iterations one at a time.
-    fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt]) {
+    ///
+    /// With a `range` (a split nest's share), the loop runs over it; a
+    /// fixed-length loop's written-out last groups then run on the thread
+    /// whose range ends at the end.
+    fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt], range: Option<(Value, Value)>) {
         let has_inner_loop = body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
         let variable = self.loop_vars[var.0 as usize];
         self.lanes = Some(var);
@@ -129,24 +142,44 @@ impl Emitter<'_, '_> {
                     let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                     let step = 4 * groups as u32;
                     done = n / step * step;
-                    let zero = self.b.ins().iconst(types::I64, 0);
-                    let limit = self.b.ins().iconst(types::I64, done as i64);
+                    let done_value = self.b.ins().iconst(types::I64, done as i64);
+                    let (zero, limit) = match range {
+                        // A share ends at a multiple of `step` (so at or
+                        // before `done`) or at `n`.
+                        Some((start, end)) => (start, self.b.ins().umin(end, done_value)),
+                        None => (self.b.ins().iconst(types::I64, 0), done_value),
+                    };
                     self.with_groups(groups, None, |e| {
                         e.counted_loop(var, zero, limit, step as i64, |e| e.stmts(body))
                     });
                 }
                 let rest = n - done;
                 if rest > 0 {
+                    let after = range.map(|(_, end)| {
+                        let (rest_block, after) = (self.b.create_block(), self.b.create_block());
+                        let at_end = self.b.ins().icmp_imm_u(IntCC::Equal, end, n as i64);
+                        self.b.ins().brif(at_end, rest_block, &[] as &[BlockArg], after, &[]);
+                        self.b.switch_to_block(rest_block);
+                        self.b.seal_block(rest_block);
+                        after
+                    });
                     self.set_constant(var, done as i64);
                     let partial = (rest % 4 != 0).then_some(rest % 4);
                     self.with_groups(rest.div_ceil(4) as usize, partial, |e| e.stmts(body));
                     self.known[var.0 as usize] = None;
+                    if let Some(after) = after {
+                        self.b.ins().jump(after, &[]);
+                        self.b.switch_to_block(after);
+                        self.b.seal_block(after);
+                    }
                 }
                 self.lanes = None;
             }
             Extent::Batch => {
-                let zero = self.b.ins().iconst(types::I64, 0);
-                let limit = self.limit(extent);
+                let (zero, limit) = match range {
+                    Some(range) => range,
+                    None => (self.b.ins().iconst(types::I64, 0), self.limit(extent)),
+                };
                 let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                 self.with_groups(groups, None, |e| {
                     e.counted_loop(var, zero, limit, 4 * groups as i64, |e| e.stmts(body))

@@ -1,0 +1,364 @@
+//! Which statements of a kernel's batch body run split across threads.
+//!
+//! A kernel compiled for a team of threads runs its whole batch loop on
+//! every thread at once (SPMD): each top-level statement is a [`Part`] — a
+//! loop nest whose outer iterations are shared out, a library product whose
+//! fixed blocks are shared out, or a statement that only the first thread
+//! runs — and the threads meet at a barrier after every part that writes
+//! memory.
+//!
+//! **Why the answer does not change.** A split nest's outer iterations are
+//! independent: each writes only its own rows (or elements) of every buffer
+//! it stores, and reads back only what the same iteration wrote. So an
+//! iteration computes the same bits on whichever thread it runs. Split
+//! points are multiples of the loop's step as the code generator emits it
+//! (its rows per iteration, its lanes per vector iteration: the
+//! *granularity*), so every iteration also runs the same code — vector
+//! body, partial group or scalar tail — as it does on one thread. Sums over
+//! rows (a weight's gradient) lie inside one outer iteration (one output
+//! element) and keep their order. Products are cut into blocks by a rule
+//! that depends on their shape only (`codegen::gemm::blocks`). A run gives
+//! bitwise the same weights for any number of threads.
+
+use super::{BufferId, Expr, Extent, Index, Kernel, Local, LoopVar, MAX_GROUPS, Stmt, walk};
+use std::collections::{HashMap, HashSet};
+
+/// How one top-level statement of the batch body runs on a team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// A loop nest whose outer iterations are shared out in ranges that
+    /// start and end at multiples of `granularity` (or at the end).
+    Split { granularity: u32 },
+    /// A library product: each thread computes its share of the blocks.
+    Gemm,
+    /// A scalar assignment every thread makes for itself; `reads_memory`
+    /// when its value loads from a buffer (then the threads meet after it,
+    /// before a later part may overwrite what it read).
+    Everywhere { reads_memory: bool },
+    /// Only the first thread runs it (a scalar store, the loss, a
+    /// reduction over rows into one value).
+    First,
+}
+
+impl Part {
+    /// Whether the threads meet at a barrier after this part.
+    pub fn ends_with_barrier(self) -> bool {
+        !matches!(self, Part::Everywhere { reads_memory: false })
+    }
+}
+
+/// Kernels whose batch body does less than this many inner iterations (at
+/// the largest batch; a product counts its multiply-adds) run on one
+/// thread: a barrier costs about as much as a few thousand iterations, and
+/// a body meets at one after most statements. (The 20-64-64-3 task at
+/// batch 256 does about 4·10⁶; the textbook tasks under 10⁵.)
+pub const PARALLEL_MIN_WORK: u64 = 1 << 18;
+
+/// The inner iterations of one batch at the largest batch size.
+pub fn work(kernel: &Kernel) -> u64 {
+    fn of(body: &[Stmt], max_batch: u64) -> u64 {
+        body.iter()
+            .map(|stmt| match stmt {
+                Stmt::Loop { extent, body, .. } => {
+                    let trips = match extent {
+                        Extent::Fixed(n) => *n as u64,
+                        Extent::Batch => max_batch,
+                    };
+                    trips.saturating_mul(of(body, max_batch).max(1))
+                }
+                Stmt::Gemm(g) => {
+                    let extent = |e: Extent| match e {
+                        Extent::Fixed(n) => n as u64,
+                        Extent::Batch => max_batch,
+                    };
+                    extent(g.m).saturating_mul(g.n as u64).saturating_mul(extent(g.k))
+                }
+                Stmt::Assign { .. } | Stmt::Store { .. } | Stmt::StoreLoss(_) => 1,
+            })
+            .sum()
+    }
+    of(&kernel.body, kernel.max_batch as u64)
+}
+
+/// The part each top-level statement of `kernel.body` is, in order.
+pub fn plan(kernel: &Kernel) -> Vec<Part> {
+    // Locals whose value only the first thread knows (assigned in a part it
+    // runs alone); a statement that reads one runs there too.
+    let mut first_only: HashSet<Local> = HashSet::new();
+    let mut parts = Vec::with_capacity(kernel.body.len());
+    for (i, stmt) in kernel.body.iter().enumerate() {
+        let part = match stmt {
+            Stmt::Gemm(g) => match &g.accumulate {
+                Some(scale) if reads_any(scale, &first_only) => Part::First,
+                _ => Part::Gemm,
+            },
+            Stmt::Assign { value, .. } if !reads_any(value, &first_only) => {
+                Part::Everywhere { reads_memory: value.any(&mut |e| matches!(e, Expr::Load(..))) }
+            }
+            Stmt::Loop { var, extent, body } => {
+                let others = kernel.body.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, s)| s);
+                match granularity(kernel, *var, *extent, body) {
+                    Some(granularity) if independent(*var, *extent, body, kernel, &first_only, others) => {
+                        Part::Split { granularity }
+                    }
+                    _ => Part::First,
+                }
+            }
+            Stmt::Assign { .. } | Stmt::Store { .. } | Stmt::StoreLoss(_) => Part::First,
+        };
+        if part == Part::First {
+            walk(std::slice::from_ref(stmt), &mut |s| {
+                if let Stmt::Assign { local, .. } = s {
+                    first_only.insert(*local);
+                }
+            });
+        }
+        parts.push(part);
+    }
+    parts
+}
+
+/// Whether `expr` reads any of `locals`.
+fn reads_any(expr: &Expr, locals: &HashSet<Local>) -> bool {
+    expr.any(&mut |e| matches!(e, Expr::Local(l) if locals.contains(l)))
+}
+
+/// The step a split point of the loop over `var` must be a multiple of, so
+/// that each iteration runs the code it runs on one thread; `None` when
+/// the loop is written out (no loop to split).
+fn granularity(kernel: &Kernel, var: LoopVar, extent: Extent, body: &[Stmt]) -> Option<u32> {
+    if kernel.written_out.contains(&var) {
+        return None;
+    }
+    if kernel.vector_loops.contains(&var) {
+        // `codegen`'s vector loop: groups of four lanes, `MAX_GROUPS` at a
+        // time when the body has an inner loop; a fixed-length one ends in
+        // written-out groups after its last multiple of that step.
+        let has_inner_loop = body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
+        let step = 4 * if has_inner_loop { MAX_GROUPS } else { 1 };
+        return match extent {
+            Extent::Fixed(n) if n < 2 * step => None,
+            _ => Some(step),
+        };
+    }
+    if let Some((_, rows)) = kernel.blocked_rows.iter().find(|(v, _)| *v == var) {
+        return Some(*rows);
+    }
+    match extent {
+        Extent::Fixed(n) if n < 2 => None,
+        _ => Some(1),
+    }
+}
+
+/// Whether the outer iterations of `for var in 0..extent { body }` are
+/// independent: every store writes a row of its own (`var·c + r` with
+/// `0 ≤ r < c`, the same `c` for every store to that buffer), every buffer
+/// the nest stores is read only in the row the same iteration writes, no
+/// local crosses the nest's edge (`others` are the other top-level
+/// statements), and it records no loss.
+fn independent<'a>(
+    var: LoopVar,
+    extent: Extent,
+    body: &[Stmt],
+    kernel: &Kernel,
+    first_only: &HashSet<Local>,
+    others: impl Iterator<Item = &'a Stmt>,
+) -> bool {
+    let mut extents: HashMap<LoopVar, u32> = HashMap::new();
+    let max = |e: Extent| match e {
+        Extent::Fixed(n) => n,
+        Extent::Batch => kernel.max_batch as u32,
+    };
+    extents.insert(var, max(extent));
+    let mut ok = true;
+    let mut assigned: HashSet<Local> = HashSet::new();
+    let mut read: HashSet<Local> = HashSet::new();
+    let mut stores: Vec<(BufferId, &Index)> = Vec::new();
+    let mut loads: Vec<(BufferId, &Index)> = Vec::new();
+    walk(body, &mut |stmt| {
+        match stmt {
+            Stmt::Loop { var, extent, .. } => {
+                extents.insert(*var, max(*extent));
+            }
+            Stmt::Assign { local, .. } => {
+                assigned.insert(*local);
+            }
+            Stmt::Store { buffer, index, .. } => stores.push((*buffer, index)),
+            Stmt::StoreLoss(_) | Stmt::Gemm(_) => ok = false,
+        }
+        stmt.for_each_expr(&mut |e| {
+            e.walk(&mut |e| match e {
+                Expr::Load(buffer, index) => loads.push((*buffer, index)),
+                Expr::Local(l) => {
+                    read.insert(*l);
+                }
+                _ => {}
+            })
+        });
+    });
+    if !ok || read.iter().any(|l| first_only.contains(l)) {
+        return false;
+    }
+    // A local assigned here and used by another top-level statement (a
+    // reduction into a value read later) makes the nest one thread's work.
+    let mut crosses = false;
+    for other in others {
+        walk(std::slice::from_ref(other), &mut |s| {
+            if let Stmt::Assign { local, .. } = s {
+                crosses |= assigned.contains(local);
+            }
+            s.for_each_expr(&mut |e| crosses |= reads_any(e, &assigned));
+        });
+    }
+    if crosses {
+        return false;
+    }
+    // Each stored buffer: one row stride along `var`, rows that do not overlap.
+    let mut row_of: HashMap<BufferId, u32> = HashMap::new();
+    for (buffer, index) in &stores {
+        let Some(c) = own_row(index, var, &extents) else { return false };
+        if *row_of.entry(*buffer).or_insert(c) != c {
+            return false;
+        }
+    }
+    loads.iter().all(|(buffer, index)| match row_of.get(buffer) {
+        None => true,
+        Some(&c) => own_row(index, var, &extents) == Some(c),
+    })
+}
+
+/// `c` when `index` is `var·c + r` with `0 ≤ r < c` for every value of the
+/// other loop variables (their extents in `extents`).
+fn own_row(index: &Index, var: LoopVar, extents: &HashMap<LoopVar, u32>) -> Option<u32> {
+    let mut stride = None;
+    let mut rest_max = index.offset as u64;
+    for &(v, s) in &index.terms {
+        if v == var {
+            if stride.is_some() {
+                return None;
+            }
+            stride = Some(s);
+        } else {
+            let extent = *extents.get(&v)?;
+            rest_max += s as u64 * extent.saturating_sub(1) as u64;
+        }
+    }
+    stride.filter(|&c| c > 0 && rest_max < c as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{BinaryOp, Buffer, BufferKind, KernelKind};
+
+    fn kernel(body: Vec<Stmt>, buffers: usize) -> Kernel {
+        Kernel {
+            kind: KernelKind::Train,
+            buffers: (0..buffers)
+                .map(|i| Buffer {
+                    name: format!("b{i}"),
+                    kind: BufferKind::Scratch { offset: 0 },
+                    shape: crate::ir::Shape::new(crate::ir::Dim::Batch, crate::ir::Dim::Fixed(8)),
+                })
+                .collect(),
+            body,
+            n_loop_vars: 4,
+            n_locals: 4,
+            scratch_len: 0,
+            max_batch: 16,
+            vector_loops: vec![],
+            blocked_rows: vec![],
+            written_out: vec![],
+            paired_loops: vec![],
+        }
+    }
+
+    fn index(terms: &[(u32, u32)], offset: u32) -> Index {
+        Index { terms: terms.iter().map(|&(v, s)| (LoopVar(v), s)).collect(), offset }
+    }
+
+    fn load(buffer: u32, terms: &[(u32, u32)]) -> Expr {
+        Expr::Load(BufferId(buffer), index(terms, 0))
+    }
+
+    fn for_rows(var: u32, body: Vec<Stmt>) -> Stmt {
+        Stmt::Loop { var: LoopVar(var), extent: Extent::Batch, body }
+    }
+
+    fn for_cols(var: u32, body: Vec<Stmt>) -> Stmt {
+        Stmt::Loop { var: LoopVar(var), extent: Extent::Fixed(8), body }
+    }
+
+    #[test]
+    fn a_rowwise_nest_is_split_and_a_reduction_over_rows_is_not() {
+        // b1[i,j] = b0[i,j] * 2: each row its own.
+        let rowwise = for_rows(
+            0,
+            vec![for_cols(
+                1,
+                vec![Stmt::Store {
+                    buffer: BufferId(1),
+                    index: index(&[(0, 8), (1, 1)], 0),
+                    value: Expr::Binary(
+                        BinaryOp::Mul,
+                        Box::new(load(0, &[(0, 8), (1, 1)])),
+                        Box::new(Expr::Const(2.0)),
+                    ),
+                }],
+            )],
+        );
+        // l0 = 0; for i { l0 = l0 + b1[i,0] }; b2[0] = l0
+        let sum = vec![
+            Stmt::Assign { local: Local(0), value: Expr::Const(0.0) },
+            for_rows(
+                2,
+                vec![Stmt::Assign {
+                    local: Local(0),
+                    value: Expr::Binary(BinaryOp::Add, Box::new(Expr::Local(Local(0))), Box::new(load(1, &[(2, 8)]))),
+                }],
+            ),
+            Stmt::Store { buffer: BufferId(2), index: index(&[], 0), value: Expr::Local(Local(0)) },
+        ];
+        let mut body = vec![rowwise];
+        body.extend(sum);
+        let parts = plan(&kernel(body, 3));
+        assert_eq!(
+            parts,
+            [Part::Split { granularity: 1 }, Part::Everywhere { reads_memory: false }, Part::First, Part::First]
+        );
+    }
+
+    #[test]
+    fn a_nest_that_reads_another_rows_result_is_not_split() {
+        // b1[i,j] = ...; and in the same nest b2[i,j] = b1[i+1... ] is out of the row.
+        let nest = for_rows(
+            0,
+            vec![for_cols(
+                1,
+                vec![
+                    Stmt::Store { buffer: BufferId(1), index: index(&[(0, 8), (1, 1)], 0), value: Expr::Const(1.0) },
+                    Stmt::Store { buffer: BufferId(2), index: index(&[(0, 8), (1, 1)], 0), value: load(1, &[(1, 1)]) },
+                ],
+            )],
+        );
+        assert_eq!(plan(&kernel(vec![nest], 3)), [Part::First]);
+        // A store that is not a row of its own (b1[j]) is not split either.
+        let nest = for_rows(
+            0,
+            vec![for_cols(
+                1,
+                vec![Stmt::Store { buffer: BufferId(1), index: index(&[(1, 1)], 0), value: Expr::Const(1.0) }],
+            )],
+        );
+        assert_eq!(plan(&kernel(vec![nest], 2)), [Part::First]);
+    }
+
+    #[test]
+    fn rows_are_their_own_only_when_the_rest_fits_in_the_stride() {
+        let extents: HashMap<LoopVar, u32> = [(LoopVar(0), 16), (LoopVar(1), 8)].into();
+        assert_eq!(own_row(&index(&[(0, 8), (1, 1)], 0), LoopVar(0), &extents), Some(8));
+        assert_eq!(own_row(&index(&[(0, 8), (1, 1)], 1), LoopVar(0), &extents), None);
+        assert_eq!(own_row(&index(&[(0, 16), (1, 1)], 8), LoopVar(0), &extents), Some(16));
+        assert_eq!(own_row(&index(&[(1, 1)], 0), LoopVar(0), &extents), None);
+    }
+}
