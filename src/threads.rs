@@ -8,6 +8,7 @@
 //! threads; only the time changes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 /// The cores this process may run on (1 when that cannot be known).
 pub fn available() -> usize {
@@ -63,26 +64,34 @@ impl Pool {
 /// each statement, and they meet at [`Team::wait`] between statements.
 pub struct Team {
     threads: usize,
-    /// Whether waiting threads spin before yielding (not when there are
-    /// more threads than cores).
-    spin: bool,
+    /// Spins before a waiting thread goes to sleep (none when there are
+    /// more threads than cores: the one it waits for may need its core).
+    spins: u32,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// Threads asleep (or about to be) in [`Team::wait`], woken by the last
+    /// to arrive.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
-/// Spins before a waiting thread starts yielding its core: long enough to
-/// cover the gap between two threads finishing the same statement when
-/// each has a core (a few microseconds), short enough that a thread waiting
-/// for one that lost its core soon lets it run.
-const SPINS: u32 = 1 << 14;
+/// Spins before a waiting thread sleeps: the gap between two threads that
+/// each have a core finishing the same statement is a few microseconds;
+/// a longer wait means the other thread lost its core (the machine is busy),
+/// and then sleeping hands this core to it.
+const SPINS: u32 = 1 << 11;
 
 impl Team {
     pub fn new(threads: usize) -> Team {
         Team {
             threads: threads.max(1),
-            spin: threads <= available(),
+            spins: if threads <= available() { SPINS } else { 0 },
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
         }
     }
 
@@ -93,25 +102,34 @@ impl Team {
     /// Return when every thread of the team has called this as often as
     /// this one has; what each wrote before is then visible to all.
     pub fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.generation.load(Ordering::SeqCst);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
             // The last to arrive: reset the count before releasing the others
             // (who may arrive at the next barrier at once).
             self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            // A thread that counted itself a sleeper before this load checks
+            // the generation under the lock, so it either sees the new one
+            // or is woken here.
+            if self.sleepers.load(Ordering::SeqCst) > 0 {
+                let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                self.wake.notify_all();
+            }
             return;
         }
-        // More threads than cores: a waiting thread yields at once, since
-        // the one it waits for may need its core.
-        let mut spins = if self.spin { 0 } else { SPINS };
-        while self.generation.load(Ordering::Acquire) == generation {
-            if spins < SPINS {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
+        for _ in 0..self.spins {
+            if self.generation.load(Ordering::Acquire) != generation {
+                return;
             }
+            std::hint::spin_loop();
         }
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while self.generation.load(Ordering::SeqCst) == generation {
+            guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(guard);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

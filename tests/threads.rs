@@ -1,6 +1,12 @@
 //! Threads never change the answer: `nnc run --threads N` gives bitwise the
 //! same trained weights (and losses) for 1, 2 and 3 threads.
 //!
+//! Two ways threads are used, each tested here: the loop nests of a kernel
+//! with enough work per batch are shared out between a team of threads
+//! (`kernel::parallel`; `NNC_TEAM=always` makes every batch run on the team,
+//! which otherwise runs only while it is faster than one thread), and large
+//! library products are cut into blocks run on a pool.
+//!
 //! The model is wide enough that its large products go to the library GEMM
 //! (`kernel::GEMM_MIN_MACS`), whose output is cut into several blocks (a
 //! 512-wide layer: four), and large enough (64 × 1024 × 512 = 2²⁵
@@ -70,6 +76,59 @@ fn weights_are_bitwise_the_same_for_1_2_and_3_threads() {
     for (threads, weights, stdout) in &runs[1..] {
         assert!(weights == first_weights, "--threads {threads} trained other weights than --threads 1");
         assert_eq!(stdout, first_stdout, "--threads {threads} reported another loss than --threads 1");
+    }
+}
+
+/// A model whose step is fused loop nests and 64-wide products, at batch
+/// 256: enough work per batch for a team (`kernel::parallel::PARALLEL_MIN_WORK`).
+const FUSED: &str = "data { input x[20]  target y = one_hot(3) }
+model {
+  h0  = dense(x, 64, relu)
+  h1  = dense(h0, 64, tanh)
+  out = dense(h1, 3, softmax)
+}
+loss cross_entropy(out, y)
+train { optimizer = adam(lr = 0.01)  epochs = 2  batch = 256 }
+";
+
+#[test]
+fn a_team_trains_bitwise_the_weights_one_thread_trains() {
+    let dir = tempdir("threads-team");
+    let model = dir.join("fused.nn");
+    let data = dir.join("fused.csv");
+    std::fs::write(&model, FUSED).unwrap();
+    // 1000 rows: three full batches and a partial one of 232 rows, whose
+    // share between threads ends mid-way through a vector loop.
+    let mut rng = Rng::new(7);
+    let mut text = String::new();
+    for _ in 0..1000 {
+        for _ in 0..20 {
+            text.push_str(&format!("{:.5},", rng.uniform(-2.0, 2.0)));
+        }
+        text.push_str(&format!("{}\n", rng.below(3)));
+    }
+    std::fs::write(&data, text).unwrap();
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let run = |threads: &str, team: &str| {
+        let weights = dir.join(format!("weights-{threads}-{team}.safetensors"));
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["run", model, data, "--threads", threads, "--save-weights", weights.to_str().unwrap()])
+            .env("NNC_TEAM", team)
+            .output()
+            .expect("the nnc binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "--threads {threads}: {stderr}");
+        if team == "always" {
+            let share = format!("{threads} threads on 100% of batches");
+            assert!(stderr.contains(&share), "every batch runs on the team:\n{stderr}");
+        }
+        (std::fs::read(&weights).unwrap(), String::from_utf8_lossy(&output.stdout).to_string())
+    };
+    let (weights, stdout) = run("1", "never");
+    for (threads, team) in [("2", "always"), ("3", "always"), ("2", "auto")] {
+        let (team_weights, team_stdout) = run(threads, team);
+        assert!(team_weights == weights, "--threads {threads} (NNC_TEAM={team}) trained other weights");
+        assert_eq!(team_stdout, stdout, "--threads {threads} (NNC_TEAM={team}) reported another loss");
     }
 }
 

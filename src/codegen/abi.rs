@@ -126,23 +126,31 @@ pub struct Compiled {
     pub(super) choice: Choice,
 }
 
-/// The batches each version runs when they are timed against each other.
-const PROBE_BATCHES: u64 = 16;
+/// The batches a version runs when it is timed while the other is faster.
+const PROBE_BATCHES: u64 = 8;
 
-/// How long the faster version runs before the two are timed again: long
-/// enough that timing costs little, short enough to notice when the machine
-/// gets busy (a team waits at every barrier for its slowest thread, so a
-/// core taken by another process slows it down many times over) or quiet.
+/// The faster version runs in chunks of about this long, each timed: a
+/// team waits at every barrier for its slowest thread, so when another
+/// process takes a core it slows down many times over, and the next chunk
+/// runs on one thread instead.
+const CHUNK_SECONDS: f64 = 0.05;
+
+/// How long the faster version runs before the other is timed again (so a
+/// team gets its cores back when the machine is quiet again).
 const PROBE_EVERY_SECONDS: f64 = 0.5;
 
-/// The state of [`Compiled::call`]'s choice between the kernel and its team
-/// version. Atomics, so that a shared `&Compiled` can be called.
+/// What [`Compiled::call`] knows of its two versions: each one's last
+/// measured time per batch, in nanoseconds (0: not yet measured), and the
+/// batches left before the slower one is timed again. Atomics, so that a
+/// shared `&Compiled` can be called.
 #[derive(Debug, Default)]
 pub(super) struct Choice {
-    /// Whether the plain (one-thread) kernel was the faster at the last timing.
-    single: std::sync::atomic::AtomicBool,
-    /// Batches left to run before the next timing (0: time them now).
+    single_ns: std::sync::atomic::AtomicU64,
+    team_ns: std::sync::atomic::AtomicU64,
     until_probe: std::sync::atomic::AtomicU64,
+    /// Batches run so far, and how many of them on the team.
+    batches: std::sync::atomic::AtomicU64,
+    team_batches: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Compiled {
@@ -160,6 +168,15 @@ impl Compiled {
     /// depend on its size).
     pub fn set_threads(&mut self, pool: std::sync::Arc<crate::threads::Pool>) {
         self.threads = Some(pool);
+    }
+
+    /// With a team version: its threads, and the share of the batches run
+    /// so far that ran on it (0 to 1).
+    pub fn team_share(&self) -> Option<(usize, f64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let team = self.team_version.as_ref()?;
+        let all = self.choice.batches.load(Relaxed).max(1);
+        Some((team.team, self.choice.team_batches.load(Relaxed) as f64 / all as f64))
     }
 
     /// Whether it is a prediction kernel (computes no loss, reads no targets).
@@ -226,47 +243,69 @@ impl Compiled {
         }
     }
 
-    /// Run the kernel and its team version by turns over a call's batches:
-    /// both for [`PROBE_BATCHES`] batches, timed, then the faster one for
-    /// about [`PROBE_EVERY_SECONDS`]; the choice carries over to the next
-    /// call. Since both give bitwise the same results, which one runs a
-    /// batch changes only the time.
+    /// Run a call's batches on the kernel or its team version, whichever is
+    /// faster now: the faster (by the last times measured) in timed chunks
+    /// of about [`CHUNK_SECONDS`], the slower for [`PROBE_BATCHES`] batches
+    /// every [`PROBE_EVERY_SECONDS`] (and each for that many at the start).
+    /// The times carry over to the next call. Both versions give bitwise the
+    /// same results, so which one runs a batch changes only the time.
+    ///
+    /// The environment variable `NNC_TEAM` set to `always` or `never` runs
+    /// every batch on the team or on one thread (for benchmarks and tests).
     ///
     /// # Safety
     /// As [`Compiled::call`], with `args.hyper_table` filled in.
     unsafe fn run_faster(&self, team: &Compiled, args: &KernelArgs) {
         use std::sync::atomic::Ordering::Relaxed;
+        let choice = &self.choice;
         let batches = (args.rows.max(0) as u64).div_ceil(args.batch as u64);
+        choice.batches.fetch_add(batches, Relaxed);
+        match std::env::var("NNC_TEAM").as_deref() {
+            Ok("always") => {
+                choice.team_batches.fetch_add(batches, Relaxed);
+                // SAFETY: all batches of this call.
+                return unsafe { team.run_batches(self, args, 0, batches) };
+            }
+            // SAFETY: as the caller vouched.
+            Ok("never") => return unsafe { self.run(args) },
+            _ => {}
+        }
         let mut done = 0;
+        let run = |on_team: bool, count: u64, done: &mut u64| {
+            let start = std::time::Instant::now();
+            let version = if on_team { team } else { self };
+            // SAFETY: batches of this call, as the caller vouched.
+            unsafe { version.run_batches(self, args, *done, count) };
+            let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
+            (if on_team { &choice.team_ns } else { &choice.single_ns }).store(per_batch, Relaxed);
+            if on_team {
+                choice.team_batches.fetch_add(count, Relaxed);
+            }
+            *done += count;
+        };
         while done < batches {
             let left = batches - done;
-            let due = self.choice.until_probe.load(Relaxed) == 0;
-            if due && left >= 2 * PROBE_BATCHES {
-                let timed = |version: &Compiled, first: u64| {
-                    let start = std::time::Instant::now();
-                    // SAFETY: batches of this call, as the caller vouched.
-                    unsafe { version.run_batches(self, args, first, PROBE_BATCHES) };
-                    start.elapsed().as_secs_f64()
-                };
-                let team_time = timed(team, done);
-                let single_time = timed(self, done + PROBE_BATCHES);
-                self.choice.single.store(single_time < team_time, Relaxed);
-                let per_batch = single_time.min(team_time) / PROBE_BATCHES as f64;
-                let every = (PROBE_EVERY_SECONDS / per_batch.max(1e-9)) as u64;
-                self.choice.until_probe.store(every.max(4 * PROBE_BATCHES), Relaxed);
-                done += 2 * PROBE_BATCHES;
+            let (single, on_team) = (choice.single_ns.load(Relaxed), choice.team_ns.load(Relaxed));
+            // Time whichever is unmeasured, or the slower one when it is due.
+            let due = choice.until_probe.load(Relaxed) == 0;
+            let probe = match (single, on_team) {
+                (0, _) => Some(false),
+                (_, 0) => Some(true),
+                _ if due => Some(single < on_team),
+                _ => None,
+            };
+            if let Some(probe_team) = probe.filter(|_| left >= PROBE_BATCHES) {
+                run(probe_team, PROBE_BATCHES, &mut done);
+                let faster = choice.single_ns.load(Relaxed).min(choice.team_ns.load(Relaxed)).max(1);
+                choice.until_probe.store((PROBE_EVERY_SECONDS * 1e9) as u64 / faster, Relaxed);
                 continue;
             }
-            let count = match self.choice.until_probe.load(Relaxed) {
-                0 => left,
-                until => left.min(until),
-            };
-            let version = if self.choice.single.load(Relaxed) { self } else { team };
-            // SAFETY: batches of this call.
-            unsafe { version.run_batches(self, args, done, count) };
-            let until = self.choice.until_probe.load(Relaxed);
-            self.choice.until_probe.store(until.saturating_sub(count), Relaxed);
-            done += count;
+            let use_team = on_team != 0 && (single == 0 || on_team < single);
+            let per_batch = if use_team { on_team } else { single }.max(1);
+            let count = ((CHUNK_SECONDS * 1e9) as u64 / per_batch).clamp(1, left);
+            run(use_team, count, &mut done);
+            let until = choice.until_probe.load(Relaxed);
+            choice.until_probe.store(until.saturating_sub(count), Relaxed);
         }
     }
 

@@ -246,11 +246,15 @@ impl<'a, 'b> Emitter<'a, 'b> {
             self.bases.push(base);
         }
         let stmts = self.kernel.body.clone();
-        let parts = self.team.is_some().then(|| parallel::plan(self.kernel));
+        let parts = self.team.is_some().then(|| {
+            let parts = parallel::plan(self.kernel);
+            let barriers = parallel::barriers(self.kernel, &parts);
+            (parts, barriers)
+        });
         for (i, stmt) in stmts.iter().enumerate() {
             self.nest_stores = stored_buffers(std::slice::from_ref(stmt));
             match &parts {
-                Some(parts) => self.part(stmt, parts[i]),
+                Some((parts, barriers)) => self.part(stmt, parts[i], barriers[i]),
                 None => self.stmts(std::slice::from_ref(stmt)),
             }
         }
@@ -276,7 +280,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// One statement of a team kernel, as its part says: this thread's
     /// share of a split loop nest or of a product's blocks, the statement
     /// itself, or (the first thread only) the statement; then the barrier.
-    fn part(&mut self, stmt: &Stmt, part: Part) {
+    fn part(&mut self, stmt: &Stmt, part: Part, barrier: bool) {
         let (team, thread) = self.team.expect("team kernels load their team");
         match (part, stmt) {
             (Part::Split { granularity }, Stmt::Loop { extent, .. }) => {
@@ -299,7 +303,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 self.b.seal_block(after);
             }
         }
-        if part.ends_with_barrier() {
+        if barrier {
             let mut sig = cranelift_codegen::ir::Signature::new(self.b.func.signature.call_conv);
             sig.params.push(AbiParam::new(self.pointer));
             let sig = self.b.import_signature(sig);
@@ -320,6 +324,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 self.b.ins().iconst(types::I64, chunk as i64)
             }
             Extent::Batch => {
+                // Every nest over the batch gives a thread the same rows.
+                let g = parallel::BATCH_SHARE_MULTIPLE as u64;
+                debug_assert!(g % granularity as u64 == 0, "every granularity divides the batch's multiple");
                 let per_thread = self.b.ins().iadd_imm_u(total, (threads - 1) as i64);
                 let per_thread = self.b.ins().udiv_imm_u(per_thread, threads as i64);
                 let units = self.b.ins().iadd_imm_u(per_thread, (g - 1) as i64);

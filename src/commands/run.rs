@@ -782,6 +782,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                 "evaluate": evaluate_ms,
                 "total": total_ms,
             },
+            "team": native.train.team_share().map(|(threads, share)| serde_json::json!({
+                "threads": threads, "share_of_batches": share,
+            })),
         });
         println!("{json}");
     } else {
@@ -827,8 +830,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             println!("{name} = {value}");
         }
         if verbose {
+            // Which batches ran on a team of threads (only while it was faster).
+            let team = native.train.team_share().map_or(String::new(), |(threads, share)| {
+                format!("; {threads} threads on {:.0}% of batches", share * 100.0)
+            });
             eprintln!(
-                "  trained {} in {:.1} ms ({}); evaluated in {evaluate_ms:.1} ms; total {total_ms:.1} ms",
+                "  trained {} in {:.1} ms ({}{team}); evaluated in {evaluate_ms:.1} ms; total {total_ms:.1} ms",
                 plural(epochs_run, unit),
                 outcome.train_seconds * 1e3,
                 rate(samples_per_second, if train_data.is_some() { "rows" } else { "steps" }),

@@ -40,12 +40,11 @@ pub enum Part {
     First,
 }
 
-impl Part {
-    /// Whether the threads meet at a barrier after this part.
-    pub fn ends_with_barrier(self) -> bool {
-        !matches!(self, Part::Everywhere { reads_memory: false })
-    }
-}
+/// Loops over the batch are shared out in runs of a multiple of this many
+/// rows (every granularity divides it), so that every split nest over the
+/// batch gives a thread the same rows: a nest that reads only the rows the
+/// one before it wrote needs no barrier between them.
+pub const BATCH_SHARE_MULTIPLE: u32 = 16;
 
 /// Kernels whose batch body does less than this many inner iterations (at
 /// the largest batch; a product counts its multiply-adds) run on one
@@ -116,6 +115,104 @@ pub fn plan(kernel: &Kernel) -> Vec<Part> {
         parts.push(part);
     }
     parts
+}
+
+/// Whether the threads meet at a barrier after each part: unless every part
+/// since the last barrier can run beside the next one. Two parts can when no
+/// buffer that either writes is touched by both — or it is, but only in
+/// rows of their own by two nests split over the batch (which give each
+/// thread the same rows, [`BATCH_SHARE_MULTIPLE`]), or both run on the first
+/// thread. The last part always ends with one: the next batch starts over.
+pub fn barriers(kernel: &Kernel, parts: &[Part]) -> Vec<bool> {
+    let touches: Vec<Touches> =
+        kernel.body.iter().zip(parts).map(|(stmt, part)| touches(kernel, stmt, *part)).collect();
+    let mut barrier = vec![false; parts.len()];
+    let mut group: Vec<usize> = Vec::new();
+    for i in 0..parts.len() {
+        let clash = |p: usize| {
+            let (a, b) = (&touches[p], &touches[i]);
+            a.buffers.iter().any(|(buffer, x)| match b.buffers.get(buffer) {
+                None => false,
+                Some(y) if !x.writes && !y.writes => false,
+                Some(_) if a.first && b.first => false,
+                Some(y) => !(a.batch_split && b.batch_split && x.row.is_some() && x.row == y.row),
+            })
+        };
+        if group.iter().any(|&p| clash(p)) {
+            barrier[i - 1] = true;
+            group.clear();
+        }
+        group.push(i);
+    }
+    if let Some(last) = barrier.last_mut() {
+        *last = true;
+    }
+    barrier
+}
+
+/// How one part touches a buffer: whether it writes it, and `Some(c)` when
+/// every access is in the row `var·c + r` (`0 ≤ r < c`) of the iteration
+/// making it (for nests split over the batch).
+#[derive(Clone, Copy, Debug)]
+struct Touch {
+    writes: bool,
+    row: Option<u32>,
+}
+
+/// The buffers one part touches, and how it runs.
+struct Touches {
+    buffers: HashMap<BufferId, Touch>,
+    /// Split over the batch (so each thread has the same rows as in every
+    /// other such part).
+    batch_split: bool,
+    /// Run by the first thread only.
+    first: bool,
+}
+
+fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
+    let split_var = match (stmt, part) {
+        (Stmt::Loop { var, extent: Extent::Batch, .. }, Part::Split { .. }) => Some(*var),
+        _ => None,
+    };
+    let mut extents: HashMap<LoopVar, u32> = HashMap::new();
+    let mut buffers: HashMap<BufferId, Touch> = HashMap::new();
+    let mut touch = |buffer: BufferId, index: Option<&Index>, writes: bool, extents: &HashMap<LoopVar, u32>| {
+        let row = match (split_var, index) {
+            (Some(var), Some(index)) => own_row(index, var, extents),
+            _ => None,
+        };
+        let entry = buffers.entry(buffer).or_insert(Touch { writes, row });
+        entry.writes |= writes;
+        if entry.row != row {
+            entry.row = None;
+        }
+    };
+    walk(std::slice::from_ref(stmt), &mut |s| {
+        match s {
+            Stmt::Loop { var, extent, .. } => {
+                let n = match extent {
+                    Extent::Fixed(n) => *n,
+                    Extent::Batch => kernel.max_batch as u32,
+                };
+                extents.insert(*var, n);
+            }
+            Stmt::Store { buffer, index, .. } => touch(*buffer, Some(index), true, &extents),
+            Stmt::Gemm(g) => {
+                touch(g.out, None, true, &extents);
+                touch(g.a, None, false, &extents);
+                touch(g.b, None, false, &extents);
+            }
+            Stmt::Assign { .. } | Stmt::StoreLoss(_) => {}
+        }
+        s.for_each_expr(&mut |e| {
+            e.walk(&mut |e| {
+                if let Expr::Load(buffer, index) = e {
+                    touch(*buffer, Some(index), false, &extents)
+                }
+            })
+        });
+    });
+    Touches { buffers, batch_split: split_var.is_some(), first: part == Part::First }
 }
 
 /// Whether `expr` reads any of `locals`.
@@ -351,6 +448,34 @@ mod tests {
             )],
         );
         assert_eq!(plan(&kernel(vec![nest], 2)), [Part::First]);
+    }
+
+    #[test]
+    fn nests_over_the_same_rows_need_no_barrier_between_them() {
+        // b1[i,j] = b0[i,j]; b2[i,j] = b1[i,j]  (row by row: no barrier)
+        // b3[j] = b2[0,j]                        (reads another thread's row)
+        let copy = |var: u32, from: u32, to: u32| {
+            for_rows(
+                var,
+                vec![for_cols(
+                    var + 1,
+                    vec![Stmt::Store {
+                        buffer: BufferId(to),
+                        index: index(&[(var, 8), (var + 1, 1)], 0),
+                        value: load(from, &[(var, 8), (var + 1, 1)]),
+                    }],
+                )],
+            )
+        };
+        let first_row = for_cols(
+            4,
+            vec![Stmt::Store { buffer: BufferId(3), index: index(&[(4, 1)], 0), value: load(2, &[(4, 1)]) }],
+        );
+        let mut k = kernel(vec![copy(0, 0, 1), copy(2, 1, 2), first_row], 4);
+        k.n_loop_vars = 5;
+        let parts = plan(&k);
+        assert_eq!(parts[..2], [Part::Split { granularity: 1 }, Part::Split { granularity: 1 }]);
+        assert_eq!(barriers(&k, &parts), [false, true, true]);
     }
 
     #[test]
