@@ -326,7 +326,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             Extent::Batch => {
                 // Every nest over the batch gives a thread the same rows.
                 let g = parallel::BATCH_SHARE_MULTIPLE as u64;
-                debug_assert!(g % granularity as u64 == 0, "every granularity divides the batch's multiple");
+                debug_assert!(g.is_multiple_of(granularity as u64), "every granularity divides the batch's multiple");
                 let per_thread = self.b.ins().iadd_imm_u(total, (threads - 1) as i64);
                 let per_thread = self.b.ins().udiv_imm_u(per_thread, threads as i64);
                 let units = self.b.ins().iadd_imm_u(per_thread, (g - 1) as i64);
