@@ -23,7 +23,11 @@ use nnc::runtime::train::{self, Params, RunConfig};
 use std::hint::black_box;
 use std::time::Duration;
 
-const RELEASE: Options = Options { verify: false, listings: false };
+/// Release options for a run on `threads` threads (a team version of the
+/// kernel when it has the work for one, as `nnc run` compiles it).
+fn release(threads: usize) -> Options {
+    Options { verify: false, threads, ..Options::default() }
+}
 const LOOPS: LowerOptions = LowerOptions { gemm_min_macs: u64::MAX };
 
 /// Repeatable values in [-0.5, 0.5) from a fixed LCG.
@@ -57,7 +61,7 @@ fn bench_epoch(
     let program = &front.program;
     let graphs = pipeline::graphs(program);
     let kernels = pipeline::kernels_with(&graphs, batch, batch, options).expect("lowers");
-    let mut native = pipeline::compile(program, &kernels, RELEASE).expect("compiles");
+    let mut native = pipeline::compile(program, &kernels, release(threads)).expect("compiles");
     native.use_threads(threads).expect("threads start");
     let config = RunConfig { epochs: 1, batch, learning_rate: 1e-6, seed: 0, shuffle: false };
     // Training goes on from the last iteration's weights; with a tiny

@@ -20,7 +20,8 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-const RELEASE: Options = Options { verify: false, listings: false };
+const RELEASE: Options =
+    Options { verify: false, listings: false, threads: 1, team_min_work: nnc::kernel::parallel::PARALLEL_MIN_WORK };
 
 fn example(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.nn")))
