@@ -16,7 +16,7 @@ fn source(name: &str) -> String {
 }
 
 fn stages(c: &mut Criterion) {
-    let release = Options { verify: false, listings: false };
+    let release = Options { verify: false, ..Options::default() };
     for name in EXAMPLES {
         let text = source(name);
         let front = pipeline::frontend(&text).expect("examples check");
