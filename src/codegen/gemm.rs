@@ -15,12 +15,17 @@
 
 use crate::threads::Pool;
 
-/// Output blocks are at most this many rows or columns wide: small enough
-/// that a product of a 64-wide layer still has two blocks to share between
-/// threads, large enough that the library runs at its full rate on each
-/// (measured on AVX-512: 256×64×64, 64×64×256 and 64×256×784 products ran
-/// as fast in blocks of 32 as whole; 784×256×64 at 94%).
-const BLOCK: usize = 32;
+/// Output blocks are at least this many rows or columns wide (unless the
+/// output is narrower), and there are at most [`MAX_BLOCKS`]: enough
+/// blocks that a 64-wide layer's product has two to share between threads
+/// and a 784-row one thirteen (shares within 5% of each other on two
+/// threads), few enough that the library's packing of the other operand,
+/// repeated for every block, stays a small cost (a 4096-row evaluation
+/// chunk: 16 blocks, not 128). Measured on AVX-512: 256×64×64, 64×64×256
+/// and 64×256×784 products ran as fast in blocks of 32 as whole, 784×256×64
+/// in blocks of 64 at 97%.
+const MIN_BLOCK: usize = 32;
+const MAX_BLOCKS: usize = 16;
 
 /// Products smaller than this many multiply-adds run their blocks on the
 /// calling thread even when there are more: handing blocks to another
@@ -33,12 +38,12 @@ const BLOCK: usize = 32;
 const PARALLEL_MIN_MACS: usize = 1 << 25;
 
 /// How to cut an `m × n` output: along the longer side into equal blocks
-/// of at most [`BLOCK`] (rounded up to 16, the micro-kernels' multiple),
-/// the last one possibly shorter. Returns `(along_rows, block, count)`.
+/// (see [`MIN_BLOCK`], rounded up to 16, the micro-kernels' multiple), the
+/// last one possibly shorter. Returns `(along_rows, block, count)`.
 pub fn blocks(m: usize, n: usize) -> (bool, usize, usize) {
     let along_rows = m > n;
     let length = if along_rows { m } else { n };
-    let count = length.div_ceil(BLOCK).max(1);
+    let count = length.div_ceil(MIN_BLOCK).clamp(1, MAX_BLOCKS);
     let block = length.div_ceil(count).next_multiple_of(16).min(length.max(1));
     (along_rows, block, length.div_ceil(block).max(1))
 }
