@@ -142,12 +142,17 @@ impl Emitter<'_, '_> {
                     let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                     let step = 4 * groups as u32;
                     done = n / step * step;
-                    let done_value = self.b.ins().iconst(types::I64, done as i64);
                     let (zero, limit) = match range {
                         // A share ends at a multiple of `step` (so at or
                         // before `done`) or at `n`.
-                        Some((start, end)) => (start, self.b.ins().umin(end, done_value)),
-                        None => (self.b.ins().iconst(types::I64, 0), done_value),
+                        Some((start, end)) => {
+                            let done = self.b.ins().iconst(types::I64, done as i64);
+                            (start, self.b.ins().umin(end, done))
+                        }
+                        None => {
+                            let zero = self.b.ins().iconst(types::I64, 0);
+                            (zero, self.b.ins().iconst(types::I64, done as i64))
+                        }
                     };
                     self.with_groups(groups, None, |e| {
                         e.counted_loop(var, zero, limit, step as i64, |e| e.stmts(body))
