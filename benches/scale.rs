@@ -10,7 +10,9 @@
 //!   the library call starts to beat the fused loop nest
 //!   (`kernel::GEMM_MIN_MACS`).
 //! - `ingest/csv_100k`: `runtime::data::load` of a 100 000 × 21 numeric CSV
-//!   (20 features and a class), in rows per second.
+//!   (20 features and a class), in rows per second; `ingest/parquet_100k`
+//!   the same numbers in a Parquet file (snappy, one row group, written by
+//!   the `parquet` crate).
 //!
 //! Run with `cargo bench --bench scale`; BENCHMARKS.md records the figures.
 
@@ -200,7 +202,41 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10).measurement_time(Duration::from_secs(3));
     group.bench_function("csv_100k", |b| b.iter(|| black_box(data::load(&path, &program).expect("binds"))));
+    let parquet = path.with_extension("parquet");
+    if !parquet.exists() {
+        write_parquet(&parquet, &values(ROWS * 20, 4), ROWS);
+    }
+    group.bench_function("parquet_100k", |b| b.iter(|| black_box(data::load(&parquet, &program).expect("binds"))));
     group.finish();
+}
+
+/// `rows` rows of 20 doubles (`features`, row-major, times 4 as in the
+/// CSV) and a class `r % 3`, as a Parquet file.
+fn write_parquet(path: &std::path::Path, features: &[f32], rows: usize) {
+    use parquet::basic::Compression;
+    use parquet::data_type::{DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let columns: String = (0..20).map(|k| format!("required double f{k}; ")).collect();
+    let schema =
+        parquet::schema::parser::parse_message_type(&format!("message m {{ {columns} required int64 label; }}"))
+            .expect("a schema");
+    let properties = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let file = std::fs::File::create(path).expect("creates the data file");
+    let mut writer = SerializedFileWriter::new(file, schema.into(), properties.into()).expect("a writer");
+    let mut group = writer.next_row_group().expect("a row group");
+    for k in 0..20 {
+        let column: Vec<f64> = (0..rows).map(|r| f64::from(features[r * 20 + k] * 4.0)).collect();
+        let mut out = group.next_column().expect("a column").expect("20 doubles");
+        out.typed::<DoubleType>().write_batch(&column, None, None).expect("writes");
+        out.close().expect("closes");
+    }
+    let labels: Vec<i64> = (0..rows as i64).map(|r| r % 3).collect();
+    let mut out = group.next_column().expect("a column").expect("the label");
+    out.typed::<Int64Type>().write_batch(&labels, None, None).expect("writes");
+    out.close().expect("closes");
+    group.close().expect("closes");
+    writer.close().expect("closes");
 }
 
 criterion_group!(benches, wide_step, gemm_cutover, ingest);

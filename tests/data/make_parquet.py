@@ -13,3 +13,19 @@ table = pc.read_csv(
 )
 pq.write_table(table, "tests/data/penguins.parquet")
 print(table.schema)
+
+# tests/data/dates.parquet: a date column (which nnc does not read) beside
+# numbers, for the error that names it.
+import datetime
+
+import pyarrow as pa
+
+dates = pa.table(
+    {
+        "x": pa.array([1.5, 2.5, 3.5]),
+        "day": pa.array([datetime.date(2024, 1, d) for d in (1, 2, 3)]),
+        "y": pa.array([0.0, 1.0, 0.0]),
+    }
+)
+pq.write_table(dates, "tests/data/dates.parquet")
+print(dates.schema)

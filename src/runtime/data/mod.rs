@@ -114,13 +114,11 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     }
     let cannot = |e: std::io::Error| fail(format!("cannot read the data file: {e}"));
     let mut input = std::fs::File::open(path).map_err(cannot)?;
-    // CSV is parsed as it is read, in blocks; Parquet is read whole.
+    // CSV is parsed as it is read, in blocks; Parquet is read in place.
     let mut magic = Vec::with_capacity(4);
     std::io::Read::by_ref(&mut input).take(4).read_to_end(&mut magic).map_err(cannot)?;
     if parquet::is_parquet(&magic) {
-        let mut bytes = magic;
-        input.read_to_end(&mut bytes).map_err(cannot)?;
-        return parquet::read_parquet(&file, bytes.into(), bindings, options);
+        return parquet::read_parquet(&file, parquet::InPlace::new(input), bindings, options);
     }
     read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
 }

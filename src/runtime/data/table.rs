@@ -80,25 +80,6 @@ pub fn keeps_f32(binding: &Binding) -> bool {
 }
 
 impl Cells {
-    /// One more row of missing cells (numeric cells only).
-    pub fn grow(&mut self) {
-        match self {
-            Cells::Numbers { values, width } => values.resize(values.len() + *width, f64::NAN),
-            Cells::Floats { values, width } => values.resize(values.len() + *width, f32::NAN),
-            Cells::Labels(_) | Cells::Absent => {}
-        }
-    }
-
-    /// Room for `rows` more rows.
-    pub fn reserve(&mut self, rows: usize) {
-        match self {
-            Cells::Numbers { values, width } => values.reserve(rows * *width),
-            Cells::Floats { values, width } => values.reserve(rows * *width),
-            Cells::Labels(labels) => labels.codes.reserve(rows),
-            Cells::Absent => {}
-        }
-    }
-
     /// Numeric cells as `f64`, for the fitting that needs them (a table
     /// read for other bindings than it is prepared for).
     pub fn widen(&mut self) {
