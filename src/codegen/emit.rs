@@ -246,16 +246,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
             self.bases.push(base);
         }
         let stmts = self.kernel.body.clone();
-        let parts = self.team.is_some().then(|| {
+        if self.team.is_some() {
+            // A team runs the parts in groups between barriers (the order
+            // changes no value, see `kernel::parallel::schedule`).
             let parts = parallel::plan(self.kernel);
-            let barriers = parallel::barriers(self.kernel, &parts);
-            (parts, barriers)
-        });
-        for (i, stmt) in stmts.iter().enumerate() {
-            self.nest_stores = stored_buffers(std::slice::from_ref(stmt));
-            match &parts {
-                Some((parts, barriers)) => self.part(stmt, parts[i], barriers[i]),
-                None => self.stmts(std::slice::from_ref(stmt)),
+            let schedule = parallel::schedule(self.kernel, &parts);
+            for (&i, &barrier) in schedule.order.iter().zip(&schedule.barrier_after) {
+                self.nest_stores = stored_buffers(std::slice::from_ref(&stmts[i]));
+                self.part(&stmts[i], parts[i], barrier);
+            }
+        } else {
+            for stmt in &stmts {
+                self.nest_stores = stored_buffers(std::slice::from_ref(stmt));
+                self.stmts(std::slice::from_ref(stmt));
             }
         }
         self.nest_stores.clear();

@@ -117,37 +117,67 @@ pub fn plan(kernel: &Kernel) -> Vec<Part> {
     parts
 }
 
-/// Whether the threads meet at a barrier after each part: unless every part
-/// since the last barrier can run beside the next one. Two parts can when no
-/// buffer that either writes is touched by both — or it is, but only in
-/// rows of their own by two nests split over the batch (which give each
-/// thread the same rows, [`BATCH_SHARE_MULTIPLE`]), or both run on the first
-/// thread. The last part always ends with one: the next batch starts over.
-pub fn barriers(kernel: &Kernel, parts: &[Part]) -> Vec<bool> {
+/// The order a team runs the parts in, and where it meets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// Indices into the batch body, each once.
+    pub order: Vec<usize>,
+    /// Whether the threads meet at a barrier after the part at the same
+    /// place in `order`.
+    pub barrier_after: Vec<bool>,
+}
+
+/// Groups of parts that run between two barriers, greedily: each group
+/// takes, in program order, every part that depends on no earlier part
+/// outside the finished groups except parts of its own group it can run
+/// beside. A part depends on an earlier one that touches a buffer or a
+/// local either writes; it can run beside one when they touch no buffer
+/// that either writes — or only rows of their own in two nests over the
+/// batch (which give each thread the same rows,
+/// [`BATCH_SHARE_MULTIPLE`]), or both run on the first thread — since a
+/// local is each thread's own. Within a group, parts run in program order;
+/// every group ends with a barrier (the last one too: the next batch
+/// starts over). Moving a part changes no value it computes, only when.
+pub fn schedule(kernel: &Kernel, parts: &[Part]) -> Schedule {
     let touches: Vec<Touches> =
         kernel.body.iter().zip(parts).map(|(stmt, part)| touches(kernel, stmt, *part)).collect();
-    let mut barrier = vec![false; parts.len()];
-    let mut group: Vec<usize> = Vec::new();
-    for i in 0..parts.len() {
-        let clash = |p: usize| {
-            let (a, b) = (&touches[p], &touches[i]);
-            a.buffers.iter().any(|(buffer, x)| match b.buffers.get(buffer) {
-                None => false,
-                Some(y) if !x.writes && !y.writes => false,
-                Some(_) if a.first && b.first => false,
-                Some(y) => !(a.batch_split && b.batch_split && x.row.is_some() && x.row == y.row),
-            })
-        };
-        if group.iter().any(|&p| clash(p)) {
-            barrier[i - 1] = true;
-            group.clear();
+    let depends = |i: usize, j: usize| {
+        let (a, b) = (&touches[i], &touches[j]);
+        shares_a_write(&a.buffers, &b.buffers) || shares_a_write(&a.locals, &b.locals)
+    };
+    let clash = |i: usize, j: usize| {
+        let (a, b) = (&touches[i], &touches[j]);
+        a.buffers.iter().any(|(buffer, x)| match b.buffers.get(buffer) {
+            None => false,
+            Some(y) if !x.writes && !y.writes => false,
+            Some(_) if a.first && b.first => false,
+            Some(y) => !(a.batch_split && b.batch_split && x.row.is_some() && x.row == y.row),
+        })
+    };
+    let n = parts.len();
+    let mut done = vec![false; n];
+    let mut schedule = Schedule { order: Vec::with_capacity(n), barrier_after: Vec::with_capacity(n) };
+    while schedule.order.len() < n {
+        let mut group: Vec<usize> = Vec::new();
+        for j in (0..n).filter(|&j| !done[j]) {
+            let free = (0..j).all(|i| done[i] || !depends(i, j) || (group.contains(&i) && !clash(i, j)));
+            if free {
+                group.push(j);
+            }
         }
-        group.push(i);
+        for &j in &group {
+            done[j] = true;
+            schedule.order.push(j);
+            schedule.barrier_after.push(false);
+        }
+        *schedule.barrier_after.last_mut().expect("the first part left always joins") = true;
     }
-    if let Some(last) = barrier.last_mut() {
-        *last = true;
-    }
-    barrier
+    schedule
+}
+
+/// Whether a place both touch is written by either.
+fn shares_a_write<K: Eq + std::hash::Hash>(x: &HashMap<K, Touch>, y: &HashMap<K, Touch>) -> bool {
+    x.iter().any(|(place, t)| y.get(place).is_some_and(|u| t.writes || u.writes))
 }
 
 /// How one part touches a buffer: whether it writes it, and `Some(c)` when
@@ -159,9 +189,10 @@ struct Touch {
     row: Option<u32>,
 }
 
-/// The buffers one part touches, and how it runs.
+/// The buffers and locals one part touches, and how it runs.
 struct Touches {
     buffers: HashMap<BufferId, Touch>,
+    locals: HashMap<Local, Touch>,
     /// Split over the batch (so each thread has the same rows as in every
     /// other such part).
     batch_split: bool,
@@ -176,6 +207,7 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
     };
     let mut extents: HashMap<LoopVar, u32> = HashMap::new();
     let mut buffers: HashMap<BufferId, Touch> = HashMap::new();
+    let mut locals: HashMap<Local, Touch> = HashMap::new();
     let mut touch = |buffer: BufferId, index: Option<&Index>, writes: bool, extents: &HashMap<LoopVar, u32>| {
         let row = match (split_var, index) {
             (Some(var), Some(index)) => own_row(index, var, extents),
@@ -202,17 +234,22 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
                 touch(g.a, None, false, &extents);
                 touch(g.b, None, false, &extents);
             }
-            Stmt::Assign { .. } | Stmt::StoreLoss(_) => {}
+            Stmt::Assign { local, .. } => {
+                locals.entry(*local).or_insert(Touch { writes: true, row: None }).writes = true;
+            }
+            Stmt::StoreLoss(_) => {}
         }
         s.for_each_expr(&mut |e| {
-            e.walk(&mut |e| {
-                if let Expr::Load(buffer, index) = e {
-                    touch(*buffer, Some(index), false, &extents)
+            e.walk(&mut |e| match e {
+                Expr::Load(buffer, index) => touch(*buffer, Some(index), false, &extents),
+                Expr::Local(local) => {
+                    locals.entry(*local).or_insert(Touch { writes: false, row: None });
                 }
+                _ => {}
             })
         });
     });
-    Touches { buffers, batch_split: split_var.is_some(), first: part == Part::First }
+    Touches { buffers, locals, batch_split: split_var.is_some(), first: part == Part::First }
 }
 
 /// Whether `expr` reads any of `locals`.
@@ -475,7 +512,39 @@ mod tests {
         k.n_loop_vars = 5;
         let parts = plan(&k);
         assert_eq!(parts[..2], [Part::Split { granularity: 1 }, Part::Split { granularity: 1 }]);
-        assert_eq!(barriers(&k, &parts), [false, true, true]);
+        // The third reads a row another thread wrote: a barrier before it.
+        let schedule = schedule(&k, &parts);
+        assert_eq!(schedule.order, [0, 1, 2]);
+        assert_eq!(schedule.barrier_after, [false, true, true]);
+    }
+
+    #[test]
+    fn a_part_that_depends_on_nothing_before_joins_the_first_group() {
+        // b1 = b0 row by row; b2[0,j] = b1[0,j] (reads another thread's
+        // row); b3 = b0 row by row (depends on neither).
+        let rows = |var: u32, from: u32, to: u32| {
+            for_rows(
+                var,
+                vec![for_cols(
+                    var + 1,
+                    vec![Stmt::Store {
+                        buffer: BufferId(to),
+                        index: index(&[(var, 8), (var + 1, 1)], 0),
+                        value: load(from, &[(var, 8), (var + 1, 1)]),
+                    }],
+                )],
+            )
+        };
+        let first_row = for_cols(
+            4,
+            vec![Stmt::Store { buffer: BufferId(2), index: index(&[(4, 1)], 0), value: load(1, &[(4, 1)]) }],
+        );
+        let mut k = kernel(vec![rows(0, 0, 1), first_row, rows(2, 0, 3)], 4);
+        k.n_loop_vars = 5;
+        let parts = plan(&k);
+        let schedule = schedule(&k, &parts);
+        assert_eq!(schedule.order, [0, 2, 1]);
+        assert_eq!(schedule.barrier_after, [false, true, true]);
     }
 
     #[test]
