@@ -19,7 +19,10 @@ times; the load average is printed beside every table):
   rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count
            (10⁵, 10⁶, 10⁷ by default): nnc vs PyTorch eager, 1 and 2 threads;
            training rows/s, the 2-thread speed-up, whole-process wall time and
-           peak RSS per 10⁵ rows (linear growth shows as constant figures)
+           peak RSS per 10⁵ rows (linear growth shows as constant figures);
+           "batches on the team" is the share of batches nnc ran on its team
+           of threads (`kernel::parallel`; the rest ran on one thread, which
+           was faster at the time: `Compiled::call` times both as it goes)
   widths   20-W-W-3 for W = 64, 256, 1024 on --width-rows rows
   wide     784-256-10 relu/softmax, batch 64, 1 epoch on wide.csv; also in
            CPU seconds per epoch (nnc: 2 epochs minus 1; PyTorch: process_time
@@ -150,7 +153,7 @@ def nnc_run(model: Path, data: Path, threads: int, epochs: int = 1) -> dict:
     run = run_measured(cmd)
     result = json.loads(run["out"])
     return {**run, "rows_per_s": result["samples_per_second"], "compile_ms": result["timings_ms"]["compile"],
-            "timings": result["timings_ms"], "cmd": shlex.join(cmd)}
+            "timings": result["timings_ms"], "team": result.get("team"), "cmd": shlex.join(cmd)}
 
 
 def nnc_ingest(model: Path, data: Path, cores: int | None) -> dict:
@@ -339,6 +342,7 @@ def main() -> None:
                 out.append([
                     model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]),
                     f"{nnc['rows_per_s'] / first['rows_per_s']:.2f}×",
+                    f"{nnc['team']['share_of_batches'] * 100:.0f}%" if nnc.get("team") else "—",
                     f"{nnc['wall']:.2f} s ({nnc['wall'] / per:.2f})", f"{nnc['rss']:.0f} MB ({nnc['rss'] / per:.1f})",
                     f"{nnc['compile_ms']:.1f} ms",
                     k(peer["rows_per_s"]) if peer else "—",
@@ -346,7 +350,8 @@ def main() -> None:
                     f"{peer['rss']:.0f} MB" if peer else "—",
                 ])
         table(f"{title} ({load()})",
-              ["model", "rows", "threads", "nnc rows/s", f"vs {threads[0]} thread", "nnc wall (per 10⁵ rows)",
+              ["model", "rows", "threads", "nnc rows/s", f"vs {threads[0]} thread", "batches on the team",
+               "nnc wall (per 10⁵ rows)",
                "nnc peak RSS (per 10⁵ rows)", "nnc compile", "PyTorch rows/s", "nnc / PyTorch", "PyTorch RSS"], out)
 
     training("rows: 20-64-64-3, batch 256, 1 epoch",
