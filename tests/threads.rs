@@ -36,16 +36,16 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-/// 200 rows (three full batches of 64 and a partial one) of uniform
-/// features and a class label.
-fn data_csv() -> String {
-    let mut rng = Rng::new(12);
+/// `rows` rows of `inputs` uniform features in ±`range` and a class label
+/// below `classes`, from `seed`.
+fn data_csv(rows: usize, inputs: usize, range: f64, classes: usize, seed: u64) -> String {
+    let mut rng = Rng::new(seed);
     let mut text = String::new();
-    for _ in 0..200 {
-        for _ in 0..1024 {
-            text.push_str(&format!("{:.5},", rng.uniform(-1.0, 1.0)));
+    for _ in 0..rows {
+        for _ in 0..inputs {
+            text.push_str(&format!("{:.5},", rng.uniform(-range, range)));
         }
-        text.push_str(&format!("{}\n", rng.below(10)));
+        text.push_str(&format!("{}\n", rng.below(classes)));
     }
     text
 }
@@ -56,7 +56,8 @@ fn weights_are_bitwise_the_same_for_1_2_and_3_threads() {
     let model = dir.join("wide.nn");
     let data = dir.join("wide.csv");
     std::fs::write(&model, MODEL).unwrap();
-    std::fs::write(&data, data_csv()).unwrap();
+    // 200 rows: three full batches of 64 and a partial one.
+    std::fs::write(&data, data_csv(200, 1024, 1.0, 10, 12)).unwrap();
     let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
 
     let kernel = nnc(&["ir", model, "--stage", "kernel"]);
@@ -99,15 +100,7 @@ fn a_team_trains_bitwise_the_weights_one_thread_trains() {
     std::fs::write(&model, FUSED).unwrap();
     // 1000 rows: three full batches and a partial one of 232 rows, whose
     // share between threads ends mid-way through a vector loop.
-    let mut rng = Rng::new(7);
-    let mut text = String::new();
-    for _ in 0..1000 {
-        for _ in 0..20 {
-            text.push_str(&format!("{:.5},", rng.uniform(-2.0, 2.0)));
-        }
-        text.push_str(&format!("{}\n", rng.below(3)));
-    }
-    std::fs::write(&data, text).unwrap();
+    std::fs::write(&data, data_csv(1000, 20, 2.0, 3, 7)).unwrap();
     let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
     let run = |threads: &str, team: &str| {
         let weights = dir.join(format!("weights-{threads}-{team}.safetensors"));

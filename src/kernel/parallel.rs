@@ -423,6 +423,21 @@ mod tests {
         Stmt::Loop { var: LoopVar(var), extent: Extent::Fixed(8), body }
     }
 
+    /// `for var { for var+1 { b<to>[var, var+1] = b<from>[var, var+1] } }`
+    fn copy_rows(var: u32, from: u32, to: u32) -> Stmt {
+        for_rows(
+            var,
+            vec![for_cols(
+                var + 1,
+                vec![Stmt::Store {
+                    buffer: BufferId(to),
+                    index: index(&[(var, 8), (var + 1, 1)], 0),
+                    value: load(from, &[(var, 8), (var + 1, 1)]),
+                }],
+            )],
+        )
+    }
+
     #[test]
     fn a_rowwise_nest_is_split_and_a_reduction_over_rows_is_not() {
         // b1[i,j] = b0[i,j] * 2: each row its own.
@@ -491,24 +506,11 @@ mod tests {
     fn nests_over_the_same_rows_need_no_barrier_between_them() {
         // b1[i,j] = b0[i,j]; b2[i,j] = b1[i,j]  (row by row: no barrier)
         // b3[j] = b2[0,j]                        (reads another thread's row)
-        let copy = |var: u32, from: u32, to: u32| {
-            for_rows(
-                var,
-                vec![for_cols(
-                    var + 1,
-                    vec![Stmt::Store {
-                        buffer: BufferId(to),
-                        index: index(&[(var, 8), (var + 1, 1)], 0),
-                        value: load(from, &[(var, 8), (var + 1, 1)]),
-                    }],
-                )],
-            )
-        };
         let first_row = for_cols(
             4,
             vec![Stmt::Store { buffer: BufferId(3), index: index(&[(4, 1)], 0), value: load(2, &[(4, 1)]) }],
         );
-        let mut k = kernel(vec![copy(0, 0, 1), copy(2, 1, 2), first_row], 4);
+        let mut k = kernel(vec![copy_rows(0, 0, 1), copy_rows(2, 1, 2), first_row], 4);
         k.n_loop_vars = 5;
         let parts = plan(&k);
         assert_eq!(parts[..2], [Part::Split { granularity: 1 }, Part::Split { granularity: 1 }]);
@@ -522,24 +524,11 @@ mod tests {
     fn a_part_that_depends_on_nothing_before_joins_the_first_group() {
         // b1 = b0 row by row; b2[0,j] = b1[0,j] (reads another thread's
         // row); b3 = b0 row by row (depends on neither).
-        let rows = |var: u32, from: u32, to: u32| {
-            for_rows(
-                var,
-                vec![for_cols(
-                    var + 1,
-                    vec![Stmt::Store {
-                        buffer: BufferId(to),
-                        index: index(&[(var, 8), (var + 1, 1)], 0),
-                        value: load(from, &[(var, 8), (var + 1, 1)]),
-                    }],
-                )],
-            )
-        };
         let first_row = for_cols(
             4,
             vec![Stmt::Store { buffer: BufferId(2), index: index(&[(4, 1)], 0), value: load(1, &[(4, 1)]) }],
         );
-        let mut k = kernel(vec![rows(0, 0, 1), first_row, rows(2, 0, 3)], 4);
+        let mut k = kernel(vec![copy_rows(0, 0, 1), first_row, copy_rows(2, 0, 3)], 4);
         k.n_loop_vars = 5;
         let parts = plan(&k);
         let schedule = schedule(&k, &parts);
