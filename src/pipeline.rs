@@ -338,7 +338,10 @@ pub fn evaluation(program: &Program, rows: usize, with_targets: bool) -> Result<
     let graphs = graphs(program);
     let kind = if with_targets { KernelKind::Eval } else { KernelKind::Predict };
     let kernel = lower(&graphs.eval, kind, eval_batch(&graphs.eval, rows), kernel::LowerOptions::default())?;
-    Ok(Evaluator::Compiled(Box::new(compile_kernel(program, &kernel, Options::default())?)))
+    // On every core, as the data was read: a team version when the kernel
+    // has the work for one (the results are the same).
+    let options = Options { threads: crate::threads::available(), ..Options::default() };
+    Ok(Evaluator::Compiled(Box::new(compile_kernel(program, &kernel, options)?)))
 }
 
 /// One kernel of `program` compiled (for `nnc ir --stage clif|asm` with
