@@ -391,11 +391,13 @@ fn check_model(name: &str, model: &Model, data: Option<&Dataset>) {
         assert!(on_team.params == outcome.params, "{name}: {threads} threads train other weights");
         assert!(on_team.history == outcome.history, "{name}: {threads} threads report other losses");
         if let Some(eval) = eval {
-            let team_eval = train::evaluate(&model.program, eval, data, &outcome.params, None).metrics;
+            let team_eval = train::evaluate(&model.program, eval, data, &outcome.params, None);
+            let plain_eval = train::evaluate(&model.program, &model.native.eval, data, &outcome.params, None);
             assert!(
-                team_eval.loss.map(f64::to_bits) == final_eval.loss.map(f64::to_bits),
+                team_eval.metrics.loss.map(f64::to_bits) == final_eval.loss.map(f64::to_bits),
                 "{name}: {threads} threads evaluate another loss"
             );
+            assert!(team_eval.predictions == plain_eval.predictions, "{name}: {threads} threads predict otherwise");
         }
     }
     let (loss, predict) = interp_eval(model, data, reference.params);
