@@ -237,7 +237,7 @@ impl Compiled {
         let args = KernelArgs { hyper_table, threads, ..*args };
         match &self.team_version {
             // SAFETY: as above.
-            None => unsafe { self.run(&args) },
+            None => _ = unsafe { self.run(&args) },
             // SAFETY: as above; the team version is the same kernel.
             Some(team) => unsafe { self.run_faster(team, &args) },
         }
@@ -262,24 +262,39 @@ impl Compiled {
         choice.batches.fetch_add(batches, Relaxed);
         match std::env::var("NNC_TEAM").as_deref() {
             Ok("always") => {
-                choice.team_batches.fetch_add(batches, Relaxed);
-                // SAFETY: all batches of this call.
-                return unsafe { team.run_batches(self, args, 0, batches) };
+                // SAFETY: all batches of this call; on one thread if the
+                // team's threads cannot start (then the team ran nothing).
+                if unsafe { team.run_batches(self, args, 0, batches) } {
+                    choice.team_batches.fetch_add(batches, Relaxed);
+                } else {
+                    unsafe { self.run(args) };
+                }
+                return;
             }
-            // SAFETY: as the caller vouched.
-            Ok("never") => return unsafe { self.run(args) },
+            Ok("never") => {
+                // SAFETY: as the caller vouched.
+                unsafe { self.run(args) };
+                return;
+            }
             _ => {}
         }
         let mut done = 0;
         let run = |on_team: bool, count: u64, done: &mut u64| {
             let start = std::time::Instant::now();
-            let version = if on_team { team } else { self };
             // SAFETY: batches of this call, as the caller vouched.
-            unsafe { version.run_batches(self, args, *done, count) };
-            let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
-            (if on_team { &choice.team_ns } else { &choice.single_ns }).store(per_batch, Relaxed);
-            if on_team {
+            if on_team && !unsafe { team.run_batches(self, args, *done, count) } {
+                // The team's threads could not start: one thread runs the
+                // batches, and the team counts as slowest.
+                unsafe { self.run_batches(self, args, *done, count) };
+                choice.team_ns.store(u64::MAX, Relaxed);
+            } else if on_team {
+                let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
+                choice.team_ns.store(per_batch, Relaxed);
                 choice.team_batches.fetch_add(count, Relaxed);
+            } else {
+                unsafe { self.run_batches(self, args, *done, count) };
+                let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
+                choice.single_ns.store(per_batch, Relaxed);
             }
             *done += count;
         };
@@ -310,11 +325,12 @@ impl Compiled {
     }
 
     /// Run batches `first..first + count` of the call `args` (whose data
-    /// layout `plain`'s kernel describes) on this version.
+    /// layout `plain`'s kernel describes) on this version; false when it is
+    /// a team whose threads could not start (and nothing ran).
     ///
     /// # Safety
     /// As [`Compiled::call`], with `args.hyper_table` filled in.
-    unsafe fn run_batches(&self, plain: &Compiled, args: &KernelArgs, first: u64, count: u64) {
+    unsafe fn run_batches(&self, plain: &Compiled, args: &KernelArgs, first: u64, count: u64) -> bool {
         let first_row = (first * args.batch as u64) as usize;
         let rows = (count * args.batch as u64).min(args.rows as u64 - first_row as u64);
         let width = |kind: &dyn Fn(&BufferKind) -> Option<u32>| {
@@ -372,19 +388,27 @@ impl Compiled {
     ///
     /// # Safety
     /// As [`Compiled::call`], with `args.hyper_table` filled in.
-    unsafe fn run(&self, args: &KernelArgs) {
+    ///
+    /// Returns false, having run nothing, when a team's threads cannot all
+    /// start (each would wait at the first barrier for the missing one).
+    unsafe fn run(&self, args: &KernelArgs) -> bool {
+        use std::sync::atomic::{AtomicU8, Ordering};
         let args = KernelArgs { ..*args };
         if self.team <= 1 {
             // SAFETY: guaranteed by the caller, see above; the kernel reads
             // `hyper_table` only when it reads scalars, and then `table` holds
             // `hypers.len()` values for each of its batches and outlives the call.
             unsafe { (self.function)(&args) };
-            return;
+            return true;
         }
         // A team: the calling thread is thread 0, the others start here and
         // end with the call (a few tens of microseconds per call, which runs
-        // a whole epoch or a progress bar's chunk of it).
+        // a chunk of batches of about 50 ms). They begin once all have started.
+        const WAIT: u8 = 0;
+        const GO: u8 = 1;
+        const GIVE_UP: u8 = 2;
         let team = crate::threads::Team::new(self.team);
+        let start = AtomicU8::new(WAIT);
         let function = self.function;
         let run = move |args: ThreadArgs| {
             // SAFETY: as above; every thread reads the same buffers and
@@ -395,10 +419,25 @@ impl Compiled {
         std::thread::scope(|scope| {
             for thread in 1..self.team {
                 let args = ThreadArgs(KernelArgs { team: &team, thread: thread as i64, ..args });
-                scope.spawn(move || run(args));
+                let start = &start;
+                let started = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    loop {
+                        match start.load(Ordering::Acquire) {
+                            WAIT => std::thread::yield_now(),
+                            GO => return run(args),
+                            _ => return,
+                        }
+                    }
+                });
+                if started.is_err() {
+                    start.store(GIVE_UP, Ordering::Release);
+                    return false;
+                }
             }
+            start.store(GO, Ordering::Release);
             run(ThreadArgs(KernelArgs { team: &team, thread: 0, ..args }));
-        });
+            true
+        })
     }
 }
 
