@@ -205,3 +205,31 @@ pub fn binding_summary(program: &Program, bound: &Bound) -> String {
         .collect();
     parts.join(", ")
 }
+
+/// `work(k, item)` for every item on `threads` threads (this one and
+/// others), each taking the next item not yet taken, so a thread slowed by
+/// other work takes fewer: the results in item order, `None` where a
+/// thread panicked.
+fn share<I: Send, T: Send>(threads: usize, items: Vec<I>, work: impl Fn(usize, I) -> T + Sync) -> Vec<Option<T>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let items: Vec<Mutex<Option<I>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
+    let done: Vec<Mutex<Option<T>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(k).and_then(|item| item.lock().ok()?.take()) else { break };
+            let result = work(k, item);
+            if let Ok(mut slot) = done[k].lock() {
+                *slot = Some(result);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads.min(items.len())).map(|_| scope.spawn(worker)).collect();
+        worker();
+        helpers.into_iter().for_each(|helper| drop(helper.join()));
+    });
+    done.into_iter().map(|slot| slot.into_inner().ok().flatten()).collect()
+}

@@ -232,7 +232,7 @@ fn read_in_ranges<R: ChunkReader + 'static>(
     let header = table.header.clone();
     let rooms = table.rooms(&rows);
     let context = Context { file, header: &header, reader: &reader, bound: &bound };
-    let chunks = read_ranges(&context, &ranges, rooms, options)?;
+    let chunks = read_ranges(&context, &ranges, rooms, threads)?;
     table.commit(chunks);
     Ok(table)
 }
@@ -273,39 +273,18 @@ fn ranges<R: ChunkReader + 'static>(
     ranges
 }
 
-/// Read `ranges` into their rooms on every thread, each thread taking the
-/// next range not yet taken. The first error in file order wins.
+/// Read `ranges` into their rooms on `threads` threads
+/// ([`super::share`]). The first error in file order wins.
 fn read_ranges<R: ChunkReader + 'static>(
     context: &Context<R>,
     ranges: &[Range],
     rooms: Vec<Room>,
-    options: ReadOptions,
+    threads: usize,
 ) -> Result<Vec<Chunk>, DataError> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
-    let work: Vec<Mutex<Option<Room>>> = rooms.into_iter().map(|room| Mutex::new(Some(room))).collect();
-    let done: Vec<Mutex<Option<Result<Chunk, DataError>>>> = ranges.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let worker = || {
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = work.get(k) else { break };
-            let Some(room) = slot.lock().ok().and_then(|mut w| w.take()) else { break };
-            let chunk = read_range(context, ranges[k], room);
-            if let Ok(mut done) = done[k].lock() {
-                *done = Some(chunk);
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads.min(ranges.len())).map(|_| scope.spawn(worker)).collect();
-        worker();
-        helpers.into_iter().for_each(|helper| drop(helper.join()));
-    });
-    done.into_iter()
+    super::share(threads, rooms, |k, room| read_range(context, ranges[k], room))
+        .into_iter()
         .map(|chunk| {
-            chunk.into_inner().ok().flatten().unwrap_or_else(|| {
+            chunk.unwrap_or_else(|| {
                 Err(DataError {
                     file: context.file.to_string(),
                     line: None,
@@ -337,61 +316,25 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
         let reader = group.get_column_reader(b.column).map_err(unreadable)?;
         let max_def = group.metadata().schema_descr().column(b.column).max_def_level();
         let before = first.as_ref().map_or(range.rows, |f| f.0);
+        // Each row's cell into the room.
+        macro_rules! read {
+            ($reader:expr, $cell:expr) => {
+                visit($reader, range, max_def, before, $cell, |r, c| put(context, &mut rows.slots, b, range, r, c))
+            };
+        }
         let result = match reader {
-            ColumnReader::BoolColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |v| Cell::Number(f64::from(u8::from(*v))),
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
-            ColumnReader::Int32ColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |&v| match b.kind {
-                    Kind::Unsigned => Cell::Number(f64::from(v as u32)),
-                    _ => Cell::Number(f64::from(v)),
-                },
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
-            ColumnReader::Int64ColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |&v| match b.kind {
-                    Kind::Unsigned => Cell::Number(v as u64 as f64),
-                    _ => Cell::Number(v as f64),
-                },
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
-            ColumnReader::FloatColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |&v| Cell::Number(f64::from(v)),
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
-            ColumnReader::DoubleColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |&v| Cell::Number(v),
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
-            ColumnReader::ByteArrayColumnReader(r) => visit(
-                r,
-                range,
-                max_def,
-                before,
-                |v| Cell::Text(v.data()),
-                |r, c| put(context, &mut rows.slots, b, range, r, c),
-            ),
+            ColumnReader::BoolColumnReader(r) => read!(r, |v| Cell::Number(f64::from(u8::from(*v)))),
+            ColumnReader::Int32ColumnReader(r) => read!(r, |&v| match b.kind {
+                Kind::Unsigned => Cell::Number(f64::from(v as u32)),
+                _ => Cell::Number(f64::from(v)),
+            }),
+            ColumnReader::Int64ColumnReader(r) => read!(r, |&v| match b.kind {
+                Kind::Unsigned => Cell::Number(v as u64 as f64),
+                _ => Cell::Number(v as f64),
+            }),
+            ColumnReader::FloatColumnReader(r) => read!(r, |&v| Cell::Number(f64::from(v))),
+            ColumnReader::DoubleColumnReader(r) => read!(r, |&v| Cell::Number(v)),
+            ColumnReader::ByteArrayColumnReader(r) => read!(r, |v| Cell::Text(v.data())),
             // `kind` refused the others.
             _ => Ok(()),
         };

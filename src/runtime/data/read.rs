@@ -455,9 +455,7 @@ fn read_blocks(
 }
 
 /// Parse the chunks of a block of whole lines without quotes (see
-/// [`Plan`]), each into its room, on `threads` threads (the calling one
-/// and others): each takes the next chunk not yet taken, so a thread slowed
-/// by other work (the reading of the next block) takes fewer.
+/// [`Plan`]), each into its room, on `threads` threads ([`super::share`]).
 fn parse_chunks(
     context: &Context,
     data: &[u8],
@@ -466,38 +464,11 @@ fn parse_chunks(
     first_line: usize,
     threads: usize,
 ) -> Vec<Result<Part, DataError>> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    // Each chunk's bytes, first line and room, until a thread takes it.
-    type Work<'a, 'b> = Mutex<Option<(&'a [u8], usize, Room<'b>)>>;
-    let work: Vec<Work> = plan
-        .chunks
-        .iter()
-        .zip(rooms)
-        .map(|((range, line, _), room)| Mutex::new(Some((&data[range.clone()], first_line + line, room))))
-        .collect();
-    let parts: Vec<Mutex<Option<Result<Part, DataError>>>> = work.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let worker = || {
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = work.get(k) else { break };
-            let Some((chunk, line, room)) = slot.lock().ok().and_then(|mut w| w.take()) else { break };
-            let part = parse_plain(context, chunk, line, room);
-            if let Ok(mut done) = parts[k].lock() {
-                *done = Some(part);
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads.min(work.len())).map(|_| scope.spawn(worker)).collect();
-        worker();
-        // A helper that panicked leaves its chunk without a part.
-        helpers.into_iter().for_each(|helper| drop(helper.join()));
-    });
-    parts
+    let work =
+        plan.chunks.iter().zip(rooms).map(|((range, line, _), room)| (&data[range.clone()], first_line + line, room));
+    super::share(threads, work.collect(), |_, (chunk, line, room)| parse_plain(context, chunk, line, room))
         .into_iter()
-        .map(|part| part.into_inner().ok().flatten().unwrap_or_else(|| Err(context.failed("a reader thread"))))
+        .map(|part| part.unwrap_or_else(|| Err(context.failed("a reader thread"))))
         .collect()
 }
 
@@ -794,22 +765,10 @@ fn scan_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
 /// for no digits or more than 15.
 #[inline(always)]
 fn digits_by_one(bytes: &[u8], mut i: usize) -> Option<(u64, usize, usize)> {
-    // More than 19 digits wrap the mantissa, but those are refused below.
-    let mut mantissa: u64 = 0;
-    let whole = i;
-    while let Some(&b) = bytes.get(i) {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
-        i += 1;
-    }
-    let mut count = i - whole;
-    let mut scale = 0;
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        let fraction = i;
+    // The digits from `bytes[i]` after those in `mantissa`, and where they
+    // end. More than 19 digits wrap the mantissa, but those are refused
+    // below.
+    let digits = |mut mantissa: u64, mut i: usize| {
         while let Some(&b) = bytes.get(i) {
             let digit = b.wrapping_sub(b'0');
             if digit > 9 {
@@ -818,8 +777,18 @@ fn digits_by_one(bytes: &[u8], mut i: usize) -> Option<(u64, usize, usize)> {
             mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
             i += 1;
         }
-        scale = i - fraction;
+        (mantissa, i)
+    };
+    let whole = i;
+    let (mut mantissa, end) = digits(0, i);
+    i = end;
+    let mut count = i - whole;
+    let mut scale = 0;
+    if bytes.get(i) == Some(&b'.') {
+        let (more, end) = digits(mantissa, i + 1);
+        scale = end - (i + 1);
         count += scale;
+        (mantissa, i) = (more, end);
     }
     (count > 0 && count <= 15).then_some((mantissa, scale, i))
 }
