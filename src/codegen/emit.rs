@@ -436,9 +436,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let n = self.b.ins().iconst(types::I64, g.n as i64);
         let k = self.limit(g.k);
         let constant = |e: &mut Self, x: i64| e.b.ins().iconst(types::I64, x);
-        // One thread's share of the blocks in a team kernel; else all of
-        // them, on the pool if there is one.
+        // A product over the batch's rows: this thread's rows (all of them
+        // in a plain kernel), in blocks of `ROW_BLOCK` rows. Else one
+        // thread's share of the blocks in a team kernel, or all of them, on
+        // the pool if there is one.
         let (mut args, callee) = match self.team {
+            _ if parallel::by_rows(g) => {
+                sig.params.insert(0, AbiParam::new(types::I64));
+                let rows = match self.team {
+                    Some((_, thread)) => self.share(Extent::Batch, parallel::ROW_BLOCK, thread),
+                    None => (constant(self, 0), m),
+                };
+                (vec![rows.0, rows.1], gemm::sgemm_rows as *const () as i64)
+            }
             Some((_, thread)) => {
                 sig.params.insert(0, AbiParam::new(types::I64));
                 let threads = constant(self, self.team_size as i64);

@@ -179,6 +179,47 @@ pub unsafe extern "C" fn sgemm_share(
     }
 }
 
+/// Rows `first..end` of [`sgemm`]'s product (`first` a multiple of
+/// `kernel::parallel::ROW_BLOCK`, `end` one too or at most `m`), in blocks
+/// of that many rows: the whole product (`0..m`) in a plain kernel, one
+/// thread's rows in a team (`kernel::parallel::by_rows`). The blocks, and so
+/// the result, are the same either way.
+///
+/// # Safety
+/// As [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn sgemm_rows(
+    first: i64,
+    end: i64,
+    m: i64,
+    n: i64,
+    k: i64,
+    a: *const f32,
+    a_rs: i64,
+    a_cs: i64,
+    b: *const f32,
+    b_rs: i64,
+    b_cs: i64,
+    c: *mut f32,
+    c_rs: i64,
+    accumulate: i64,
+    scale: f32,
+) {
+    let ops = Operands::new(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, c_rs, accumulate, scale);
+    if ops.m == 0 || ops.n == 0 {
+        return;
+    }
+    let block = crate::kernel::parallel::ROW_BLOCK as usize;
+    let (first, end) = (first.max(0) as usize, (end.max(0) as usize).min(ops.m));
+    if first >= end {
+        return;
+    }
+    for i in first / block..end.div_ceil(block) {
+        // SAFETY: by the caller; block `i` starts below `m`.
+        unsafe { ops.block(true, block, i) };
+    }
+}
+
 /// The blocks `count` blocks give thread `thread` of `threads`: consecutive
 /// runs whose lengths differ by at most one.
 pub fn share(count: usize, thread: usize, threads: usize) -> std::ops::Range<usize> {
@@ -266,6 +307,53 @@ unsafe fn product(ops: &Operands, m: usize, n: usize, a: *const f32, b: *const f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_shares_compute_their_rows_only_and_add_up_to_the_whole() {
+        let (m, n, k) = (70usize, 8usize, 5usize);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5).collect();
+        let product = |ranges: &[(i64, i64)]| {
+            let mut c = vec![f32::NAN; m * n];
+            for &(first, end) in ranges {
+                // SAFETY: a is m×k, b is k×n, c is m×n, all row-major.
+                unsafe {
+                    sgemm_rows(
+                        first,
+                        end,
+                        m as i64,
+                        n as i64,
+                        k as i64,
+                        a.as_ptr(),
+                        k as i64,
+                        1,
+                        b.as_ptr(),
+                        n as i64,
+                        1,
+                        c.as_mut_ptr(),
+                        n as i64,
+                        0,
+                        0.0,
+                    )
+                };
+            }
+            c
+        };
+        let whole = product(&[(0, m as i64)]);
+        assert!(whole.iter().all(|x| x.is_finite()));
+        let shared = product(&[(0, 32), (32, 64), (64, 70), (70, 70)]);
+        assert_eq!(
+            whole.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            shared.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        // An empty share (a thread with no rows, as the last thread of a
+        // short batch has) writes nothing.
+        assert!(product(&[(32, 32), (70, 70)]).iter().all(|x| x.is_nan()));
+        // A share computes its rows and no other.
+        let part = product(&[(32, 64)]);
+        assert!(part[..32 * n].iter().chain(&part[64 * n..]).all(|x| x.is_nan()));
+        assert!(part[32 * n..64 * n].iter().all(|x| x.is_finite()));
+    }
 
     #[test]
     fn shares_cover_the_blocks_once() {

@@ -44,7 +44,23 @@ pub enum Part {
 /// rows (every granularity divides it), so that every split nest over the
 /// batch gives a thread the same rows: a nest that reads only the rows the
 /// one before it wrote needs no barrier between them.
-pub const BATCH_SHARE_MULTIPLE: u32 = 16;
+pub const BATCH_SHARE_MULTIPLE: u32 = ROW_BLOCK;
+
+/// Products over the batch's rows — `m` the batch, `a` stored row by row,
+/// at most [`ROW_PRODUCT_MAX_N`] columns — are cut into blocks of this many
+/// rows by every kernel, plain or team (`codegen::gemm::sgemm_rows`): a
+/// team's thread then computes exactly the rows it owns in the nests over
+/// the batch around the product, which need no barrier before or after it.
+pub const ROW_BLOCK: u32 = 32;
+
+/// See [`ROW_BLOCK`]: wider products keep the library's blocks by shape
+/// (`codegen::gemm::blocks`), whose columns are shared out instead.
+pub const ROW_PRODUCT_MAX_N: u32 = 64;
+
+/// Whether `g` is a product over the batch's rows (see [`ROW_BLOCK`]).
+pub fn by_rows(g: &super::Gemm) -> bool {
+    g.m == Extent::Batch && !g.trans_a && g.n <= ROW_PRODUCT_MAX_N
+}
 
 /// Kernels whose batch body does less than this many inner iterations (at
 /// the largest batch; a product counts its multiply-adds) run on one
@@ -205,14 +221,14 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
         (Stmt::Loop { var, extent: Extent::Batch, .. }, Part::Split { .. }) => Some(*var),
         _ => None,
     };
+    let row_product = matches!((stmt, part), (Stmt::Gemm(g), Part::Gemm) if by_rows(g));
     let mut extents: HashMap<LoopVar, u32> = HashMap::new();
     let mut buffers: HashMap<BufferId, Touch> = HashMap::new();
     let mut locals: HashMap<Local, Touch> = HashMap::new();
-    let mut touch = |buffer: BufferId, index: Option<&Index>, writes: bool, extents: &HashMap<LoopVar, u32>| {
-        let row = match (split_var, index) {
-            (Some(var), Some(index)) => own_row(index, var, extents),
-            _ => None,
-        };
+    let row_of =
+        |index: &Index, extents: &HashMap<LoopVar, u32>| split_var.and_then(|var| own_row(index, var, extents));
+    let width = |b: BufferId| kernel.buffers[b.0 as usize].shape.width();
+    let mut touch = |buffer: BufferId, row: Option<u32>, writes: bool| {
         let entry = buffers.entry(buffer).or_insert(Touch { writes, row });
         entry.writes |= writes;
         if entry.row != row {
@@ -228,11 +244,17 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
                 };
                 extents.insert(*var, n);
             }
-            Stmt::Store { buffer, index, .. } => touch(*buffer, Some(index), true, &extents),
+            Stmt::Store { buffer, index, .. } => touch(*buffer, row_of(index, &extents), true),
+            Stmt::Gemm(g) if row_product => {
+                // Rows of `out` and of `a`: those of the thread's share.
+                touch(g.out, width(g.out), true);
+                touch(g.a, width(g.a), false);
+                touch(g.b, None, false);
+            }
             Stmt::Gemm(g) => {
-                touch(g.out, None, true, &extents);
-                touch(g.a, None, false, &extents);
-                touch(g.b, None, false, &extents);
+                touch(g.out, None, true);
+                touch(g.a, None, false);
+                touch(g.b, None, false);
             }
             Stmt::Assign { local, .. } => {
                 locals.entry(*local).or_insert(Touch { writes: true, row: None }).writes = true;
@@ -241,7 +263,7 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
         }
         s.for_each_expr(&mut |e| {
             e.walk(&mut |e| match e {
-                Expr::Load(buffer, index) => touch(*buffer, Some(index), false, &extents),
+                Expr::Load(buffer, index) => touch(*buffer, row_of(index, &extents), false),
                 Expr::Local(local) => {
                     locals.entry(*local).or_insert(Touch { writes: false, row: None });
                 }
@@ -249,7 +271,7 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
             })
         });
     });
-    Touches { buffers, locals, batch_split: split_var.is_some(), first: part == Part::First }
+    Touches { buffers, locals, batch_split: split_var.is_some() || row_product, first: part == Part::First }
 }
 
 /// Whether `expr` reads any of `locals`.
