@@ -126,8 +126,15 @@ pub struct Compiled {
     pub(super) choice: Choice,
 }
 
-/// The batches a version runs when it is timed while the other is faster.
+/// The batches a version runs when it is timed while the other is faster:
+/// at least this many, and at least [`PROBE_SECONDS`] by the last times.
 const PROBE_BATCHES: u64 = 8;
+const PROBE_SECONDS: f64 = 0.004;
+
+/// After the first timing of both (on the first batches, which are slower
+/// than later ones: caches and pages are cold), the slower is timed again
+/// this soon.
+const FIRST_PROBE_EVERY_SECONDS: f64 = 0.025;
 
 /// The faster version runs in chunks of about this long, each timed: a
 /// team waits at every barrier for its slowest thread, so when another
@@ -309,10 +316,21 @@ impl Compiled {
                 _ if due => Some(single < on_team),
                 _ => None,
             };
-            if let Some(probe_team) = probe.filter(|_| left >= PROBE_BATCHES) {
-                run(probe_team, PROBE_BATCHES, &mut done);
+            // The slower one's time per batch, at most four times the
+            // faster's (a team on a busy machine can be many times slower).
+            let probe_batches = match (single, on_team) {
+                (0, _) | (_, 0) => PROBE_BATCHES,
+                _ => {
+                    let slower = single.max(on_team).min(4 * single.min(on_team));
+                    PROBE_BATCHES.max((PROBE_SECONDS * 1e9) as u64 / slower)
+                }
+            };
+            if let Some(probe_team) = probe.filter(|_| left >= probe_batches) {
+                let first = single == 0 || on_team == 0;
+                run(probe_team, probe_batches, &mut done);
                 let faster = choice.single_ns.load(Relaxed).min(choice.team_ns.load(Relaxed)).max(1);
-                choice.until_probe.store((PROBE_EVERY_SECONDS * 1e9) as u64 / faster, Relaxed);
+                let every = if first { FIRST_PROBE_EVERY_SECONDS } else { PROBE_EVERY_SECONDS };
+                choice.until_probe.store((every * 1e9) as u64 / faster, Relaxed);
                 continue;
             }
             let use_team = on_team != 0 && (single == 0 || on_team < single);
