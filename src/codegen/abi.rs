@@ -271,7 +271,7 @@ impl Compiled {
             Ok("always") => {
                 // SAFETY: all batches of this call; on one thread if the
                 // team's threads cannot start (then the team ran nothing).
-                if unsafe { team.run_batches(self, args, 0, batches) } {
+                if unsafe { team.run_batches(args, 0, batches) } {
                     choice.team_batches.fetch_add(batches, Relaxed);
                 } else {
                     unsafe { self.run(args) };
@@ -289,17 +289,17 @@ impl Compiled {
         let run = |on_team: bool, count: u64, done: &mut u64| {
             let start = std::time::Instant::now();
             // SAFETY: batches of this call, as the caller vouched.
-            if on_team && !unsafe { team.run_batches(self, args, *done, count) } {
+            if on_team && !unsafe { team.run_batches(args, *done, count) } {
                 // The team's threads could not start: one thread runs the
                 // batches, and the team counts as slowest.
-                unsafe { self.run_batches(self, args, *done, count) };
+                unsafe { self.run_batches(args, *done, count) };
                 choice.team_ns.store(u64::MAX, Relaxed);
             } else if on_team {
                 let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
                 choice.team_ns.store(per_batch, Relaxed);
                 choice.team_batches.fetch_add(count, Relaxed);
             } else {
-                unsafe { self.run_batches(self, args, *done, count) };
+                unsafe { self.run_batches(args, *done, count) };
                 let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
                 choice.single_ns.store(per_batch, Relaxed);
             }
@@ -342,23 +342,27 @@ impl Compiled {
         }
     }
 
-    /// Run batches `first..first + count` of the call `args` (whose data
-    /// layout `plain`'s kernel describes) on this version; false when it is
+    /// Run batches `first..first + count` of the call `args` on this version
+    /// (a team version has the plain kernel's buffers); false when it is
     /// a team whose threads could not start (and nothing ran).
     ///
     /// # Safety
     /// As [`Compiled::call`], with `args.hyper_table` filled in.
-    unsafe fn run_batches(&self, plain: &Compiled, args: &KernelArgs, first: u64, count: u64) -> bool {
+    unsafe fn run_batches(&self, args: &KernelArgs, first: u64, count: u64) -> bool {
         let first_row = (first * args.batch as u64) as usize;
         let rows = (count * args.batch as u64).min(args.rows as u64 - first_row as u64);
-        let width = |kind: &dyn Fn(&BufferKind) -> Option<u32>| {
+        // The width of each input (or target) column the kernel reads, by
+        // its place in the table.
+        let widths = |inputs: bool| {
             let mut widths: Vec<Option<usize>> = Vec::new();
-            for buffer in &plain.kernel.buffers {
-                if let Some(i) = kind(&buffer.kind) {
-                    let i = i as usize;
-                    widths.resize(widths.len().max(i + 1), None);
-                    widths[i] = buffer.shape.width().map(|w| w as usize);
-                }
+            for buffer in &self.kernel.buffers {
+                let i = match buffer.kind {
+                    BufferKind::Input(i) if inputs => i as usize,
+                    BufferKind::Target(i) if !inputs => i as usize,
+                    _ => continue,
+                };
+                widths.resize(widths.len().max(i + 1), None);
+                widths[i] = buffer.shape.width().map(|w| w as usize);
             }
             widths
         };
@@ -376,9 +380,9 @@ impl Compiled {
                 })
                 .collect()
         };
-        let inputs = moved(args.inputs, width(&|k| matches!(k, BufferKind::Input(_)).then(|| buffer_index(k))));
-        let targets = moved(args.targets, width(&|k| matches!(k, BufferKind::Target(_)).then(|| buffer_index(k))));
-        let predict_width = plain.kernel.buffers.iter().find(|b| b.kind == BufferKind::Predict);
+        let inputs = moved(args.inputs, widths(true));
+        let targets = moved(args.targets, widths(false));
+        let predict_width = self.kernel.buffers.iter().find(|b| b.kind == BufferKind::Predict);
         let predict = match predict_width.and_then(|b| b.shape.width()) {
             Some(w) if !args.predict.is_null() => args.predict.wrapping_add(first_row * w as usize),
             _ => args.predict,
@@ -393,7 +397,7 @@ impl Compiled {
             hyper_table: if args.hyper_table.is_null() {
                 args.hyper_table
             } else {
-                args.hyper_table.wrapping_add(first as usize * plain.hypers.len())
+                args.hyper_table.wrapping_add(first as usize * self.hypers.len())
             },
             ..*args
         };
@@ -456,14 +460,6 @@ impl Compiled {
             run(ThreadArgs(KernelArgs { team: &team, thread: 0, ..args }));
             true
         })
-    }
-}
-
-/// The index of a data buffer (input or target) in its table.
-fn buffer_index(kind: &BufferKind) -> u32 {
-    match kind {
-        BufferKind::Input(i) | BufferKind::Target(i) => *i,
-        _ => unreachable!("only data buffers have a table index"),
     }
 }
 
