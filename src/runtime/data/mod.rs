@@ -26,6 +26,7 @@
 //! saved with the weights, so prediction applies exactly the same
 //! transformation.
 
+mod decimal;
 pub mod folds;
 pub mod layout;
 pub mod parquet;

@@ -14,6 +14,7 @@
 //! column's bad cells are counted to the end, so the message says how many
 //! more there are.
 
+use super::decimal::{self, Scan};
 use super::layout::{self, Header, Layout};
 use super::table::{Cells, Chunk, Room, Slot, Table, is_missing};
 use super::{BindError, DataError, shorten};
@@ -169,7 +170,7 @@ pub fn read_csv_from(
     bindings: &[Binding],
     options: ReadOptions,
 ) -> Result<Table, BindError> {
-    read_blocks(file, input, bindings, options, BLOCK_BYTES)
+    read_blocks(file, input, bindings, options, BLOCK_BYTES, true)
 }
 
 /// The input and its name.
@@ -260,13 +261,16 @@ impl Plan {
     }
 }
 
-/// [`read_csv_from`], reading `block` bytes per thread at a time.
+/// [`read_csv_from`], reading `block` bytes per thread at a time, with
+/// the SIMD scan of plain decimals when `simd` and the CPU has it (the
+/// tests compare it with the scalar scan).
 fn read_blocks(
     file: &str,
     input: &mut (dyn Read + Send),
     bindings: &[Binding],
     options: ReadOptions,
     block: usize,
+    simd: bool,
 ) -> Result<Table, BindError> {
     let error = |line: Option<usize>, column: Option<usize>, message: String, help: Option<String>| DataError {
         file: file.to_string(),
@@ -346,6 +350,7 @@ fn read_blocks(
         dests: destinations(bindings, &layout, width),
         template: &template,
         header: &header,
+        simd,
     };
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
     let merge = |bad: &mut Vec<Option<BadCells>>, found: Vec<Option<BadCells>>| {
@@ -554,6 +559,8 @@ struct Context<'a> {
     /// Empty cells of the right kinds, to clone.
     template: &'a [Cells],
     header: &'a Header,
+    /// Plain decimals by [`decimal::Simd`] where the CPU has it.
+    simd: bool,
 }
 
 impl Context<'_> {
@@ -700,7 +707,7 @@ fn number(
     field: &[u8],
     line: usize,
 ) -> Result<f64, DataError> {
-    if let Some(value) = plain_decimal(field) {
+    if let Some(value) = decimal::plain(field) {
         return Ok(value);
     }
     match fast_float2::parse::<f64, _>(field) {
@@ -726,131 +733,6 @@ fn number(
     }
 }
 
-/// Powers of ten that are exact in `f64`.
-const POWERS_OF_TEN: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
-    1e21, 1e22,
-];
-
-/// The commonest cell, a decimal without an exponent and with at most 15
-/// digits (`-0.123456`, `42`, `5.`), as the correctly rounded `f64` that
-/// `fast_float2` would give. `None` for anything else (exponents, `+`,
-/// words, spaces), which the general parser reads.
-#[inline]
-fn plain_decimal(field: &[u8]) -> Option<f64> {
-    let (value, end) = scan_decimal(field, 0)?;
-    (end == field.len()).then_some(value)
-}
-
-/// The plain decimal that starts at `bytes[start]` (see [`plain_decimal`])
-/// and where it ends: the index of the first byte after it, which the
-/// caller checks is the end of the field. By Clinger's fast path: the
-/// digits as an integer (below 10¹⁵ < 2⁵³) and the power of ten are exact,
-/// so the one division rounds once.
-#[inline(always)]
-fn scan_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-    let negative = bytes.get(start) == Some(&b'-');
-    let i = start + usize::from(negative);
-    let (mantissa, scale, end) = match digits_by_eight(bytes, i) {
-        Some(found) => found,
-        None => digits_by_one(bytes, i)?,
-    };
-    let value = mantissa as i64 as f64 / POWERS_OF_TEN[scale];
-    // `value` is not negative: setting the sign bit negates it.
-    Some((f64::from_bits(value.to_bits() | (u64::from(negative) << 63)), end))
-}
-
-/// The digits, `.` and digits from `bytes[i]` a byte at a time: the digits
-/// as an integer, how many follow the point, and where they end. `None`
-/// for no digits or more than 15.
-#[inline(always)]
-fn digits_by_one(bytes: &[u8], mut i: usize) -> Option<(u64, usize, usize)> {
-    // The digits from `bytes[i]` after those in `mantissa`, and where they
-    // end. More than 19 digits wrap the mantissa, but those are refused
-    // below.
-    let digits = |mut mantissa: u64, mut i: usize| {
-        while let Some(&b) = bytes.get(i) {
-            let digit = b.wrapping_sub(b'0');
-            if digit > 9 {
-                break;
-            }
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
-            i += 1;
-        }
-        (mantissa, i)
-    };
-    let whole = i;
-    let (mut mantissa, end) = digits(0, i);
-    i = end;
-    let mut count = i - whole;
-    let mut scale = 0;
-    if bytes.get(i) == Some(&b'.') {
-        let (more, end) = digits(mantissa, i + 1);
-        scale = end - (i + 1);
-        count += scale;
-        (mantissa, i) = (more, end);
-    }
-    (count > 0 && count <= 15).then_some((mantissa, scale, i))
-}
-
-/// [`digits_by_one`] eight bytes at a time, without a branch on each
-/// digit (whose lengths vary from cell to cell, so the branches would be
-/// mispredicted): `None` when fewer than 16 bytes are left or either run of
-/// digits is 8 long or more (then the bytes are read one at a time).
-#[inline(always)]
-fn digits_by_eight(bytes: &[u8], i: usize) -> Option<(u64, usize, usize)> {
-    let word = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-    let whole = word(i)?;
-    let count = leading_digits(whole);
-    if count == 8 || bytes.len() < i + 16 {
-        return None;
-    }
-    let mut mantissa = eight_digits(whole, count);
-    if bytes[i + count] != b'.' {
-        return (count > 0).then_some((mantissa, 0, i + count));
-    }
-    let fraction = word(i + count + 1)?;
-    let scale = leading_digits(fraction);
-    if scale == 8 || count + scale == 0 {
-        return None;
-    }
-    // At most 7 + 7 digits: exact in u64 and below 2⁵³.
-    mantissa = mantissa * POWERS_OF_TEN_U64[scale] + eight_digits(fraction, scale);
-    Some((mantissa, scale, i + count + 1 + scale))
-}
-
-/// 10⁰ to 10⁷.
-const POWERS_OF_TEN_U64: [u64; 8] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000];
-
-/// How many of the 8 bytes of `word` (the first in its lowest byte) are
-/// ASCII digits before the first that is not.
-#[inline(always)]
-fn leading_digits(word: u64) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // A byte is a digit when its high nibble is 3 both as it is and with
-    // 6 added (`:` to `?` become `@` to `E`). A carry out of a byte only
-    // reaches bytes after it, which come after the first non-digit.
-    let high = word & (0xF0 * ONES);
-    let high_plus_6 = word.wrapping_add(6 * ONES) & (0xF0 * ONES);
-    let not_digit = (high ^ (0x30 * ONES)) | (high_plus_6 ^ (0x30 * ONES));
-    (not_digit.trailing_zeros() / 8) as usize
-}
-
-/// The first `count` (0 to 7) bytes of `word`, ASCII digits, as a number.
-#[inline(always)]
-fn eight_digits(word: u64, count: usize) -> u64 {
-    // The digits' values, moved up so that zeros lead (the bytes after
-    // them, and whatever borrows they made, move out).
-    let values = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - count) as u32 % 64);
-    let values = if count == 0 { 0 } else { values };
-    // Pairs, then fours, then all eight (fast_float's
-    // `parse_eight_digits_unrolled`).
-    let pairs = values.wrapping_mul(10).wrapping_add(values >> 8);
-    let low = (pairs & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
-    let high = ((pairs >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
-    low.wrapping_add(high) >> 32
-}
-
 /// Where a file column's cells go, for the row parser.
 #[derive(Clone, Copy)]
 enum Sink {
@@ -868,6 +750,37 @@ enum Sink {
 /// ragged, spaces around a cell) goes to [`parse_line`], which says what is
 /// wrong with it or reads it as the `csv` crate would.
 fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) -> Result<Part, DataError> {
+    decimal::run(Plain { context, data, first_line, room }, context.simd)
+}
+
+/// [`parse_plain`]'s arguments, for [`decimal::run`] to compile it with
+/// the best scan the CPU has.
+struct Plain<'a, 'b> {
+    context: &'a Context<'a>,
+    data: &'a [u8],
+    first_line: usize,
+    room: Room<'b>,
+}
+
+impl decimal::Job for Plain<'_, '_> {
+    type Output = Result<Part, DataError>;
+
+    #[inline(always)]
+    fn run<S: Scan>(self, scan: S) -> Self::Output {
+        let Plain { context, data, first_line, room } = self;
+        parse_plain_with(scan, context, data, first_line, room)
+    }
+}
+
+/// [`parse_plain`] with `scan`.
+#[inline(always)]
+fn parse_plain_with<S: Scan>(
+    scan: S,
+    context: &Context,
+    data: &[u8],
+    first_line: usize,
+    room: Room,
+) -> Result<Part, DataError> {
     let width = context.width;
     let most = room.rows();
     let mut cells = room.clear();
@@ -914,7 +827,7 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
         while pos < data.len() {
             let this_line = line;
             line += 1;
-            match fast_row(context, &sinks, &mut row_values, data, pos, &mut deferred) {
+            match fast_row(scan, context, &sinks, &mut row_values, data, pos, &mut deferred) {
                 Some(end) => {
                     for (b, columns) in &gathers {
                         match &mut slots[*b] {
@@ -962,8 +875,9 @@ fn parse_plain(context: &Context, data: &[u8], first_line: usize, room: Room) ->
 /// line end, or `None` when the row must be read by [`parse_line`]: it
 /// starts with a space or a line end (blank, or a cell to trim), or has
 /// more or fewer fields than the header.
-#[inline]
-fn fast_row(
+#[inline(always)]
+fn fast_row<S: Scan>(
+    scan: S,
     context: &Context,
     sinks: &[Sink],
     values: &mut [f64],
@@ -980,7 +894,7 @@ fn fast_row(
     let mut p = start;
     for (c, sink) in sinks.iter().enumerate() {
         if let Sink::Number(_) = sink
-            && let Some((value, end)) = scan_decimal(data, p)
+            && let Some((value, end)) = decimal::decimal(scan, data, p)
         {
             let next = data.get(end).copied();
             let ends = if c < last {
@@ -1119,7 +1033,13 @@ mod tests {
     /// `read` in blocks of `block` bytes per thread.
     fn read_in_blocks(bytes: &[u8], threads: usize, block: usize) -> Result<Table, BindError> {
         let options = ReadOptions { threads, ..ReadOptions::default() };
-        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, block)
+        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, block, true)
+    }
+
+    /// `read` on one thread with the scalar scan of plain decimals only.
+    fn read_scalar(bytes: &[u8]) -> Result<Table, BindError> {
+        let options = ReadOptions { threads: 1, ..ReadOptions::default() };
+        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, BLOCK_BYTES, false)
     }
 
     fn assert_same(one: &Table, many: &Table, what: &str) {
@@ -1159,44 +1079,6 @@ mod tests {
         assert_eq!((values[2 * 7], values[2 * 7 + 1]), (7.0, 7.25));
     }
 
-    #[test]
-    fn plain_decimals_read_as_the_general_parser_reads_them() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
-        let mut fast = 0;
-        for case in 0..200_000 {
-            let digits: String = (0..1 + next(18)).map(|_| char::from(b'0' + next(10) as u8)).collect();
-            let mut text = if next(2) == 0 { format!("-{digits}") } else { digits.clone() };
-            if next(4) != 0 {
-                let at = text.len() - next(digits.len() as u64 + 1) as usize;
-                text.insert(at, '.');
-            }
-            let general = fast_float2::parse::<f64, _>(text.as_bytes()).ok();
-            // In a row, with bytes after it (eight at a time).
-            let row = format!("{text},1.25,-3.5,7");
-            let scanned = scan_decimal(row.as_bytes(), 0).filter(|&(_, end)| end == text.len()).map(|(v, _)| v);
-            assert_eq!(scanned.map(f64::to_bits), plain_decimal(text.as_bytes()).map(f64::to_bits), "`{row}`");
-            match plain_decimal(text.as_bytes()) {
-                Some(v) => {
-                    fast += 1;
-                    assert_eq!(Some(v.to_bits()), general.map(f64::to_bits), "case {case}: `{text}`");
-                }
-                None => assert!(digits.len() > 15, "case {case}: `{text}` is plain"),
-            }
-        }
-        assert!(fast > 100_000, "{fast} cases took the fast path");
-        for text in ["", "-", ".", "-.", "+1", "1e5", "1.5e-3", "NA", "1..2", "0x1", "1,5", " 1"] {
-            assert_eq!(plain_decimal(text.as_bytes()), None, "`{text}`");
-        }
-        assert_eq!(plain_decimal(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
-        assert_eq!((plain_decimal(b"5."), plain_decimal(b".5")), (Some(5.0), Some(0.5)));
-    }
-
     /// Rows the one-pass reader reads whole and rows it hands to the
     /// general path (spaces, exponents, signs, missing cells, long digits,
     /// blank lines, CRLF, no final line end), against the `csv` crate's
@@ -1222,6 +1104,17 @@ mod tests {
             "12345678901234567890123",
             "00042",
             "1.",
+            "-0.12345678901234",
+            "0.12345678901234",
+            "-1234567890.1234",
+            "123456789012345",
+            "-123456789012345",
+            "1234567890123456",
+            "0.0940123",
+            "-2.32503",
+            "1.2e-05",
+            "7",
+            "-.5",
         ];
         let classes = ["p", "q", " r", "NA", "q "];
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -1245,6 +1138,7 @@ mod tests {
         let plain = format!("a,b,c,y\n{rows}");
         let quoted = format!("a,b,c,y\n\"0\",0,p,0\n{rows}");
         let one = read(plain.as_bytes(), 1).expect("reads");
+        assert_same(&read_scalar(plain.as_bytes()).expect("reads"), &one, "the SIMD scan against the scalar");
         let mut general = read(quoted.as_bytes(), 1).expect("reads");
         assert!(!splittable(quoted.as_bytes()));
         // Without the quoted row, and its line.
