@@ -24,13 +24,18 @@ const POWERS_OF_TEN: [f64; 23] = [
     1e21, 1e22,
 ];
 
-/// A way to read the plain decimal at `bytes[start]`.
+/// A way to read a row's fields.
 pub trait Scan: Copy {
-    /// The plain decimal that starts at `bytes[start]` (an optional `-`,
-    /// digits, an optional `.` and digits; 1 to 15 digits in all) and the
-    /// index of the first byte after it, which the caller checks ends the
-    /// field; `None` when there is none.
-    fn decimal(self, bytes: &[u8], start: usize) -> Option<(f64, usize)>;
+    /// The field `data[start..end]` as a plain decimal (an optional `-`,
+    /// digits, an optional `.` and digits; 1 to 15 digits in all), `None`
+    /// when it is not one, and may be `None` too when the byte after the
+    /// field is a digit or `.` (a delimiter chosen so; the general parser
+    /// reads the field then).
+    fn plain(self, data: &[u8], start: usize, end: usize) -> Option<f64>;
+
+    /// The bytes of `data[at..at + 64]` that are `delimiter` or `\n`, as
+    /// bits from the lowest (none past the end of `data`).
+    fn ends(self, data: &[u8], at: usize, delimiter: u8) -> u64;
 }
 
 /// A job run with the best [`Scan`] this CPU has (see [`run`]).
@@ -75,6 +80,24 @@ pub fn plain(field: &[u8]) -> Option<f64> {
 pub struct Scalar;
 
 impl Scan for Scalar {
+    #[inline(always)]
+    fn plain(self, data: &[u8], start: usize, end: usize) -> Option<f64> {
+        // A plain decimal that ends at `end` is the whole field (one that
+        // runs on, when the delimiter is a digit or `.`, is left to the
+        // general parser, which reads it the same).
+        let (value, stop) = self.decimal(data, start)?;
+        (stop == end).then_some(value)
+    }
+
+    fn ends(self, data: &[u8], at: usize, delimiter: u8) -> u64 {
+        let window = &data[at.min(data.len())..data.len().min(at + 64)];
+        window.iter().enumerate().fold(0, |bits, (k, &b)| bits | (u64::from(b == delimiter || b == b'\n') << k))
+    }
+}
+
+impl Scalar {
+    /// The plain decimal that starts at `bytes[start]` and the index of
+    /// the first byte after it.
     #[inline(always)]
     fn decimal(self, bytes: &[u8], start: usize) -> Option<(f64, usize)> {
         let negative = bytes.get(start) == Some(&b'-');
@@ -233,23 +256,30 @@ impl Simd {
 
 #[cfg(not(target_arch = "x86_64"))]
 impl Scan for Simd {
-    fn decimal(self, bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-        Scalar.decimal(bytes, start)
+    fn plain(self, data: &[u8], start: usize, end: usize) -> Option<f64> {
+        Scalar.plain(data, start, end)
+    }
+
+    fn ends(self, data: &[u8], at: usize, delimiter: u8) -> u64 {
+        Scalar.ends(data, at, delimiter)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Scan for Simd {
-    /// The 16 bytes from `start` at once: `None` (the caller falls back to
-    /// [`Scalar`]) when fewer are left, or the number does not end within
-    /// them, or it has two points; otherwise what [`Scalar`] reads.
+    /// The 16 bytes from `start` at once; by [`Scalar`] when fewer are
+    /// left or the field is longer than 15 bytes.
     #[inline(always)]
-    fn decimal(self, bytes: &[u8], start: usize) -> Option<(f64, usize)> {
+    fn plain(self, data: &[u8], start: usize, end: usize) -> Option<f64> {
         use std::arch::x86_64::*;
-        let chunk: &[u8; 16] = bytes.get(start..start + 16)?.try_into().ok()?;
-        // SAFETY: a `Simd` exists only inside `with_simd`, which runs on a
-        // CPU with AVX2 (hence SSE2, SSSE3, SSE4.1), BMI1 and POPCNT; the
-        // load reads the 16 bytes of `chunk` (unaligned load).
+        let length = end - start;
+        let chunk: Option<&[u8; 16]> = data.get(start..start + 16).and_then(|c| c.try_into().ok());
+        let Some(chunk) = chunk.filter(|_| length <= 15) else {
+            return Scalar.plain(data, start, end);
+        };
+        // SAFETY: a `Simd` is only made by `run` once the CPU is known to
+        // have AVX2 (hence SSE2, SSSE3, SSE4.1), BMI1 and POPCNT; the load
+        // reads the 16 bytes of `chunk` (an unaligned load).
         unsafe {
             let raw = _mm_loadu_si128(chunk.as_ptr().cast());
             let values = _mm_sub_epi8(raw, _mm_set1_epi8(b'0' as i8));
@@ -258,25 +288,24 @@ impl Scan for Simd {
             let digits = _mm_movemask_epi8(is_digit) as u32;
             let points = _mm_movemask_epi8(_mm_cmpeq_epi8(raw, _mm_set1_epi8(b'.' as i8))) as u32;
             let negative = u32::from(chunk[0] == b'-');
-            // The number runs from after the sign to the first byte that
-            // is neither a digit nor a point.
-            let stops = !(digits | points | negative) & 0xFFFF;
-            if stops == 0 {
-                return None;
-            }
-            let end = stops.trailing_zeros();
-            let body = ((1u32 << end) - 1) & !negative;
+            // The field after its sign: digits and at most one point,
+            // 1 to 15 digits.
+            let body = ((1u32 << length) - 1) & !negative;
             let point_bits = points & body;
-            let count = end - negative - point_bits.count_ones();
-            if point_bits & point_bits.wrapping_sub(1) != 0 || count == 0 || count > 15 {
+            let count = (digits & body).count_ones();
+            let plain = (digits | point_bits) & body == body
+                && point_bits & point_bits.wrapping_sub(1) == 0
+                && count.wrapping_sub(1) < 15;
+            if !plain {
                 return None;
             }
-            let point = if point_bits == 0 { 16 } else { point_bits.trailing_zeros() };
-            let scale = if point_bits == 0 { 0 } else { end - point - 1 };
+            // Where the point is (16: none), and the digits after it.
+            let point = (point_bits | 1 << 16).trailing_zeros();
+            let scale = (body & !((point_bits << 1).wrapping_sub(1))).count_ones();
             // The digits' values (the sign and the point made zeros),
             // moved to the end of the register, then combined: pairs,
             // fours, eights.
-            let shuffle = _mm_loadu_si128(SHUFFLES[end as usize][point as usize].as_ptr().cast());
+            let shuffle = _mm_loadu_si128(SHUFFLES[length][point as usize].as_ptr().cast());
             let placed = _mm_shuffle_epi8(_mm_and_si128(values, is_digit), shuffle);
             let pairs = _mm_maddubs_epi16(placed, _mm_set1_epi16(0x010A));
             let fours = _mm_madd_epi16(pairs, _mm_set1_epi32(0x0001_0064));
@@ -284,18 +313,28 @@ impl Scan for Simd {
             let eights = _mm_madd_epi16(fours, _mm_set1_epi32(0x0001_2710));
             let both = _mm_cvtsi128_si64(eights) as u64;
             let mantissa = (both & 0xFFFF_FFFF) * 100_000_000 + (both >> 32);
-            Some((signed(mantissa, scale as usize, negative != 0), start + end as usize))
+            Some(signed(mantissa, scale as usize, negative != 0))
         }
     }
-}
 
-/// The plain decimal at `bytes[start]` by `scan`, by [`Scalar`] when
-/// `scan` cannot tell.
-#[inline(always)]
-pub fn decimal<S: Scan>(scan: S, bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-    match scan.decimal(bytes, start) {
-        Some(found) => Some(found),
-        None => Scalar.decimal(bytes, start),
+    /// Two 32-byte compares per mask; by [`Scalar`] for the last bytes.
+    #[inline(always)]
+    fn ends(self, data: &[u8], at: usize, delimiter: u8) -> u64 {
+        use std::arch::x86_64::*;
+        let Some(window) = data.get(at..at + 64) else {
+            return Scalar.ends(data, at, delimiter);
+        };
+        // SAFETY: as in `plain` (AVX2 is there); the loads read the 64
+        // bytes of `window`.
+        unsafe {
+            let delimiter = _mm256_set1_epi8(delimiter as i8);
+            let line_end = _mm256_set1_epi8(b'\n' as i8);
+            let low = _mm256_loadu_si256(window.as_ptr().cast());
+            let high = _mm256_loadu_si256(window[32..].as_ptr().cast());
+            let low = _mm256_or_si256(_mm256_cmpeq_epi8(low, delimiter), _mm256_cmpeq_epi8(low, line_end));
+            let high = _mm256_or_si256(_mm256_cmpeq_epi8(high, delimiter), _mm256_cmpeq_epi8(high, line_end));
+            u64::from(_mm256_movemask_epi8(low) as u32) | u64::from(_mm256_movemask_epi8(high) as u32) << 32
+        }
     }
 }
 
@@ -346,23 +385,35 @@ mod tests {
         use super::super::*;
         use proptest::prelude::*;
 
-        /// `scan` at every offset of `bytes`, against [`Scalar`]: the same
-        /// value, bit for bit, and end, or `None` (then the scalar reads it).
-        struct Compare<'a>(&'a [u8]);
+        /// [`Simd`] against [`Scalar`] on `bytes`: every field
+        /// `bytes[start..end]` read the same, bit for bit, and the same
+        /// masks of field ends at every offset. How many were plain.
+        struct Compare<'a>(&'a [u8], u8);
 
         impl Job for Compare<'_> {
             type Output = usize;
             fn run<S: Scan>(self, scan: S) -> usize {
-                let mut decided = 0;
-                for start in 0..self.0.len() {
-                    let scalar = Scalar.decimal(self.0, start).map(|(v, end)| (v.to_bits(), end));
-                    let fast = scan.decimal(self.0, start).map(|(v, end)| (v.to_bits(), end));
-                    if let Some(fast) = fast {
-                        assert_eq!(Some(fast), scalar, "at {start} of {:?}", String::from_utf8_lossy(self.0));
-                        decided += 1;
+                let Compare(bytes, delimiter) = self;
+                let mut plain = 0;
+                for start in 0..=bytes.len() {
+                    for end in start..=bytes.len().min(start + 20) {
+                        if bytes.get(end).is_some_and(|&b| b.is_ascii_digit() || b == b'.') {
+                            continue;
+                        }
+                        let scalar = Scalar.plain(&bytes[..end], start, end).map(f64::to_bits);
+                        let fast = scan.plain(bytes, start, end).map(f64::to_bits);
+                        let general = crate::runtime::data::decimal::plain(&bytes[start..end]).map(f64::to_bits);
+                        assert_eq!(
+                            (fast, scalar),
+                            (general, general),
+                            "{:?}",
+                            String::from_utf8_lossy(&bytes[start..end])
+                        );
+                        plain += usize::from(fast.is_some());
                     }
+                    assert_eq!(scan.ends(bytes, start, delimiter), Scalar.ends(bytes, start, delimiter), "at {start}");
                 }
-                decided
+                plain
             }
         }
 
@@ -370,7 +421,7 @@ mod tests {
             if !Simd::available() {
                 return 0;
             }
-            run(Compare(bytes), true)
+            run(Compare(bytes, b','), true) + run(Compare(bytes, b';'), true)
         }
 
         #[test]

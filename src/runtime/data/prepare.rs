@@ -323,6 +323,9 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
         if binding.fill.is_some() {
             continue;
         }
+        if !table.may_miss(i) {
+            continue;
+        }
         match &table.cells[i] {
             Cells::Numbers { values, width } if has_nan(values) => {
                 for k in 0..*width {
@@ -405,11 +408,11 @@ fn row_classes(program: &Program, labels: &[Option<Categorized>], table: &Table)
 
 /// Split `rows` (in file order) into training and validation rows, both
 /// kept in file order.
-fn split_rows(rows: &[usize], split: Split, classes: Option<&[u32]>) -> (Vec<usize>, Vec<usize>, SplitKind) {
+fn split_rows(rows: Vec<usize>, split: Split, classes: Option<&[u32]>) -> (Vec<usize>, Vec<usize>, SplitKind) {
     let n = rows.len();
     let held = ((n as f64) * split.fraction).round() as usize;
     if held == 0 {
-        return (rows.to_vec(), Vec::new(), SplitKind::Auto);
+        return (rows, Vec::new(), SplitKind::Auto);
     }
     let kind = match (split.kind, classes) {
         (SplitKind::Auto, Some(_)) => SplitKind::Stratified,
@@ -576,8 +579,10 @@ fn build(
             *out = values;
             continue;
         }
-        out.reserve(n * binding.width() as usize);
         let transform = &transforms[i];
+        if !matches!(table.cells[i], Cells::Labels(_)) {
+            out.reserve(n * binding.width() as usize);
+        }
         match &table.cells[i] {
             Cells::Absent => has_targets = false,
             // Rows with a missing cell were refused or dropped, so every
@@ -644,7 +649,15 @@ fn build(
             Cells::Labels(cells) => {
                 let (categories, map) = labels[i].as_ref().expect("label columns are resolved first");
                 let one_hot = matches!(binding.encoding, Encoding::OneHot { .. });
-                for &r in rows {
+                // Rows of zeros (fresh zeroed memory, not written twice)
+                // with a one at the class.
+                let classes = categories.len();
+                if one_hot {
+                    *out = vec![0.0; n * classes];
+                } else {
+                    out.reserve(n);
+                }
+                for (j, &r) in rows.iter().enumerate() {
                     let code = cells.codes[r];
                     let index = if code == Labels::MISSING { u32::MAX } else { map[code as usize] };
                     if index == u32::MAX {
@@ -685,10 +698,7 @@ fn build(
                         ));
                     }
                     if one_hot {
-                        // A row of zeros with a one at the class.
-                        let start = out.len();
-                        out.resize(start + categories.len(), 0.0);
-                        out[start + index as usize] = 1.0;
+                        out[j * classes + index as usize] = 1.0;
                     } else {
                         out.push(index as f32);
                     }
@@ -723,15 +733,17 @@ pub fn training(
     split: Split,
     validation_table: Option<Table>,
 ) -> Result<Bound, BindError> {
-    let resolved = resolve(program, table)?;
+    let mut resolved = resolve(program, table)?;
     let split = if validation_table.is_some() { Split::NONE } else { split };
-    let (train_rows, val_rows, kind) = split_rows(&resolved.kept, split, resolved.classes.as_deref());
+    let kept = std::mem::take(&mut resolved.kept);
+    let rows = kept.len();
+    let (train_rows, val_rows, kind) = split_rows(kept, split, resolved.classes.as_deref());
     if train_rows.is_empty() {
         return Err(BindError::Data(error(
             &resolved.table,
             None,
             None,
-            format!("a validation split of {} leaves no training rows out of {}", split.fraction, resolved.kept.len()),
+            format!("a validation split of {} leaves no training rows out of {rows}", split.fraction),
             None,
         )));
     }

@@ -16,7 +16,7 @@
 
 use super::decimal::{self, Scan};
 use super::layout::{self, Header, Layout};
-use super::table::{Cells, Chunk, Room, Slot, Table, is_missing};
+use super::table::{Cells, Chunk, Labels, Room, Rows, Slot, Table, is_missing};
 use super::{BindError, DataError, shorten};
 use crate::ir::program::Binding;
 use std::io::Read;
@@ -331,6 +331,9 @@ fn read_blocks(
     let layout = layout::resolve(bindings, &header, options.targets_optional)?;
     let mut table = Table::new(header, bindings, &layout);
     table.delimiter = delimiter;
+    // Every cell goes through `store` or is a plain decimal: the chunks
+    // count the missing ones, and binding need not look for them.
+    table.missing = Some(vec![false; bindings.len()]);
     // Where the data rows start, and on which line.
     let (mut line, data_offset) = match (has_header, second_found) {
         (false, _) => (first_line, first_offset),
@@ -646,7 +649,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize, room: Room) -> 
         part_lines.push(line as u32);
         for (c, dest) in context.dests.iter().enumerate() {
             let Some(dest) = dest else { continue };
-            store(context, &mut cells.slots, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
+            store(context, &mut cells, &mut bad, *dest, c, trim(&record[c]), line, rows)?;
         }
         rows += 1;
     }
@@ -658,7 +661,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize, room: Room) -> 
 #[inline]
 fn store(
     context: &Context,
-    slots: &mut [Slot],
+    cells: &mut Rows,
     bad: &mut [Option<BadCells>],
     dest: Dest,
     c: usize,
@@ -667,17 +670,24 @@ fn store(
     row: usize,
 ) -> Result<(), DataError> {
     let error = |message: String, help: Option<String>| context.cell_error(line, c, message, help);
-    match &mut slots[dest.binding] {
+    match &mut cells.slots[dest.binding] {
         Slot::Labels(labels) => {
-            let text = std::str::from_utf8(field)
-                .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
-            labels.push(text, row as u32);
+            // A label seen before is valid UTF-8 and not missing.
+            if !labels.push_known(field) {
+                let text = std::str::from_utf8(field)
+                    .map_err(|_| error(format!("field {} is not valid UTF-8 text", c + 1), None))?;
+                labels.push(text, row as u32);
+                cells.missing[dest.binding] |= labels.codes.last() == Some(&Labels::MISSING);
+            }
         }
         Slot::Numbers(values, width) => {
-            values[row * *width + dest.position] = MaybeUninit::new(number(context, bad, c, field, line)?);
+            let value = number(context, bad, c, field, line)?;
+            cells.missing[dest.binding] |= value.is_nan();
+            values[row * *width + dest.position] = MaybeUninit::new(value);
         }
         Slot::Floats(values, width) => {
             let value = number(context, bad, c, field, line)?;
+            cells.missing[dest.binding] |= value.is_nan();
             // Rounded once, from the f64 a reader of the file would see.
             let rounded = value as f32;
             if rounded.is_infinite() {
@@ -822,15 +832,15 @@ fn parse_plain_with<S: Scan>(
     let mut rows = 0usize;
     let mut line = first_line;
     let mut pos = 0;
+    let mut ends = Ends::new(scan, data, context.delimiter);
     {
-        let slots = &mut cells.slots;
         while pos < data.len() {
             let this_line = line;
             line += 1;
-            match fast_row(scan, context, &sinks, &mut row_values, data, pos, &mut deferred) {
+            match fast_row(scan, context, &sinks, &mut row_values, data, &mut ends, pos, &mut deferred) {
                 Some(end) => {
                     for (b, columns) in &gathers {
-                        match &mut slots[*b] {
+                        match &mut cells.slots[*b] {
                             Slot::Floats(values, width) => {
                                 let cells = &mut values[rows * *width..][..*width];
                                 for (cell, &c) in cells.iter_mut().zip(columns) {
@@ -848,13 +858,14 @@ fn parse_plain_with<S: Scan>(
                     }
                     for &(c, a, b) in &deferred {
                         let (Sink::Number(dest) | Sink::Other(dest)) = sinks[c] else { continue };
-                        store(context, slots, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
+                        store(context, &mut cells, &mut bad, dest, c, trim(&data[a..b]), this_line, rows)?;
                     }
                     pos = end;
                 }
                 None => {
                     let end = memchr::memchr(b'\n', &data[pos..]).map_or(data.len(), |i| pos + i);
-                    let read = parse_line(context, slots, &mut bad, &mut bounds, &data[pos..end], this_line, rows)?;
+                    let read =
+                        parse_line(context, &mut cells, &mut bad, &mut bounds, &data[pos..end], this_line, rows)?;
                     pos = end + 1;
                     if !read {
                         continue;
@@ -868,6 +879,44 @@ fn parse_plain_with<S: Scan>(
     Ok(Part { chunk: cells.finish(part_lines), bad })
 }
 
+/// Where the fields of a chunk end: the delimiters and line ends of 64
+/// bytes at a time as a bit mask, so that finding where a field ends does
+/// not wait for the field before it to be parsed.
+struct Ends<'a> {
+    data: &'a [u8],
+    delimiter: u8,
+    /// The mask covers `data[base..base + 64]`.
+    base: usize,
+    bits: u64,
+}
+
+impl<'a> Ends<'a> {
+    fn new<S: Scan>(scan: S, data: &'a [u8], delimiter: u8) -> Ends<'a> {
+        Ends { data, delimiter, base: 0, bits: scan.ends(data, 0, delimiter) }
+    }
+
+    /// The first delimiter or `\n` at `at` or after it (`data.len()`
+    /// when there is none).
+    #[inline(always)]
+    fn next<S: Scan>(&mut self, scan: S, mut at: usize) -> usize {
+        loop {
+            let offset = at.wrapping_sub(self.base);
+            if offset < 64 {
+                let bits = self.bits >> offset;
+                if bits != 0 {
+                    return at + bits.trailing_zeros() as usize;
+                }
+                at = self.base + 64;
+            }
+            if at >= self.data.len() {
+                return self.data.len();
+            }
+            self.base = at;
+            self.bits = scan.ends(self.data, at, self.delimiter);
+        }
+    }
+}
+
 /// Read the row that starts at `data[start]` in one pass: the plain
 /// decimals of numeric columns go to `values` (by file column) as they are
 /// met, the other bound cells are listed in `deferred` (column, start, end)
@@ -875,6 +924,7 @@ fn parse_plain_with<S: Scan>(
 /// line end, or `None` when the row must be read by [`parse_line`]: it
 /// starts with a space or a line end (blank, or a cell to trim), or has
 /// more or fewer fields than the header.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn fast_row<S: Scan>(
     scan: S,
@@ -882,6 +932,7 @@ fn fast_row<S: Scan>(
     sinks: &[Sink],
     values: &mut [f64],
     data: &[u8],
+    ends: &mut Ends,
     start: usize,
     deferred: &mut Vec<(usize, usize, usize)>,
 ) -> Option<usize> {
@@ -893,38 +944,29 @@ fn fast_row<S: Scan>(
     let last = sinks.len() - 1;
     let mut p = start;
     for (c, sink) in sinks.iter().enumerate() {
-        if let Sink::Number(_) = sink
-            && let Some((value, end)) = decimal::decimal(scan, data, p)
-        {
-            let next = data.get(end).copied();
-            let ends = if c < last {
-                next == Some(delimiter)
-            } else {
-                matches!(next, None | Some(b'\n')) || (next == Some(b'\r') && data.get(end + 1) == Some(&b'\n'))
-            };
-            if ends {
-                values[c] = value;
-                p = end + 1 + usize::from(next == Some(b'\r'));
-                continue;
+        let end = ends.next(scan, p);
+        let mut field_end = end;
+        if c < last {
+            if data.get(end) != Some(&delimiter) {
+                return None;
+            }
+        } else {
+            if end < data.len() && data[end] != b'\n' {
+                return None;
+            }
+            if end > p && data[end - 1] == b'\r' {
+                field_end -= 1;
             }
         }
-        // Anything else: the field runs to the next delimiter or line end.
-        let field = p;
-        while p < data.len() && data[p] != delimiter && data[p] != b'\n' {
-            p += 1;
+        match sink {
+            Sink::Number(_) => match scan.plain(data, p, field_end) {
+                Some(value) => values[c] = value,
+                None => deferred.push((c, p, field_end)),
+            },
+            Sink::Other(_) => deferred.push((c, p, field_end)),
+            Sink::Skip => {}
         }
-        let line_ends = p == data.len() || data[p] == b'\n';
-        if line_ends != (c == last) {
-            return None;
-        }
-        let mut end = p;
-        if c == last && end > field && data[end - 1] == b'\r' {
-            end -= 1;
-        }
-        if !matches!(sink, Sink::Skip) {
-            deferred.push((c, field, end));
-        }
-        p += 1;
+        p = end + 1;
     }
     Some(p.min(data.len()))
 }
@@ -935,7 +977,7 @@ fn fast_row<S: Scan>(
 #[allow(clippy::too_many_arguments)]
 fn parse_line(
     context: &Context,
-    slots: &mut [Slot],
+    cells: &mut Rows,
     bad: &mut [Option<BadCells>],
     bounds: &mut Vec<(usize, usize)>,
     mut row: &[u8],
@@ -977,7 +1019,7 @@ fn parse_line(
     for (c, dest) in context.dests.iter().enumerate() {
         let Some(dest) = dest else { continue };
         let (a, b) = bounds[c];
-        store(context, slots, bad, *dest, c, trim(&row[a..b]), line, index)?;
+        store(context, cells, bad, *dest, c, trim(&row[a..b]), line, index)?;
     }
     Ok(true)
 }

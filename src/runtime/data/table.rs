@@ -38,6 +38,10 @@ pub struct Table {
     pub delimiter: u8,
     /// What messages call a place: `line` for CSV, `row` for Parquet.
     pub place: &'static str,
+    /// Per binding, whether any of its cells is missing (NaN, or a
+    /// missing label), when the reader kept count (CSV, through
+    /// [`Rows::missing`]); `None` when it did not (look at the cells).
+    pub missing: Option<Vec<bool>>,
     /// The rooms handed out by [`Table::rooms`] and not yet committed.
     given: Vec<usize>,
 }
@@ -118,6 +122,22 @@ impl Labels {
         self.codes.push(code);
     }
 
+    /// Push `text` when it is one of the first few names (a column of a
+    /// few classes), without checking it is text: whether it was.
+    #[inline]
+    pub fn push_known(&mut self, text: &[u8]) -> bool {
+        if self.names.len() > 8 {
+            return false;
+        }
+        match self.names.iter().position(|name| name.as_bytes() == text) {
+            Some(code) => {
+                self.codes.push(code as u32);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Add `other`'s cells after these; its rows are numbered from `offset`.
     /// Names keep the order of their first appearance.
     pub fn append(&mut self, other: Labels, offset: u32) {
@@ -166,8 +186,14 @@ impl Table {
             cells,
             delimiter: b',',
             place: "line",
+            missing: None,
             given: Vec::new(),
         }
+    }
+
+    /// Whether binding `i` may have missing cells (see [`Table::missing`]).
+    pub fn may_miss(&self, i: usize) -> bool {
+        self.missing.as_ref().is_none_or(|missing| missing[i])
     }
 
     /// Room after the rows here for chunks of rows read each on a thread
@@ -215,6 +241,9 @@ impl Table {
             }
         }
         for chunk in chunks {
+            if let Some(missing) = &mut self.missing {
+                missing.iter_mut().zip(&chunk.missing).for_each(|(all, &this)| *all |= this);
+            }
             let offset = self.rows as u32;
             for (mine, theirs) in self.cells.iter_mut().zip(chunk.labels) {
                 if let (Cells::Labels(labels), Some(more)) = (mine, theirs) {
@@ -300,7 +329,8 @@ impl<'a> Room<'a> {
                 Slot::Absent => {}
             }
         }
-        Rows { index: self.index, room: self.rows, slots: self.slots }
+        let missing = vec![false; self.slots.len()];
+        Rows { index: self.index, room: self.rows, slots: self.slots, missing }
     }
 
     /// The rows it has room for.
@@ -315,6 +345,9 @@ pub struct Rows<'a> {
     index: usize,
     room: usize,
     pub slots: Vec<Slot<'a>>,
+    /// Per slot, whether the reader wrote a missing cell into it (a
+    /// reader that keeps [`Table::missing`] sets these).
+    pub missing: Vec<bool>,
 }
 
 impl Rows<'_> {
@@ -329,7 +362,7 @@ impl Rows<'_> {
                 _ => None,
             })
             .collect();
-        Chunk { index: self.index, room: self.room, lines, labels }
+        Chunk { index: self.index, room: self.room, lines, labels, missing: self.missing }
     }
 }
 
@@ -339,4 +372,5 @@ pub struct Chunk {
     room: usize,
     lines: Vec<u32>,
     labels: Vec<Option<Labels>>,
+    missing: Vec<bool>,
 }
