@@ -152,6 +152,10 @@ const PARALLEL_BYTES: usize = 1 << 20;
 /// whole (unless it has quoted fields), only a block and the cells.
 const BLOCK_BYTES: usize = 4 << 20;
 
+/// The first block's bytes (the blocks after it double up to
+/// [`BLOCK_BYTES`] per thread).
+const FIRST_BYTES: usize = 256 << 10;
+
 /// Parse CSV bytes (already read) into the cells `bindings` read.
 pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
     read_csv_from(file, &mut &bytes[..], bindings, options)
@@ -283,7 +287,7 @@ fn read_blocks(
     let mut source = Source { input: Input { file, input }, pending: Vec::new(), eof: false };
     // The first lines: at least two that are not blank, all of the input
     // when it has quotes there.
-    source.fill(block)?;
+    source.fill(block.min(FIRST_BYTES))?;
     if source.pending.starts_with(b"\xEF\xBB\xBF") {
         source.pending.drain(..3);
     }
@@ -366,7 +370,11 @@ fn read_blocks(
             }
         }
     };
-    let want = block * threads;
+    // The blocks grow from `FIRST_BYTES` to `block` per thread, so that
+    // parsing starts early and each block is read while the one before is
+    // parsed.
+    let most = block * threads;
+    let mut want = most.min(FIRST_BYTES);
     // The plan of the pending bytes, when the reader thread made it.
     let mut planned: Option<Plan> = None;
     // The buffer the next block is read into, while this one is parsed.
@@ -405,6 +413,7 @@ fn read_blocks(
         let data = &source.pending[..plan.ready];
         let input = &mut source.input;
         let eof = source.eof;
+        want = (2 * want).min(most);
         let (parts, read) = std::thread::scope(|scope| {
             let reader = (!eof).then(|| {
                 scope.spawn(|| {
@@ -658,7 +667,7 @@ fn parse_rows(context: &Context, data: &[u8], first_line: usize, room: Room) -> 
 
 /// Put one cell into its binding's cells (row `row` of the part, on `line`).
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn store(
     context: &Context,
     cells: &mut Rows,
@@ -943,32 +952,47 @@ fn fast_row<S: Scan>(
     let delimiter = context.delimiter;
     let last = sinks.len() - 1;
     let mut p = start;
-    for (c, sink) in sinks.iter().enumerate() {
+    // Every field but the last ends at a delimiter.
+    for (c, (sink, value)) in sinks[..last].iter().zip(values.iter_mut()).enumerate() {
         let end = ends.next(scan, p);
-        let mut field_end = end;
-        if c < last {
-            if data.get(end) != Some(&delimiter) {
-                return None;
-            }
-        } else {
-            if end < data.len() && data[end] != b'\n' {
-                return None;
-            }
-            if end > p && data[end - 1] == b'\r' {
-                field_end -= 1;
-            }
+        if data.get(end) != Some(&delimiter) {
+            return None;
         }
-        match sink {
-            Sink::Number(_) => match scan.plain(data, p, field_end) {
-                Some(value) => values[c] = value,
-                None => deferred.push((c, p, field_end)),
-            },
-            Sink::Other(_) => deferred.push((c, p, field_end)),
-            Sink::Skip => {}
-        }
+        field(scan, *sink, value, data, c, p, end, deferred);
         p = end + 1;
     }
-    Some(p.min(data.len()))
+    // The last at a line end, or the end of the data.
+    let end = ends.next(scan, p);
+    if end < data.len() && data[end] != b'\n' {
+        return None;
+    }
+    let field_end = if end > p && data[end - 1] == b'\r' { end - 1 } else { end };
+    field(scan, sinks[last], &mut values[last], data, last, p, field_end, deferred);
+    Some((end + 1).min(data.len()))
+}
+
+/// Read the field `data[start..end]` of column `c`: a plain decimal into
+/// `value`, anything else of a bound column into `deferred`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn field<S: Scan>(
+    scan: S,
+    sink: Sink,
+    value: &mut f64,
+    data: &[u8],
+    c: usize,
+    start: usize,
+    end: usize,
+    deferred: &mut Vec<(usize, usize, usize)>,
+) {
+    match sink {
+        Sink::Number(_) => match scan.plain(data, start, end) {
+            Some(plain) => *value = plain,
+            None => deferred.push((c, start, end)),
+        },
+        Sink::Other(_) => deferred.push((c, start, end)),
+        Sink::Skip => {}
+    }
 }
 
 /// Read one line (without its `\n`) the general way: split at every

@@ -129,7 +129,9 @@ impl Labels {
         if self.names.len() > 8 {
             return false;
         }
-        match self.names.iter().position(|name| name.as_bytes() == text) {
+        // Short names: compared byte by byte rather than by `memcmp`.
+        let same = |name: &String| name.len() == text.len() && name.bytes().zip(text).all(|(a, &b)| a == b);
+        match self.names.iter().position(same) {
             Some(code) => {
                 self.codes.push(code as u32);
                 true
