@@ -1239,6 +1239,29 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_counts_the_missing_cells_of_each_binding() {
+        let whole = csv(120_000, &[]);
+        for threads in [1, 2] {
+            assert_eq!(read(&whole, threads).expect("reads").missing, Some(vec![false; 3]));
+        }
+        // A missing number for `x` and a missing label for `c`, late in
+        // the file (a later chunk on two threads), read in one pass or,
+        // after a quote, by the `csv` crate.
+        let text = String::from_utf8(whole).expect("text");
+        let holes = text.replacen("\r\n100000,90.25,q,0\r\n", "\r\n100000,NA,q,0\r\n", 1).replacen(
+            "\r\n110000,2.25,r,0\r\n",
+            "\r\n110000,2.25,,0\r\n",
+            1,
+        );
+        assert_ne!(holes, text);
+        let quoted = holes.replacen("a,b,c,y\r\n", "a,b,c,y\r\n\"0\",0,p,0\r\n", 1);
+        for (bytes, threads) in [(&holes, 1), (&holes, 2), (&quoted, 1)] {
+            let table = read(bytes.as_bytes(), threads).expect("reads");
+            assert_eq!(table.missing, Some(vec![true, true, false]), "{threads} threads");
+        }
+    }
+
+    #[test]
     fn a_quote_in_a_later_block_reads_the_rest_as_quoted_csv() {
         let mut bytes = csv(30_000, &[]);
         // A quoted field holding a line break, in the last rows.
