@@ -314,7 +314,8 @@ fn resolve_labels(
 }
 
 /// Rows with a missing cell in a binding that does not fill it: an error
-/// (counted per column, pointing at the first), or the rows to drop.
+/// (counted per column, pointing at the first), or the rows to drop
+/// (empty when there are none).
 fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec<bool>, DataError> {
     let mut missing = vec![false; table.rows];
     // Per file column: (count, first row).
@@ -347,7 +348,11 @@ fn missing_rows(program: &Program, table: &Table, policy: Missing) -> Result<Vec
             Cells::Absent => {}
         }
     }
-    if counts.is_empty() || policy == Missing::Drop {
+    if counts.is_empty() {
+        // None: no row to mark (nor memory to look through).
+        return Ok(Vec::new());
+    }
+    if policy == Missing::Drop {
         return Ok(missing);
     }
     counts.sort_by_key(|&(c, _, _)| c);
@@ -733,8 +738,9 @@ pub fn training(
     split: Split,
     validation_table: Option<Table>,
 ) -> Result<Bound, BindError> {
-    let mut resolved = resolve(program, table)?;
     let split = if validation_table.is_some() { Split::NONE } else { split };
+    // Each row's class is only needed to hold rows out (stratified).
+    let mut resolved = resolve_rows(program, table, split.fraction > 0.0)?;
     let kept = std::mem::take(&mut resolved.kept);
     let rows = kept.len();
     let (train_rows, val_rows, kind) = split_rows(kept, split, resolved.classes.as_deref());
@@ -778,11 +784,21 @@ pub struct Resolved {
 }
 
 /// Resolve a training table's labels and missing cells.
-pub fn resolve(program: &Program, mut table: Table) -> Result<Resolved, BindError> {
+pub fn resolve(program: &Program, table: Table) -> Result<Resolved, BindError> {
+    resolve_rows(program, table, true)
+}
+
+/// [`resolve`], each row's class found only when `classes`.
+fn resolve_rows(program: &Program, mut table: Table, classes: bool) -> Result<Resolved, BindError> {
     widen(program, &mut table);
     let labels = resolve_labels(program, &mut table, None)?;
     let missing = missing_rows(program, &table, program.missing)?;
-    let kept: Vec<usize> = (0..table.rows).filter(|&r| !missing[r]).collect();
+    // Without missing cells every row is kept: a loop without a test.
+    let kept: Vec<usize> = if missing.contains(&true) {
+        (0..table.rows).filter(|&r| !missing[r]).collect()
+    } else {
+        (0..table.rows).collect()
+    };
     if kept.is_empty() {
         return Err(BindError::Data(error(
             &table,
@@ -792,7 +808,7 @@ pub fn resolve(program: &Program, mut table: Table) -> Result<Resolved, BindErro
             None,
         )));
     }
-    let classes = row_classes(program, &labels, &table);
+    let classes = if classes { row_classes(program, &labels, &table) } else { None };
     let dropped = table.rows - kept.len();
     Ok(Resolved { table, labels, kept, classes, dropped })
 }
