@@ -60,9 +60,9 @@ pub fn run<J: Job>(job: J, simd: bool) -> J::Output {
 /// are inlined into it.
 ///
 /// # Safety
-/// The CPU must have AVX2, BMI1 and POPCNT ([`Simd::available`]).
+/// The CPU must have AVX2, BMI1, BMI2 and POPCNT ([`Simd::available`]).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,bmi1,popcnt")]
+#[target_feature(enable = "avx2,bmi1,bmi2,popcnt")]
 unsafe fn with_simd<J: Job>(job: J) -> J::Output {
     job.run(Simd(()))
 }
@@ -250,6 +250,7 @@ impl Simd {
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("bmi2")
             && std::arch::is_x86_feature_detected!("popcnt")
     }
 }
@@ -278,7 +279,7 @@ impl Scan for Simd {
             return Scalar.plain(data, start, end);
         };
         // SAFETY: a `Simd` is only made by `run` once the CPU is known to
-        // have AVX2 (hence SSE2, SSSE3, SSE4.1), BMI1 and POPCNT; the load
+        // have AVX2 (hence SSE2, SSSE3, SSE4.1), BMI1, BMI2 and POPCNT; the load
         // reads the 16 bytes of `chunk` (an unaligned load).
         unsafe {
             let raw = _mm_loadu_si128(chunk.as_ptr().cast());

@@ -833,6 +833,15 @@ fn parse_plain_with<S: Scan>(
                 .all(|(k, &c)| context.dests[c].is_some_and(|d| d.binding == *b && d.position == k))
         );
     }
+    // And, when they are side by side in the file, their range.
+    let gathers: Vec<(usize, Vec<usize>, Option<std::ops::Range<usize>>)> = gathers
+        .into_iter()
+        .map(|(b, columns)| {
+            let side_by_side = columns.windows(2).all(|w| w[1] == w[0] + 1);
+            let run = side_by_side.then(|| columns[0]..columns[0] + columns.len());
+            (b, columns, run)
+        })
+        .collect();
     let mut row_values = vec![0.0f64; width];
     let mut part_lines = Vec::with_capacity(most);
     let mut bad: Vec<Option<BadCells>> = vec![None; width];
@@ -848,12 +857,23 @@ fn parse_plain_with<S: Scan>(
             line += 1;
             match fast_row(scan, context, &sinks, &mut row_values, data, &mut ends, pos, &mut deferred) {
                 Some(end) => {
-                    for (b, columns) in &gathers {
+                    for (b, columns, run) in &gathers {
                         match &mut cells.slots[*b] {
                             Slot::Floats(values, width) => {
                                 let cells = &mut values[rows * *width..][..*width];
-                                for (cell, &c) in cells.iter_mut().zip(columns) {
-                                    *cell = MaybeUninit::new(row_values[c] as f32);
+                                match run {
+                                    // The binding's columns side by side
+                                    // in the file: converted as a slice.
+                                    Some(run) => {
+                                        for (cell, &value) in cells.iter_mut().zip(&row_values[run.clone()]) {
+                                            *cell = MaybeUninit::new(value as f32);
+                                        }
+                                    }
+                                    None => {
+                                        for (cell, &c) in cells.iter_mut().zip(columns) {
+                                            *cell = MaybeUninit::new(row_values[c] as f32);
+                                        }
+                                    }
                                 }
                             }
                             Slot::Numbers(values, width) => {
@@ -1236,6 +1256,32 @@ mod tests {
             (one.line, one.column, &one.message),
             (general.line.map(|l| l - 1), general.column, &general.message)
         );
+    }
+
+    /// A binding's columns side by side in the file (converted as a
+    /// slice) or not, in file order or not: the same cells as the `csv`
+    /// crate's path reads.
+    #[test]
+    fn columns_in_any_order_read_as_the_csv_crate_reads_them() {
+        let rows: String = (0..3000).map(|r| format!("{r}.5,-{}.25,{}.75,{}\n", r % 7, r % 3, r % 11)).collect();
+        let plain = format!("a,b,c,y\n{rows}");
+        let quoted = format!("a,b,c,y\n\"0\",0,0,0\n{rows}");
+        for x in ["columns(b, c)", "columns(y, a)", "columns(a, c)", "columns(c, b, a, y)"] {
+            let text = format!("data {{ input x = {x} }} model {{ out = dense(x, 1) }} loss mean(out)");
+            let bindings = crate::pipeline::frontend(&text).expect("checks").program.data;
+            let read = |bytes: &str| {
+                let options = ReadOptions { threads: 1, ..ReadOptions::default() };
+                read_csv("t.csv", bytes.as_bytes(), &bindings, options).expect("reads")
+            };
+            let (one, general) = (read(&plain), read(&quoted));
+            let (Cells::Floats { values: a, width }, Cells::Floats { values: b, .. }) =
+                (&one.cells[0], &general.cells[0])
+            else {
+                panic!("x is kept in f32")
+            };
+            assert!(a.iter().zip(&b[*width..]).all(|(p, q)| p.to_bits() == q.to_bits()), "{x}");
+            assert_eq!(a.len() + width, b.len(), "{x}");
+        }
     }
 
     #[test]
