@@ -30,7 +30,8 @@ use std::time::Duration;
 fn release(threads: usize) -> Options {
     Options { verify: false, threads, ..Options::default() }
 }
-const LOOPS: LowerOptions = LowerOptions { gemm_min_macs: u64::MAX };
+const LOOPS: LowerOptions =
+    LowerOptions { gemm_min_macs: u64::MAX, shard_min_work: nnc::kernel::parallel::PARALLEL_MIN_WORK };
 
 /// Repeatable values in [-0.5, 0.5) from a fixed LCG.
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -173,7 +174,7 @@ fn gemm_cutover(c: &mut Criterion) {
              model {{ h = dense(x, {width}, relu)  g = dense(h, {width}, relu)  out = dense(g, 3, softmax) }}
              loss cross_entropy(out, y)"
         );
-        let all = LowerOptions { gemm_min_macs: 0 };
+        let all = LowerOptions { gemm_min_macs: 0, ..LowerOptions::default() };
         bench_epoch(&mut group, BenchmarkId::new(width.to_string(), "loops"), &source, &data, 256, LOOPS, 1);
         bench_epoch(&mut group, BenchmarkId::new(width.to_string(), "gemm"), &source, &data, 256, all, 1);
     }

@@ -73,6 +73,11 @@ thread_local! {
     static GEMM_MIN_MACS: std::cell::Cell<u64> = const { std::cell::Cell::new(nnc::kernel::GEMM_MIN_MACS) };
     /// Kernels compiled on this test thread that call the library GEMM.
     static GEMM_KERNELS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The work from which the kernels this test thread compiles have
+    /// their sums over rows cut into chunks (`kernel::shard`).
+    static SHARD_MIN_WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(nnc::kernel::parallel::PARALLEL_MIN_WORK) };
+    /// Kernels compiled on this test thread with sums over chunks of rows.
+    static SHARDED_KERNELS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Run `checks` with every matrix product of every kernel on the library
@@ -88,13 +93,30 @@ fn with_library_gemm(kernels: usize, checks: impl FnOnce()) {
     assert!(calling >= kernels, "only {calling} kernels called the library GEMM");
 }
 
+/// Run `checks` with the sums over rows of every training kernel cut into
+/// chunks (`kernel::shard`) wherever they qualify; at least `kernels` of
+/// the kernels compiled must have one.
+fn with_sharded_sums(kernels: usize, checks: impl FnOnce()) {
+    SHARD_MIN_WORK.with(|m| m.set(0));
+    SHARDED_KERNELS.with(|n| n.set(0));
+    checks();
+    SHARD_MIN_WORK.with(|m| m.set(nnc::kernel::parallel::PARALLEL_MIN_WORK));
+    let sharded = SHARDED_KERNELS.with(|n| n.get());
+    assert!(sharded >= kernels, "only {sharded} kernels had sums over chunks of rows");
+}
+
 fn compile_program(program: Program, batch: usize, rows: usize, eval_rows: usize) -> Model {
     let graphs = pipeline::graphs(&program);
-    let options = nnc::kernel::LowerOptions { gemm_min_macs: GEMM_MIN_MACS.with(|m| m.get()) };
+    let options = nnc::kernel::LowerOptions {
+        gemm_min_macs: GEMM_MIN_MACS.with(|m| m.get()),
+        shard_min_work: SHARD_MIN_WORK.with(|m| m.get()),
+    };
     let kernels =
         pipeline::kernels_with(&graphs, batch, eval_rows, options).unwrap_or_else(|e| panic!("lowering failed: {e}"));
     let has_gemm = |k: &nnc::kernel::Kernel| k.body.iter().any(|s| matches!(s, nnc::kernel::Stmt::Gemm(_)));
     GEMM_KERNELS.with(|n| n.set(n.get() + has_gemm(&kernels.0) as usize + has_gemm(&kernels.1) as usize));
+    let sharded = kernels.0.body.iter().any(|s| nnc::kernel::shard::chunk_of(s).is_some());
+    SHARDED_KERNELS.with(|n| n.set(n.get() + sharded as usize));
     let options = Options { verify: true, ..Options::default() };
     let native = pipeline::compile(&program, &kernels, options).unwrap_or_else(|e| panic!("compilation failed: {e}"));
     let teams = [2, 3]
@@ -1090,6 +1112,42 @@ fn library_gemm_matches_the_interpreter() {
         optimizers_with_data();
         iris_example();
     });
+}
+
+/// Sums over rows cut into chunks train as the interpreter does, and teams
+/// of 2 and 3 threads give bitwise the plain kernel's weights; with
+/// products in loops and on the library GEMM.
+#[test]
+fn sharded_sums_match_the_interpreter() {
+    with_sharded_sums(12, || {
+        relu_layers();
+        no_bias_and_per_neuron_activations();
+        mean_absolute_error_batch_1();
+        three_layer_classifier();
+        several_inputs_and_targets();
+        wide_layers();
+        kernels_sized_for_larger_batches();
+        optimizers_with_data();
+        iris_example();
+    });
+    with_sharded_sums(8, || {
+        with_library_gemm(8, || {
+            relu_layers();
+            three_layer_classifier();
+            wide_layers();
+            kernels_sized_for_larger_batches();
+            optimizers_with_data();
+        })
+    });
+}
+
+#[test]
+fn sharded_sums_on_random_graphs_and_loop_boundaries() {
+    with_sharded_sums(30, || {
+        random_graphs();
+        widths_and_batches_at_every_loop_boundary();
+    });
+    with_sharded_sums(30, || with_library_gemm(60, widths_and_batches_at_every_loop_boundary));
 }
 
 #[test]

@@ -43,7 +43,7 @@ use nnc::kernel::{self, KernelKind};
 use nnc::{autodiff, opt, optimizer};
 use std::path::{Path, PathBuf};
 
-const PASSES: &[&str] = &["autodiff", "optimizer", "simplify", "softmax", "inference", "lower", "vectorize"];
+const PASSES: &[&str] = &["autodiff", "optimizer", "simplify", "softmax", "inference", "lower", "vectorize", "shard"];
 
 #[test]
 fn pass_filetests() {
@@ -106,6 +106,15 @@ fn run_file(text: &str, folder: &str) -> Result<(), String> {
     let graph = ir::parse(text).map_err(|e| format!("{e}"))?;
     ir::verify::verify(&graph).map_err(|e| format!("the input graph does not verify:\n{e}"))?;
     let output = match pass {
+        "shard" => {
+            // A training kernel with every qualifying sum over rows cut into
+            // chunks, whatever its size; `; gemm: yes` puts every product on
+            // the library GEMM.
+            let batch = header("batch").unwrap_or("32").parse().map_err(|_| "`; batch:` takes a number")?;
+            let gemm_min_macs = if header("gemm") == Some("yes") { 0 } else { u64::MAX };
+            let options = kernel::LowerOptions { gemm_min_macs, shard_min_work: 0 };
+            kernel::print(&kernel::lower_with(&graph, KernelKind::Train, batch, options)?)
+        }
         "lower" | "vectorize" => {
             let kind = match header("kernel").unwrap_or("train") {
                 "train" => KernelKind::Train,

@@ -250,7 +250,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             // A team runs the parts in groups between barriers (the order
             // changes no value, see `kernel::parallel::schedule`).
             let parts = parallel::plan(self.kernel);
-            let schedule = parallel::schedule(self.kernel, &parts);
+            let schedule = parallel::schedule(self.kernel, &parts, self.team_size);
             for (&i, &barrier) in schedule.order.iter().zip(&schedule.barrier_after) {
                 self.nest_stores = stored_buffers(std::slice::from_ref(&stmts[i]));
                 self.part(&stmts[i], parts[i], barrier);
@@ -293,11 +293,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
             (Part::Split { .. }, _) => unreachable!("only loop nests are split"),
             (Part::Gemm | Part::Everywhere { .. }, _) => self.stmts(std::slice::from_ref(stmt)),
-            (Part::First, _) => {
+            (Part::First | Part::Chunk(_), _) => {
                 let body = self.b.create_block();
                 let after = self.b.create_block();
-                let first = self.b.ins().icmp_imm_u(IntCC::Equal, thread, 0);
-                self.b.ins().brif(first, body, &[], after, &[]);
+                let alone = part.alone(self.team_size).expect("one thread runs it");
+                let mine = self.b.ins().icmp_imm_u(IntCC::Equal, thread, alone as i64);
+                self.b.ins().brif(mine, body, &[], after, &[]);
                 self.b.switch_to_block(body);
                 self.b.seal_block(body);
                 self.stmts(std::slice::from_ref(stmt));
@@ -320,28 +321,57 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// `granularity` long (the last one shorter, later ones possibly empty).
     fn share(&mut self, extent: Extent, granularity: u32, thread: Value) -> (Value, Value) {
         let (threads, g) = (self.team_size as u64, granularity.max(1) as u64);
-        let total = self.limit(extent);
-        let chunk = match extent {
+        match extent {
             Extent::Fixed(n) => {
+                let total = self.limit(extent);
                 let chunk = (n as u64).div_ceil(threads).div_ceil(g) * g;
-                self.b.ins().iconst(types::I64, chunk as i64)
+                let chunk = self.b.ins().iconst(types::I64, chunk as i64);
+                self.run_of(chunk, thread, total)
             }
             Extent::Batch => {
                 // Every nest over the batch gives a thread the same rows.
-                let g = parallel::BATCH_SHARE_MULTIPLE as u64;
-                debug_assert!(g.is_multiple_of(granularity as u64), "every granularity divides the batch's multiple");
-                let per_thread = self.b.ins().iadd_imm_u(total, (threads - 1) as i64);
-                let per_thread = self.b.ins().udiv_imm_u(per_thread, threads as i64);
-                let units = self.b.ins().iadd_imm_u(per_thread, (g - 1) as i64);
-                let units = self.b.ins().udiv_imm_u(units, g as i64);
-                self.b.ins().imul_imm_u(units, g as i64)
+                debug_assert!(
+                    (parallel::BATCH_SHARE_MULTIPLE as u64).is_multiple_of(granularity as u64),
+                    "every granularity divides the batch's multiple"
+                );
+                self.rows_of_part(threads, thread)
             }
-        };
-        let start = self.b.ins().imul(thread, chunk);
+            Extent::Rows { .. } => unreachable!("a chunk's rows are summed by one thread"),
+        }
+    }
+
+    /// Rows `start..end` of part `part` (a value) of the current batch cut
+    /// into `parts` runs of a multiple of [`parallel::BATCH_SHARE_MULTIPLE`]
+    /// rows: a team's thread's rows, or a chunk's (`kernel::shard`).
+    fn rows_of_part(&mut self, parts: u64, part: Value) -> (Value, Value) {
+        let g = parallel::BATCH_SHARE_MULTIPLE as u64;
+        let total = self.batch_rows;
+        let per_part = self.b.ins().iadd_imm_u(total, (parts - 1) as i64);
+        let per_part = self.b.ins().udiv_imm_u(per_part, parts as i64);
+        let units = self.b.ins().iadd_imm_u(per_part, (g - 1) as i64);
+        let units = self.b.ins().udiv_imm_u(units, g as i64);
+        let run = self.b.ins().imul_imm_u(units, g as i64);
+        self.run_of(run, part, total)
+    }
+
+    /// Run `index` of runs of `length` over `0..total`, cut at `total`.
+    fn run_of(&mut self, length: Value, index: Value, total: Value) -> (Value, Value) {
+        let start = self.b.ins().imul(index, length);
         let start = self.b.ins().umin(start, total);
-        let end = self.b.ins().iadd(start, chunk);
+        let end = self.b.ins().iadd(start, length);
         let end = self.b.ins().umin(end, total);
         (start, end)
+    }
+
+    /// The iterations `start..end` of a loop over `extent`.
+    pub(super) fn range(&mut self, extent: Extent) -> (Value, Value) {
+        match extent {
+            Extent::Rows { chunk } => {
+                let chunk = self.b.ins().iconst(types::I64, chunk as i64);
+                self.rows_of_part(crate::kernel::shard::CHUNKS as u64, chunk)
+            }
+            Extent::Fixed(_) | Extent::Batch => (self.b.ins().iconst(types::I64, 0), self.limit(extent)),
+        }
     }
 
     fn row_base(&mut self, base: Value, first_row: Value, shape: crate::ir::Shape) -> Value {
@@ -429,18 +459,28 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let (a_width, b_width, c_width) = (width(self, g.a), width(self, g.b), width(self, g.out));
         let (a_rs, a_cs) = if g.trans_a { (1, a_width) } else { (a_width, 1) };
         let (b_rs, b_cs) = if g.trans_b { (1, b_width) } else { (b_width, 1) };
-        let a = address(self, g.a);
-        let b = address(self, g.b);
+        let mut a = address(self, g.a);
+        let mut b = address(self, g.b);
         let c = address(self, g.out);
         let m = self.limit(g.m);
         let n = self.b.ins().iconst(types::I64, g.n as i64);
-        let k = self.limit(g.k);
+        let (first, end) = self.range(g.k);
+        let k = self.b.ins().isub(end, first);
+        if let Extent::Rows { .. } = g.k {
+            // A chunk's rows: both operands from its first one on.
+            let a_step = self.b.ins().imul_imm_u(first, if g.trans_a { a_width } else { 1 } * 4);
+            a = self.b.ins().iadd(a, a_step);
+            let b_step = self.b.ins().imul_imm_u(first, if g.trans_b { 1 } else { b_width } * 4);
+            b = self.b.ins().iadd(b, b_step);
+        }
         let constant = |e: &mut Self, x: i64| e.b.ins().iconst(types::I64, x);
         // A product over the batch's rows: this thread's rows (all of them
         // in a plain kernel), in blocks of `ROW_BLOCK` rows. Else one
         // thread's share of the blocks in a team kernel, or all of them, on
         // the pool if there is one.
         let (mut args, callee) = match self.team {
+            // A chunk's product is one thread's (`Part::Chunk`), in a team.
+            Some(_) if matches!(g.k, Extent::Rows { .. }) => (vec![constant(self, 0)], gemm::sgemm as *const () as i64),
             _ if parallel::by_rows(g) => {
                 sig.params.insert(0, AbiParam::new(types::I64));
                 let rows = match self.team {

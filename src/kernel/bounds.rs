@@ -29,10 +29,7 @@ pub fn check_bounds(kernel: &Kernel) -> Result<(), String> {
 
 /// Iterations of a loop over `extent` at most.
 pub(super) fn trips(kernel: &Kernel, extent: Extent) -> u32 {
-    match extent {
-        Extent::Fixed(n) => n,
-        Extent::Batch => kernel.max_batch as u32,
-    }
+    extent.max_trips(kernel.max_batch)
 }
 
 /// Every scratch buffer lies inside the scratch area.

@@ -49,6 +49,11 @@ pub struct LowerOptions {
     /// at the largest batch) become a [`Stmt::Gemm`] call instead of a
     /// fused loop nest; `u64::MAX` keeps every product in loops.
     pub gemm_min_macs: u64,
+    /// A training kernel doing at least this much work per batch
+    /// ([`super::parallel::work`]) has its sums over rows cut into chunks
+    /// ([`super::shard`]); `u64::MAX` shards none. A property of the kernel,
+    /// not of the threads, so that every thread count runs the same sums.
+    pub shard_min_work: u64,
 }
 
 /// The default cut-over to the library GEMM, measured on the machine in
@@ -58,7 +63,7 @@ pub const GEMM_MIN_MACS: u64 = 1 << 20;
 
 impl Default for LowerOptions {
     fn default() -> LowerOptions {
-        LowerOptions { gemm_min_macs: GEMM_MIN_MACS }
+        LowerOptions { gemm_min_macs: GEMM_MIN_MACS, shard_min_work: super::parallel::PARALLEL_MIN_WORK }
     }
 }
 
@@ -110,6 +115,10 @@ pub fn lower_with(graph: &Graph, kind: KernelKind, max_batch: usize, options: Lo
     let mut kernel = kernel;
     super::vectorize::vectorize(&mut kernel);
     debug_verify(&kernel, "vectorize");
+    if kind == KernelKind::Train && super::parallel::work(&kernel) >= options.shard_min_work {
+        super::shard::shard(&mut kernel);
+        debug_verify(&kernel, "shard");
+    }
     Ok(kernel)
 }
 

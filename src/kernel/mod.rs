@@ -17,6 +17,7 @@ mod bounds;
 mod lower;
 pub mod parallel;
 mod print;
+pub mod shard;
 pub mod vectorize;
 pub mod verify;
 
@@ -65,6 +66,34 @@ pub struct Local(pub u32);
 pub enum Extent {
     Fixed(u32),
     Batch,
+    /// The rows of chunk `chunk` of the current batch, numbered as in the
+    /// batch (a loop over them starts at the chunk's first row): a sum over
+    /// rows cut into [`shard::CHUNKS`] fixed parts (see [`shard`]).
+    Rows {
+        chunk: u32,
+    },
+}
+
+impl Extent {
+    /// The most iterations it can have (a chunk counted as the whole batch).
+    pub fn max_trips(self, max_batch: usize) -> u32 {
+        match self {
+            Extent::Fixed(n) => n,
+            Extent::Batch | Extent::Rows { .. } => max_batch as u32,
+        }
+    }
+}
+
+impl std::fmt::Display for Extent {
+    /// The end of the range `0..` in kernel text: `8`, `B`, or `B` with
+    /// its chunk (`B.0`, the rows of chunk 0).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Extent::Fixed(n) => write!(f, "{n}"),
+            Extent::Batch => write!(f, "B"),
+            Extent::Rows { chunk } => write!(f, "B.{chunk}"),
+        }
+    }
 }
 
 /// `Σ var·stride + offset`, in elements.

@@ -38,6 +38,21 @@ pub enum Part {
     /// Only the first thread runs it (a scalar store, the loss, a
     /// reduction over rows into one value).
     First,
+    /// A sum over one chunk of the batch's rows (`kernel::shard`): thread
+    /// `chunk` (modulo the team's size) runs it, the thread that computed
+    /// those rows in a team of `shard::CHUNKS`.
+    Chunk(u32),
+}
+
+impl Part {
+    /// The one thread (of a team of `threads`) that runs this part, if one does.
+    pub fn alone(self, threads: usize) -> Option<usize> {
+        match self {
+            Part::First => Some(0),
+            Part::Chunk(chunk) => Some(chunk as usize % threads.max(1)),
+            Part::Split { .. } | Part::Gemm | Part::Everywhere { .. } => None,
+        }
+    }
 }
 
 /// Loops over the batch are shared out in runs of a multiple of this many
@@ -74,23 +89,19 @@ pub fn work(kernel: &Kernel) -> u64 {
     fn of(body: &[Stmt], max_batch: u64) -> u64 {
         body.iter()
             .map(|stmt| match stmt {
-                Stmt::Loop { extent, body, .. } => {
-                    let trips = match extent {
-                        Extent::Fixed(n) => *n as u64,
-                        Extent::Batch => max_batch,
-                    };
-                    trips.saturating_mul(of(body, max_batch).max(1))
-                }
-                Stmt::Gemm(g) => {
-                    let extent = |e: Extent| match e {
-                        Extent::Fixed(n) => n as u64,
-                        Extent::Batch => max_batch,
-                    };
-                    extent(g.m).saturating_mul(g.n as u64).saturating_mul(extent(g.k))
-                }
+                Stmt::Loop { extent, body, .. } => trips(*extent, max_batch).saturating_mul(of(body, max_batch).max(1)),
+                Stmt::Gemm(g) => trips(g.m, max_batch).saturating_mul(g.n as u64).saturating_mul(trips(g.k, max_batch)),
                 Stmt::Assign { .. } | Stmt::Store { .. } | Stmt::StoreLoss(_) => 1,
             })
             .sum()
+    }
+    /// A chunk of rows counts its share of the batch.
+    fn trips(extent: Extent, max_batch: u64) -> u64 {
+        match extent {
+            Extent::Fixed(n) => n as u64,
+            Extent::Batch => max_batch,
+            Extent::Rows { .. } => max_batch.div_ceil(super::shard::CHUNKS as u64),
+        }
     }
     of(&kernel.body, kernel.max_batch as u64)
 }
@@ -103,6 +114,7 @@ pub fn plan(kernel: &Kernel) -> Vec<Part> {
     let mut parts = Vec::with_capacity(kernel.body.len());
     for (i, stmt) in kernel.body.iter().enumerate() {
         let part = match stmt {
+            _ if super::shard::chunk_of(stmt).is_some() => Part::Chunk(super::shard::chunk_of(stmt).expect("checked")),
             Stmt::Gemm(g) => match &g.accumulate {
                 Some(scale) if reads_any(scale, &first_only) => Part::First,
                 _ => Part::Gemm,
@@ -150,13 +162,14 @@ pub struct Schedule {
 /// local either writes; it can run beside one when they touch no buffer
 /// that either writes — or only rows of their own in two nests over the
 /// batch (which give each thread the same rows,
-/// [`BATCH_SHARE_MULTIPLE`]), or both run on the first thread — since a
-/// local is each thread's own. Within a group, parts run in program order;
+/// [`BATCH_SHARE_MULTIPLE`]; in a team of `threads` = `shard::CHUNKS`, a
+/// chunk's sum is thread `c`'s rows too), or both run on the same one
+/// thread — since a local is each thread's own. Within a group, parts run in program order;
 /// every group ends with a barrier (the last one too: the next batch
 /// starts over). Moving a part changes no value it computes, only when.
-pub fn schedule(kernel: &Kernel, parts: &[Part]) -> Schedule {
+pub fn schedule(kernel: &Kernel, parts: &[Part], threads: usize) -> Schedule {
     let touches: Vec<Touches> =
-        kernel.body.iter().zip(parts).map(|(stmt, part)| touches(kernel, stmt, *part)).collect();
+        kernel.body.iter().zip(parts).map(|(stmt, part)| touches(kernel, stmt, *part, threads)).collect();
     let depends = |i: usize, j: usize| {
         let (a, b) = (&touches[i], &touches[j]);
         shares_a_write(&a.buffers, &b.buffers) || shares_a_write(&a.locals, &b.locals)
@@ -166,7 +179,7 @@ pub fn schedule(kernel: &Kernel, parts: &[Part]) -> Schedule {
         a.buffers.iter().any(|(buffer, x)| match b.buffers.get(buffer) {
             None => false,
             Some(y) if !x.writes && !y.writes => false,
-            Some(_) if a.first && b.first => false,
+            Some(_) if a.alone.is_some() && a.alone == b.alone => false,
             Some(y) => !(a.batch_split && b.batch_split && x.row.is_some() && x.row == y.row),
         })
     };
@@ -212,16 +225,29 @@ struct Touches {
     /// Split over the batch (so each thread has the same rows as in every
     /// other such part).
     batch_split: bool,
-    /// Run by the first thread only.
-    first: bool,
+    /// Run by one thread only: the first (`Some(0)`), or a chunk's.
+    alone: Option<u32>,
 }
 
-fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
+fn touches(kernel: &Kernel, stmt: &Stmt, part: Part, threads: usize) -> Touches {
+    // In a team of `shard::CHUNKS`, thread `c` sums chunk `c`: the rows it
+    // computes in every nest over the batch.
+    let own_chunk = matches!(part, Part::Chunk(_)) && threads == super::shard::CHUNKS as usize;
     let split_var = match (stmt, part) {
         (Stmt::Loop { var, extent: Extent::Batch, .. }, Part::Split { .. }) => Some(*var),
+        _ if own_chunk => {
+            let mut rows = None;
+            walk(std::slice::from_ref(stmt), &mut |s| {
+                if let Stmt::Loop { var, extent: Extent::Rows { .. }, .. } = s {
+                    rows = Some(*var);
+                }
+            });
+            rows
+        }
         _ => None,
     };
     let row_product = matches!((stmt, part), (Stmt::Gemm(g), Part::Gemm) if by_rows(g));
+    let chunk_product = own_chunk && matches!(stmt, Stmt::Gemm(_));
     let mut extents: HashMap<LoopVar, u32> = HashMap::new();
     let mut buffers: HashMap<BufferId, Touch> = HashMap::new();
     let mut locals: HashMap<Local, Touch> = HashMap::new();
@@ -238,13 +264,15 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
     walk(std::slice::from_ref(stmt), &mut |s| {
         match s {
             Stmt::Loop { var, extent, .. } => {
-                let n = match extent {
-                    Extent::Fixed(n) => *n,
-                    Extent::Batch => kernel.max_batch as u32,
-                };
-                extents.insert(*var, n);
+                extents.insert(*var, extent.max_trips(kernel.max_batch));
             }
             Stmt::Store { buffer, index, .. } => touch(*buffer, row_of(index, &extents), true),
+            Stmt::Gemm(g) if chunk_product => {
+                // Rows of `a` and `b`: the chunk's, the thread's own.
+                touch(g.out, None, true);
+                touch(g.a, width(g.a), false);
+                touch(g.b, width(g.b), false);
+            }
             Stmt::Gemm(g) if row_product => {
                 // Rows of `out` and of `a`: those of the thread's share.
                 touch(g.out, width(g.out), true);
@@ -271,7 +299,12 @@ fn touches(kernel: &Kernel, stmt: &Stmt, part: Part) -> Touches {
             })
         });
     });
-    Touches { buffers, locals, batch_split: split_var.is_some() || row_product, first: part == Part::First }
+    let alone = match part {
+        Part::First => Some(0),
+        Part::Chunk(chunk) => Some(chunk),
+        Part::Split { .. } | Part::Gemm | Part::Everywhere { .. } => None,
+    };
+    Touches { buffers, locals, batch_split: split_var.is_some() || row_product || chunk_product, alone }
 }
 
 /// Whether `expr` reads any of `locals`.
@@ -321,10 +354,7 @@ fn independent<'a>(
     others: impl Iterator<Item = &'a Stmt>,
 ) -> bool {
     let mut extents: HashMap<LoopVar, u32> = HashMap::new();
-    let max = |e: Extent| match e {
-        Extent::Fixed(n) => n,
-        Extent::Batch => kernel.max_batch as u32,
-    };
+    let max = |e: Extent| e.max_trips(kernel.max_batch);
     extents.insert(var, max(extent));
     let mut ok = true;
     let mut assigned: HashSet<Local> = HashSet::new();
@@ -537,7 +567,7 @@ mod tests {
         let parts = plan(&k);
         assert_eq!(parts[..2], [Part::Split { granularity: 1 }, Part::Split { granularity: 1 }]);
         // The third reads a row another thread wrote: a barrier before it.
-        let schedule = schedule(&k, &parts);
+        let schedule = schedule(&k, &parts, 2);
         assert_eq!(schedule.order, [0, 1, 2]);
         assert_eq!(schedule.barrier_after, [false, true, true]);
     }
@@ -553,7 +583,7 @@ mod tests {
         let mut k = kernel(vec![copy_rows(0, 0, 1), first_row, copy_rows(2, 0, 3)], 4);
         k.n_loop_vars = 5;
         let parts = plan(&k);
-        let schedule = schedule(&k, &parts);
+        let schedule = schedule(&k, &parts, 2);
         assert_eq!(schedule.order, [0, 2, 1]);
         assert_eq!(schedule.barrier_after, [false, true, true]);
     }

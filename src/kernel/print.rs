@@ -46,9 +46,10 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
     for stmt in body {
         match stmt {
             Stmt::Loop { var, extent, body } => {
-                let n = match extent {
-                    Extent::Fixed(n) => n.to_string(),
-                    Extent::Batch => "B".to_string(),
+                let range = match extent {
+                    // The rows of one chunk run from its first row.
+                    Extent::Rows { chunk } => format!("rows of chunk {chunk} of 0..B"),
+                    _ => format!("0..{extent}"),
                 };
                 let lanes =
                     if kernel.vector_loops.contains(var) { " step 4 (f32x4)".to_string() } else { String::new() };
@@ -56,7 +57,7 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
                     Some((_, u)) => format!(" ({u} at a time)"),
                     None => String::new(),
                 };
-                writeln!(out, "{pad}for i{} in 0..{n}{lanes}{rows} {{", var.0).unwrap();
+                writeln!(out, "{pad}for i{} in {range}{lanes}{rows} {{", var.0).unwrap();
                 stmts(out, body, depth + 1, kernel);
                 writeln!(out, "{pad}}}").unwrap();
             }
@@ -66,10 +67,6 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
             }
             Stmt::StoreLoss(value) => writeln!(out, "{pad}loss = {}", expr(value)).unwrap(),
             Stmt::Gemm(g) => {
-                let extent = |e: &Extent| match e {
-                    Extent::Fixed(n) => n.to_string(),
-                    Extent::Batch => "B".to_string(),
-                };
                 let t = |yes: bool| if yes { "ᵀ" } else { "" };
                 let (assign, scale) = match &g.accumulate {
                     Some(scale) => ("+=", format!(" * ({})", expr(scale))),
@@ -83,9 +80,9 @@ fn stmts(out: &mut String, body: &[super::Stmt], depth: usize, kernel: &Kernel) 
                     t(g.trans_a),
                     g.b.0,
                     t(g.trans_b),
-                    extent(&g.m),
+                    g.m,
                     g.n,
-                    extent(&g.k)
+                    g.k
                 )
                 .unwrap()
             }

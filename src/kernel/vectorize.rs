@@ -119,7 +119,7 @@ fn choose_blocks(body: &[Stmt], vector: &[LoopVar], max_batch: usize, out: &mut 
             let rows = if groups <= 2 { 4 } else { 2 };
             let trips = match extent {
                 Extent::Fixed(n) => *n as usize,
-                Extent::Batch => max_batch,
+                Extent::Batch | Extent::Rows { .. } => max_batch,
             };
             if groups * rows <= MAX_ACCUMULATORS && trips >= rows as usize && rows_independent(*var, inner, max_batch) {
                 out.push((*var, rows));
@@ -137,7 +137,7 @@ fn choose_blocks(body: &[Stmt], vector: &[LoopVar], max_batch: usize, out: &mut 
 fn long_reduction(extent: Extent) -> bool {
     match extent {
         Extent::Fixed(n) => n > UNROLL_LIMIT,
-        Extent::Batch => true,
+        Extent::Batch | Extent::Rows { .. } => true,
     }
 }
 
@@ -152,7 +152,7 @@ fn rows_independent(var: LoopVar, body: &[Stmt], max_batch: usize) -> bool {
             Stmt::Loop { var, extent, .. } => {
                 let n = match extent {
                     Extent::Fixed(n) => *n,
-                    Extent::Batch => max_batch as u32,
+                    Extent::Batch | Extent::Rows { .. } => max_batch as u32,
                 };
                 extents.insert(*var, n);
             }
@@ -183,7 +183,7 @@ fn choose(body: &[Stmt], chosen: &mut Vec<LoopVar>) {
             // group of four in the generated code).
             let long_enough = match extent {
                 Extent::Fixed(n) => *n >= 2,
-                Extent::Batch => true,
+                Extent::Batch | Extent::Rows { .. } => true,
             };
             if long_enough && legal(*var, body) {
                 chosen.push(*var);

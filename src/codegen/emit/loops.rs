@@ -30,8 +30,7 @@ impl Emitter<'_, '_> {
             // `load_flags` — Cranelift schedules each step's loads next to
             // their multiply-adds; otherwise both steps' loads were live at
             // once and spilled.)
-            let start = self.b.ins().iconst(types::I64, 0);
-            let limit = self.limit(extent);
+            let (start, limit) = self.range(extent);
             let v = var.0 as usize;
             self.counted_loop(var, start, limit, 2, |e| {
                 e.stmts(body);
@@ -50,16 +49,17 @@ impl Emitter<'_, '_> {
             }
             self.known[var.0 as usize] = None;
         } else {
-            let start = self.b.ins().iconst(types::I64, 0);
-            let limit = self.limit(extent);
+            let (start, limit) = self.range(extent);
             self.counted_loop(var, start, limit, 1, |e| e.stmts(body));
         }
     }
 
+    /// The end of a loop over `extent` that starts at 0 (see `range`).
     pub(super) fn limit(&mut self, extent: Extent) -> Value {
         match extent {
             Extent::Fixed(n) => self.b.ins().iconst(types::I64, n as i64),
             Extent::Batch => self.batch_rows,
+            Extent::Rows { .. } => unreachable!("a chunk's loop starts at its first row: `range`"),
         }
     }
 
@@ -100,7 +100,7 @@ impl Emitter<'_, '_> {
     fn blocked_loop(&mut self, var: LoopVar, extent: Extent, rows: u32, body: &[Stmt], range: Option<(Value, Value)>) {
         let (zero, limit) = match range {
             Some(range) => range,
-            None => (self.b.ins().iconst(types::I64, 0), self.limit(extent)),
+            None => self.range(extent),
         };
         self.row_block = Some((var, rows));
         self.counted_loop(var, zero, limit, rows as i64, |e| e.stmts(body));
@@ -129,7 +129,7 @@ impl Emitter<'_, '_> {
     ///
     /// With a `range` (a split nest's share), the loop runs over it; a
     /// fixed-length loop's written-out last groups then run on the thread
-    /// whose range ends at the end.
+    /// whose range ends at the end (and is not empty).
     fn vector_loop(&mut self, var: LoopVar, extent: Extent, body: &[Stmt], range: Option<(Value, Value)>) {
         let has_inner_loop = body.iter().any(|s| matches!(s, Stmt::Loop { .. }));
         let variable = self.loop_vars[var.0 as usize];
@@ -160,9 +160,13 @@ impl Emitter<'_, '_> {
                 }
                 let rest = n - done;
                 if rest > 0 {
-                    let after = range.map(|(_, end)| {
+                    let after = range.map(|(start, end)| {
                         let (rest_block, after) = (self.b.create_block(), self.b.create_block());
-                        let at_end = self.b.ins().icmp_imm_u(IntCC::Equal, end, n as i64);
+                        // The one thread whose (non-empty) range ends at `n`:
+                        // a later thread's empty range `n..n` ends there too.
+                        let ends = self.b.ins().icmp_imm_u(IntCC::Equal, end, n as i64);
+                        let starts = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, start, n as i64);
+                        let at_end = self.b.ins().band(ends, starts);
                         self.b.ins().brif(at_end, rest_block, &[] as &[BlockArg], after, &[]);
                         self.b.switch_to_block(rest_block);
                         self.b.seal_block(rest_block);
@@ -180,10 +184,10 @@ impl Emitter<'_, '_> {
                 }
                 self.lanes = None;
             }
-            Extent::Batch => {
+            Extent::Batch | Extent::Rows { .. } => {
                 let (zero, limit) = match range {
                     Some(range) => range,
-                    None => (self.b.ins().iconst(types::I64, 0), self.limit(extent)),
+                    None => self.range(extent),
                 };
                 let groups = if has_inner_loop { MAX_GROUPS as usize } else { 1 };
                 self.with_groups(groups, None, |e| {
