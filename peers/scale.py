@@ -22,7 +22,9 @@ times; the load average is printed beside every table):
            peak RSS per 10⁵ rows (linear growth shows as constant figures);
            "batches on the team" is the share of batches nnc ran on its team
            of threads (`kernel::parallel`; the rest ran on one thread, which
-           was faster at the time: `Compiled::call` times both as it goes)
+           was faster at the time: `Compiled::call` times both as it goes);
+           each nnc case runs --repeat times (default 3) and the table gives
+           the median run and the range of rows/s
   widths   20-W-W-3 for W = 64, 256, 1024 on --width-rows rows
   wide     784-256-10 relu/softmax, batch 64, 1 epoch on wide.csv; also in
            CPU seconds per epoch (nnc: 2 epochs minus 1; PyTorch: process_time
@@ -254,6 +256,9 @@ def main() -> None:
     parser.add_argument("--widths", default="64,256,1024")
     parser.add_argument("--width-rows", type=int, default=100_000, help="rows for the widths table")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each nnc training case; the tables give the median run by rows/s and the range "
+                             "(a team's speed varies from run to run on a shared VM far more than one thread's)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--torch-max-rows", type=int, default=None,
                         help="run PyTorch only on files of at most this many rows (on a loaded machine its "
@@ -332,15 +337,18 @@ def main() -> None:
         for model, data, hidden, classes, batch, rows in cases:
             first = None
             for t in threads:
-                nnc = nnc_run(model, data, t)
-                compile_ms.setdefault(model.stem, []).append(nnc["compile_ms"])
+                runs = sorted((nnc_run(model, data, t) for _ in range(max(1, args.repeat))),
+                              key=lambda run: run["rows_per_s"])
+                nnc = runs[len(runs) // 2]
+                spread = f"{k(runs[0]['rows_per_s'])}–{k(runs[-1]['rows_per_s'])}" if len(runs) > 1 else "—"
+                compile_ms.setdefault(model.stem, []).extend(run["compile_ms"] for run in runs)
                 first = first or nnc
                 peer = None
                 if torch_ok and rows <= (args.torch_max_rows or rows):
                     peer = attempt("PyTorch", lambda: torch_run(data, hidden, classes, batch, t))
                 per = rows / 1e5
                 out.append([
-                    model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]),
+                    model.stem, f"{rows:,}", str(t), k(nnc["rows_per_s"]), spread,
                     f"{nnc['rows_per_s'] / first['rows_per_s']:.2f}×",
                     f"{nnc['team']['share_of_batches'] * 100:.0f}%" if nnc.get("team") else "—",
                     f"{nnc['wall']:.2f} s ({nnc['wall'] / per:.2f})", f"{nnc['rss']:.0f} MB ({nnc['rss'] / per:.1f})",
@@ -350,7 +358,8 @@ def main() -> None:
                     f"{peer['rss']:.0f} MB" if peer else "—",
                 ])
         table(f"{title} ({load()})",
-              ["model", "rows", "threads", "nnc rows/s", f"vs {threads[0]} thread", "batches on the team",
+              ["model", "rows", "threads", f"nnc rows/s (median of {max(1, args.repeat)})", "range",
+               f"vs {threads[0]} thread", "batches on the team",
                "nnc wall (per 10⁵ rows)",
                "nnc peak RSS (per 10⁵ rows)", "nnc compile", "PyTorch rows/s", "nnc / PyTorch", "PyTorch RSS"], out)
 

@@ -588,6 +588,52 @@ mod tests {
         assert_eq!(schedule.barrier_after, [false, true, true]);
     }
 
+    /// The groups of a schedule: the statements between two barriers.
+    fn groups(schedule: &Schedule) -> Vec<Vec<usize>> {
+        let mut groups = vec![Vec::new()];
+        for (&i, &barrier) in schedule.order.iter().zip(&schedule.barrier_after) {
+            groups.last_mut().expect("one").push(i);
+            if barrier {
+                groups.push(Vec::new());
+            }
+        }
+        groups.pop();
+        groups
+    }
+
+    #[test]
+    fn a_team_of_two_sums_its_chunks_beside_the_nests_that_wrote_their_rows() {
+        let text = include_str!("../../tests/passes/shard/linear.ir");
+        let graph = crate::ir::parse(text).expect("the filetest's graph parses");
+        let options = crate::kernel::LowerOptions { gemm_min_macs: u64::MAX, shard_min_work: 0 };
+        let k = crate::kernel::lower_with(&graph, crate::kernel::KernelKind::Train, 32, options).expect("lowers");
+        let parts = plan(&k);
+        let chunks: Vec<usize> = (0..parts.len()).filter(|&i| matches!(parts[i], Part::Chunk(_))).collect();
+        assert_eq!(chunks.len(), 4, "two chunks for the weight and two for the bias: {parts:?}");
+        assert!(chunks.iter().all(|&i| parts[i] == Part::Chunk(super::super::shard::chunk_of(&k.body[i]).unwrap())));
+        // The row nest that writes the gradient rows the weight's chunks
+        // (the first two) read.
+        let writer = (0..parts.len())
+            .rfind(|&i| i < chunks[0] && matches!(parts[i], Part::Split { .. }))
+            .expect("a split nest before the chunks");
+        let group_of = |groups: &[Vec<usize>], i: usize| groups.iter().position(|g| g.contains(&i)).unwrap();
+        // Two threads: chunk c is thread c's own rows, no barrier between.
+        let two = groups(&schedule(&k, &parts, 2));
+        assert!(chunks[..2].iter().all(|&c| group_of(&two, c) == group_of(&two, writer)), "{two:?}");
+        // Three threads: the chunks are not the threads' rows; they wait.
+        let three = groups(&schedule(&k, &parts, 3));
+        assert!(chunks[..2].iter().all(|&c| group_of(&three, c) > group_of(&three, writer)), "{three:?}");
+        // Either way, the update that adds a sum's partials (the statement
+        // after its chunks) comes after both.
+        for groups in [&two, &three] {
+            for pair in chunks.chunks(2) {
+                let update = pair[1] + 1;
+                assert!(!chunks.contains(&update));
+                assert!(pair.iter().all(|&c| group_of(groups, update) > group_of(groups, c)), "{groups:?}");
+            }
+        }
+    }
+
     #[test]
     fn rows_are_their_own_only_when_the_rest_fits_in_the_stride() {
         let extents: HashMap<LoopVar, u32> = [(LoopVar(0), 16), (LoopVar(1), 8)].into();
