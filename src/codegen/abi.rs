@@ -146,8 +146,9 @@ const CHUNK_SECONDS: f64 = 0.05;
 /// team gets its cores back when the machine is quiet again).
 const PROBE_EVERY_SECONDS: f64 = 0.5;
 
-/// What [`Compiled::call`] knows of its two versions: each one's last
-/// measured time per batch, in nanoseconds (0: not yet measured), and the
+/// What [`Compiled::call`] knows of its two versions: each one's time per
+/// batch, in nanoseconds (0: not yet measured; the last probe's, or the
+/// running version's smoothed over its chunks), and the
 /// batches left before the slower one is timed again. Atomics, so that a
 /// shared `&Compiled` can be called.
 #[derive(Debug, Default)]
@@ -286,7 +287,21 @@ impl Compiled {
             _ => {}
         }
         let mut done = 0;
-        let run = |on_team: bool, count: u64, done: &mut u64| {
+        // A probe's time replaces the last one; a chunk of the faster
+        // version moves its time a quarter of the way, so that one slow
+        // chunk (the VM paused a core for a moment) does not hand the next
+        // half second to the slower version, while a machine that stays
+        // busier shows within a few chunks.
+        let record = |time: &std::sync::atomic::AtomicU64, per_batch: u64, probe: bool| {
+            let last = time.load(Relaxed);
+            let smoothed = match last {
+                0 | u64::MAX => per_batch,
+                _ if probe => per_batch,
+                last => (3 * last + per_batch) / 4,
+            };
+            time.store(smoothed.max(1), Relaxed);
+        };
+        let run = |on_team: bool, count: u64, done: &mut u64, probe: bool| {
             let start = std::time::Instant::now();
             // SAFETY: batches of this call, as the caller vouched.
             if on_team && !unsafe { team.run_batches(args, *done, count) } {
@@ -295,13 +310,11 @@ impl Compiled {
                 unsafe { self.run_batches(args, *done, count) };
                 choice.team_ns.store(u64::MAX, Relaxed);
             } else if on_team {
-                let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
-                choice.team_ns.store(per_batch, Relaxed);
+                record(&choice.team_ns, start.elapsed().as_nanos() as u64 / count, probe);
                 choice.team_batches.fetch_add(count, Relaxed);
             } else {
                 unsafe { self.run_batches(args, *done, count) };
-                let per_batch = (start.elapsed().as_nanos() as u64 / count).max(1);
-                choice.single_ns.store(per_batch, Relaxed);
+                record(&choice.single_ns, start.elapsed().as_nanos() as u64 / count, probe);
             }
             *done += count;
         };
@@ -327,7 +340,7 @@ impl Compiled {
             };
             if let Some(probe_team) = probe.filter(|_| left >= probe_batches) {
                 let first = single == 0 || on_team == 0;
-                run(probe_team, probe_batches, &mut done);
+                run(probe_team, probe_batches, &mut done, true);
                 let faster = choice.single_ns.load(Relaxed).min(choice.team_ns.load(Relaxed)).max(1);
                 let every = if first { FIRST_PROBE_EVERY_SECONDS } else { PROBE_EVERY_SECONDS };
                 choice.until_probe.store((every * 1e9) as u64 / faster, Relaxed);
@@ -336,7 +349,7 @@ impl Compiled {
             let use_team = on_team != 0 && (single == 0 || on_team < single);
             let per_batch = if use_team { on_team } else { single }.max(1);
             let count = ((CHUNK_SECONDS * 1e9) as u64 / per_batch).clamp(1, left);
-            run(use_team, count, &mut done);
+            run(use_team, count, &mut done, false);
             let until = choice.until_probe.load(Relaxed);
             choice.until_probe.store(until.saturating_sub(count), Relaxed);
         }
