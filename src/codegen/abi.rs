@@ -287,16 +287,17 @@ impl Compiled {
             _ => {}
         }
         let mut done = 0;
-        // A probe's time replaces the last one; a chunk of the faster
-        // version moves its time a quarter of the way, so that one slow
-        // chunk (the VM paused a core for a moment) does not hand the next
-        // half second to the slower version, while a machine that stays
-        // busier shows within a few chunks.
+        // A probe's time replaces the last one, and so does a faster chunk
+        // of the running version; a slower chunk moves its time a quarter
+        // of the way, so that one slow chunk (the VM paused a core for a
+        // moment) does not hand the next half second to the slower
+        // version, while a machine that stays busier shows within a few
+        // chunks.
         let record = |time: &std::sync::atomic::AtomicU64, per_batch: u64, probe: bool| {
             let last = time.load(Relaxed);
             let smoothed = match last {
                 0 | u64::MAX => per_batch,
-                _ if probe => per_batch,
+                _ if probe || per_batch <= last => per_batch,
                 last => (3 * last + per_batch) / 4,
             };
             time.store(smoothed.max(1), Relaxed);
