@@ -89,10 +89,35 @@ impl Scan for Scalar {
         (stop == end).then_some(value)
     }
 
+    /// Eight bytes at a time in a `u64`.
     fn ends(self, data: &[u8], at: usize, delimiter: u8) -> u64 {
         let window = &data[at.min(data.len())..data.len().min(at + 64)];
-        window.iter().enumerate().fold(0, |bits, (k, &b)| bits | (u64::from(b == delimiter || b == b'\n') << k))
+        let mut words = window.chunks_exact(8);
+        let mut bits = 0;
+        for (k, word) in (&mut words).enumerate() {
+            bits |= ends_in_word(u64::from_le_bytes(word.try_into().expect("8 bytes")), delimiter) << (8 * k);
+        }
+        let done = window.len() - words.remainder().len();
+        for (k, &b) in words.remainder().iter().enumerate() {
+            bits |= u64::from(b == delimiter || b == b'\n') << (done + k);
+        }
+        bits
     }
+}
+
+/// The bytes of `word` (the first in its lowest byte) that are `delimiter`
+/// or `\n`, one bit each, the first lowest.
+#[inline(always)]
+fn ends_in_word(word: u64, delimiter: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // The high bit of each byte of `x` that is zero, exactly (the sum of
+    // the low 7 bits does not carry out of its byte).
+    let zeros = |x: u64| !(((x & LOW) + LOW) | x | LOW);
+    let high = zeros(word ^ (ONES * u64::from(delimiter))) | zeros(word ^ (ONES * u64::from(b'\n')));
+    // Byte k's high bit, moved to bit 8k, lands on bit 56 + k of the
+    // product, and no two terms meet: the top byte holds the eight bits.
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 impl Scalar {
@@ -379,6 +404,32 @@ mod tests {
         }
         assert_eq!(plain(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
         assert_eq!((plain(b"5."), plain(b".5")), (Some(5.0), Some(0.5)));
+    }
+
+    #[test]
+    fn scalar_masks_mark_every_delimiter_and_line_end() {
+        let mut state = 0x853c_49e6_748f_ea9bu64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b",;\n\r0.-9\x00\x7f\x80\xff\x8a\xac\xbb";
+        for _ in 0..2000 {
+            let bytes: Vec<u8> =
+                (0..next() % 150).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            for delimiter in [b',', b';', b'\t'] {
+                for at in 0..=bytes.len() {
+                    let naive = bytes[at..]
+                        .iter()
+                        .take(64)
+                        .enumerate()
+                        .fold(0u64, |bits, (k, &b)| bits | (u64::from(b == delimiter || b == b'\n') << k));
+                    assert_eq!(Scalar.ends(&bytes, at, delimiter), naive, "{bytes:?} at {at}");
+                }
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]
