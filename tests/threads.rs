@@ -98,9 +98,11 @@ fn a_team_trains_bitwise_the_weights_one_thread_trains() {
     let model = dir.join("fused.nn");
     let data = dir.join("fused.csv");
     std::fs::write(&model, FUSED).unwrap();
-    // 1000 rows: three full batches and a partial one of 232 rows, whose
-    // share between threads ends mid-way through a vector loop.
-    std::fs::write(&data, data_csv(1000, 20, 2.0, 3, 7)).unwrap();
+    // 4500 rows: 17 full batches and a partial one of 148 rows, whose
+    // share between threads ends mid-way through a vector loop; the final
+    // evaluation runs in a chunk of 4096 rows (a kernel with blocked rows,
+    // `vectorize::BLOCKED_EVAL_MIN_ROWS`) and one of 404.
+    std::fs::write(&data, data_csv(4500, 20, 2.0, 3, 7)).unwrap();
     let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
     let run = |threads: &str, team: &str| {
         let weights = dir.join(format!("weights-{threads}-{team}.safetensors"));

@@ -37,9 +37,11 @@ pub fn vectorize(kernel: &mut Kernel) {
     choose(&kernel.body, &mut chosen);
     kernel.vector_loops = chosen;
     // An evaluation runs once per epoch at most: its kernel is kept small,
-    // since compiling the larger blocked code would cost more than it saves.
+    // since compiling the larger blocked code would cost more than it saves
+    // — unless it is sized for long chunks of rows.
     let mut blocked = Vec::new();
-    if kernel.kind != super::KernelKind::Eval {
+    let small_eval = kernel.kind == super::KernelKind::Eval && kernel.max_batch < BLOCKED_EVAL_MIN_ROWS;
+    if !small_eval {
         choose_blocks(&kernel.body, &kernel.vector_loops, kernel.max_batch, &mut blocked);
     }
     kernel.blocked_rows = blocked;
@@ -47,9 +49,15 @@ pub fn vectorize(kernel: &mut Kernel) {
     let mut paired = Vec::new();
     unrolling(&kernel.body, &kernel.vector_loops, false, &mut written_out, &mut paired);
     kernel.written_out = written_out;
-    // Evaluation kernels stay small (see above).
-    kernel.paired_loops = if kernel.kind != super::KernelKind::Eval { paired } else { Vec::new() };
+    // Small evaluation kernels stay small (see above).
+    kernel.paired_loops = if !small_eval { paired } else { Vec::new() };
 }
+
+/// Evaluation kernels sized for at least this many rows per call (an
+/// evaluation in chunks of `pipeline::EVAL_CHUNK` rows) get the training
+/// kernels' blocked rows and paired reductions: over 10⁶ rows of
+/// 20-64-64-3 the blocked code saves far more than its compile time.
+pub const BLOCKED_EVAL_MIN_ROWS: usize = 4096;
 
 /// Innermost loops of at most this many iterations are written out in full:
 /// the index becomes a constant in every address, and the loop control
