@@ -1100,18 +1100,22 @@ fn widths_and_batches_at_every_loop_boundary() {
 /// predictions, with partial last batches and batches of one row.
 #[test]
 fn library_gemm_matches_the_interpreter() {
-    with_library_gemm(60, || {
-        relu_layers();
-        no_bias_and_per_neuron_activations();
-        mean_absolute_error_batch_1();
-        custom_squared_loss_full_batch();
-        three_layer_classifier();
-        several_inputs_and_targets();
-        wide_layers();
-        kernels_sized_for_larger_batches();
-        optimizers_with_data();
-        iris_example();
-    });
+    with_library_gemm(60, models_with_data);
+}
+
+/// The checks of every model trained on data (each its own test too), for
+/// the variations of the kernels above and below.
+fn models_with_data() {
+    relu_layers();
+    no_bias_and_per_neuron_activations();
+    mean_absolute_error_batch_1();
+    custom_squared_loss_full_batch();
+    three_layer_classifier();
+    several_inputs_and_targets();
+    wide_layers();
+    kernels_sized_for_larger_batches();
+    optimizers_with_data();
+    iris_example();
 }
 
 /// Sums over rows cut into chunks train as the interpreter does, and teams
@@ -1119,17 +1123,7 @@ fn library_gemm_matches_the_interpreter() {
 /// products in loops and on the library GEMM.
 #[test]
 fn sharded_sums_match_the_interpreter() {
-    with_sharded_sums(12, || {
-        relu_layers();
-        no_bias_and_per_neuron_activations();
-        mean_absolute_error_batch_1();
-        three_layer_classifier();
-        several_inputs_and_targets();
-        wide_layers();
-        kernels_sized_for_larger_batches();
-        optimizers_with_data();
-        iris_example();
-    });
+    with_sharded_sums(12, models_with_data);
     with_sharded_sums(8, || {
         with_library_gemm(8, || {
             relu_layers();
