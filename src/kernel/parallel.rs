@@ -113,8 +113,9 @@ pub fn plan(kernel: &Kernel) -> Vec<Part> {
     let mut first_only: HashSet<Local> = HashSet::new();
     let mut parts = Vec::with_capacity(kernel.body.len());
     for (i, stmt) in kernel.body.iter().enumerate() {
+        let chunk = super::shard::chunk_of(stmt);
         let part = match stmt {
-            _ if super::shard::chunk_of(stmt).is_some() => Part::Chunk(super::shard::chunk_of(stmt).expect("checked")),
+            _ if let Some(chunk) = chunk => Part::Chunk(chunk),
             Stmt::Gemm(g) => match &g.accumulate {
                 Some(scale) if reads_any(scale, &first_only) => Part::First,
                 _ => Part::Gemm,
