@@ -29,6 +29,7 @@
 mod decimal;
 pub mod folds;
 pub mod layout;
+mod pages;
 pub mod parquet;
 pub mod prepare;
 pub mod read;
@@ -119,7 +120,10 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     let mut magic = Vec::with_capacity(4);
     std::io::Read::by_ref(&mut input).take(4).read_to_end(&mut magic).map_err(cannot)?;
     if parquet::is_parquet(&magic) {
-        return parquet::read_parquet(&file, parquet::InPlace::new(input), bindings, options);
+        return match parquet::Mapped::new(&input) {
+            Some(map) => parquet::read_parquet(&file, map, bindings, options),
+            None => parquet::read_parquet(&file, parquet::InPlace::new(input), bindings, options),
+        };
     }
     read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
 }

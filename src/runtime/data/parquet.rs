@@ -7,6 +7,7 @@
 //! (1-based, the header not counted).
 
 use super::layout::{self, Header};
+use super::pages::{self, Numbers};
 use super::table::{Chunk, Room, Slot, Table, is_missing};
 use super::{BindError, DataError, ReadOptions, shorten};
 use crate::ir::program::Binding;
@@ -65,9 +66,84 @@ impl ChunkReader for InPlace {
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
-        let mut buffer = vec![0; length];
-        self.0.read_exact_at(&mut buffer, start)?;
+        // `read_to_end` fills the spare capacity without zeroing it first.
+        let mut buffer = Vec::with_capacity(length);
+        At { file: self.0.clone(), offset: start }.take(length as u64).read_to_end(&mut buffer)?;
+        if buffer.len() < length {
+            return Err(parquet::errors::ParquetError::EOF("the file ends within a page".into()));
+        }
         Ok(buffer.into())
+    }
+}
+
+/// A Parquet file read through a memory map: a page is a slice of the map
+/// (no copy into a buffer of ours), and the map's pages under it are given
+/// back once the page is decoded, so the process never holds more of the
+/// file than the pages being read (as [`InPlace`]'s buffers would). A
+/// third of a read went to copying the file into buffers.
+pub struct Mapped(Arc<memmap2::Mmap>);
+
+impl Mapped {
+    /// The file mapped, or `None` where it cannot be (a pipe).
+    pub fn new(file: &File) -> Option<Mapped> {
+        // SAFETY: the map is only read. As with every memory map, a file
+        // cut short by another process while nnc reads it would fault;
+        // nnc itself never writes a data file.
+        unsafe { memmap2::Mmap::map(file) }.ok().map(|map| Mapped(Arc::new(map)))
+    }
+
+    fn window(&self, start: u64, length: usize, release: bool) -> parquet::errors::Result<Window> {
+        let start = usize::try_from(start).ok().filter(|&s| s <= self.0.len() && length <= self.0.len() - s);
+        let start = start.ok_or_else(|| parquet::errors::ParquetError::EOF("a range beyond the file's end".into()))?;
+        Ok(Window { map: self.0.clone(), start, length, release })
+    }
+}
+
+/// Bytes `start..start + length` of a [`Mapped`] file.
+struct Window {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    length: usize,
+    /// Give the map's whole pages under it back when dropped (a data
+    /// page, read once).
+    release: bool,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.length]
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        const PAGE: usize = 4096;
+        let (first, last) = (self.start.next_multiple_of(PAGE), (self.start + self.length) / PAGE * PAGE);
+        if self.release && last > first {
+            // SAFETY: a shared, read-only file map: dropped pages are read
+            // again from the file if touched again, so no byte changes.
+            // Only advice: an error leaves them mapped.
+            let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, last - first) };
+        }
+    }
+}
+
+impl Length for Mapped {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+}
+
+impl ChunkReader for Mapped {
+    type T = bytes::buf::Reader<bytes::Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        let rest = self.0.len().saturating_sub(start as usize);
+        Ok(bytes::Buf::reader(bytes::Bytes::from_owner(self.window(start, rest, false)?)))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        Ok(bytes::Bytes::from_owner(self.window(start, length, true)?))
     }
 }
 
@@ -151,17 +227,20 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     bindings: &[Binding],
     options: ReadOptions,
 ) -> Result<Table, BindError> {
-    read_in_ranges(file, input, bindings, options, None)
+    read_in_ranges(file, input, bindings, options, None, true)
 }
 
 /// [`read_parquet`] in ranges of at most `most` rows (by default, about
-/// one per thread).
+/// one per thread); with `own_pages`, the columns [`pages`] decodes are
+/// decoded there (otherwise, for tests, every column through the crate's
+/// readers).
 fn read_in_ranges<R: ChunkReader + 'static>(
     file: &str,
     input: R,
     bindings: &[Binding],
     options: ReadOptions,
     most: Option<usize>,
+    own_pages: bool,
 ) -> Result<Table, BindError> {
     let error = |row: Option<usize>, column: Option<usize>, message: String, help: Option<String>| DataError {
         file: file.to_string(),
@@ -231,7 +310,7 @@ fn read_in_ranges<R: ChunkReader + 'static>(
     let rows: Vec<usize> = ranges.iter().map(|r| r.rows).collect();
     let header = table.header.clone();
     let rooms = table.rooms(&rows);
-    let context = Context { file, header: &header, reader: &reader, bound: &bound };
+    let context = Context { file, header: &header, reader: &reader, bound: &bound, own_pages };
     let chunks = read_ranges(&context, &ranges, rooms, threads)?;
     table.commit(chunks);
     Ok(table)
@@ -243,6 +322,7 @@ struct Context<'a, R: ChunkReader + 'static> {
     header: &'a Header,
     reader: &'a SerializedFileReader<R>,
     bound: &'a [Bound],
+    own_pages: bool,
 }
 
 /// The rows of every row group, split so every thread has ranges to read
@@ -312,7 +392,44 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
     // (then the leftmost column) is the one reported, as a reader of whole
     // rows would.
     let mut first: Option<(usize, usize, DataError)> = None;
+    // Columns of numbers in plain or dictionary pages are decoded here
+    // (`pages`), all of them a block of rows at a time, so each block of
+    // the room's rows is written while it is in cache.
+    let mut decoded = Vec::new();
     for b in context.bound {
+        let chunk = group.metadata().column(b.column);
+        if !context.own_pages
+            || !matches!(b.kind, Kind::Float | Kind::Signed | Kind::Unsigned)
+            || !pages::decodes(chunk.column_type(), chunk.encodings())
+        {
+            continue;
+        }
+        let max_def = chunk.column_descr().max_def_level();
+        let pages = group.get_column_page_reader(b.column).map_err(unreadable)?;
+        let mut numbers = Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def);
+        numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
+        decoded.push(Decoded { bound: b, numbers, known: Vec::new(), stopped: false });
+    }
+    let mut block = vec![0.0; BLOCK.min(range.rows)];
+    let mut start = 0;
+    while start < range.rows && first.as_ref().is_none_or(|f| start <= f.0) {
+        let n = BLOCK.min(range.rows - start);
+        for column in decoded.iter_mut().filter(|c| !c.stopped) {
+            let b = column.bound;
+            column.numbers.read(&mut block[..n]).map_err(|e| unreadable_page(context, b, e))?;
+            if let Err((row, e)) = store(context, &mut rows.slots, column, range, start, &block[..n]) {
+                column.stopped = true;
+                if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
+                    first = Some((row, b.field, e));
+                }
+            }
+        }
+        start += n;
+    }
+    // The other columns through the crate's typed readers, a column at a
+    // time.
+    let others = context.bound.iter().filter(|b| !decoded.iter().any(|d| d.bound.field == b.field));
+    for b in others {
         let reader = group.get_column_reader(b.column).map_err(unreadable)?;
         let max_def = group.metadata().schema_descr().column(b.column).max_def_level();
         let before = first.as_ref().map_or(range.rows, |f| f.0);
@@ -353,6 +470,102 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
     }
     let lines = (0..range.rows).map(|r| (range.first + r + 1) as u32).collect();
     Ok(rows.finish(lines))
+}
+
+/// Rows decoded at once per column: a block of 20 `f32` columns is 320 KB
+/// of the room, within the L2 cache.
+const BLOCK: usize = 1 << 12;
+
+/// A column read through [`pages`].
+struct Decoded<'a> {
+    bound: &'a Bound,
+    numbers: Numbers,
+    /// For a label binding: the codes of the values seen so far (at most
+    /// a few), by their bits, so a known class is not formatted again.
+    known: Vec<(u64, u32)>,
+    /// Stopped at a bad cell.
+    stopped: bool,
+}
+
+/// A page error, with its column.
+fn unreadable_page<R: ChunkReader + 'static>(context: &Context<R>, b: &Bound, e: pages::Unreadable) -> DataError {
+    let message = match e {
+        pages::Unreadable::Crate(e) => format!("unreadable Parquet file: {e}"),
+        pages::Unreadable::Page(e) => {
+            format!("unreadable Parquet file: {}: {e}", context.header.column_name(b.field))
+        }
+    };
+    DataError {
+        file: context.file.to_string(),
+        line: None,
+        column: Some(b.field + 1),
+        message,
+        help: Some("is the file complete?".into()),
+    }
+}
+
+/// Store rows `start..start + values.len()` (of the range) of a decoded
+/// column into their cells; at a bad cell, its row and error.
+fn store<R: ChunkReader + 'static>(
+    context: &Context<R>,
+    slots: &mut [Slot],
+    column: &mut Decoded,
+    range: Range,
+    start: usize,
+    values: &[f64],
+) -> Result<(), (usize, DataError)> {
+    let b = column.bound;
+    // The cell `put` refuses, in the rows it read; as `put` reports it.
+    let refuse = |slots: &mut [Slot], bad: &dyn Fn(f64) -> bool| -> Result<(), (usize, DataError)> {
+        match values.iter().position(|&v| bad(v)) {
+            Some(i) => put(context, slots, b, range, start + i, Cell::Number(values[i])).map_err(|e| (start + i, e)),
+            None => Ok(()),
+        }
+    };
+    match &mut slots[b.binding] {
+        Slot::Floats(cells, width) => {
+            let width = *width;
+            let cells = &mut cells[start * width + b.position..];
+            assert!(values.is_empty() || (values.len() - 1) * width < cells.len(), "the block's rows are in the room");
+            let mut overflow = false;
+            for (i, &v) in values.iter().enumerate() {
+                let rounded = v as f32;
+                overflow |= rounded.is_infinite();
+                cells[i * width] = MaybeUninit::new(rounded);
+            }
+            if overflow {
+                return refuse(slots, &|v| (v as f32).is_infinite());
+            }
+        }
+        Slot::Numbers(cells, width) => {
+            let (width, position) = (*width, b.position);
+            let mut infinite = false;
+            for (cell, &v) in cells[start * width..].iter_mut().skip(position).step_by(width).zip(values) {
+                infinite |= v.is_infinite();
+                *cell = MaybeUninit::new(v);
+            }
+            if infinite {
+                return refuse(slots, &|v: f64| v.is_infinite());
+            }
+        }
+        Slot::Labels(labels) => {
+            for (i, &v) in values.iter().enumerate() {
+                let row = (start + i) as u32;
+                if let Some(&(_, code)) = column.known.iter().find(|k| k.0 == v.to_bits()) {
+                    labels.codes.push(code);
+                } else if v.is_nan() {
+                    labels.push("", row);
+                } else {
+                    labels.push(&v.to_string(), row);
+                    if column.known.len() < 8 {
+                        column.known.push((v.to_bits(), *labels.codes.last().expect("a code was pushed")));
+                    }
+                }
+            }
+        }
+        Slot::Absent => {}
+    }
+    Ok(())
 }
 
 /// Why a column's range stopped.
@@ -466,7 +679,7 @@ fn put<R: ChunkReader + 'static>(
                     let rounded = number as f32;
                     if rounded.is_infinite() {
                         return Err(error(
-                            format!("`{number}` in {} is beyond ±3.4e38, the range of 32-bit floats", name()),
+                            format!("`{number:e}` in {} is beyond ±3.4e38, the range of 32-bit floats", name()),
                             Some("nnc trains in 32-bit floats: scale the column down, e.g. `/ 1e6`".into()),
                         ));
                     }
@@ -488,7 +701,7 @@ mod tests {
         let bindings = crate::pipeline::frontend(text).expect("checks").program.data;
         let bytes = bytes::Bytes::from(std::fs::read("tests/data/penguins.parquet").expect("the test file"));
         let options = ReadOptions { threads, ..ReadOptions::default() };
-        read_in_ranges("penguins.parquet", bytes, &bindings, options, most)
+        read_in_ranges("penguins.parquet", bytes, &bindings, options, most, true)
     }
 
     /// Ranges of a few rows read on several threads (skipping into the
@@ -502,19 +715,6 @@ mod tests {
                      model { out = dense(concat(x, z, i), 3, softmax) } loss cross_entropy(out, y)";
         let whole = read(model, 1, None).expect("reads");
         assert_eq!((whole.rows, whole.lines.len()), (344, 344));
-        let bits = |t: &Table| -> Vec<Vec<u64>> {
-            t.cells
-                .iter()
-                .map(|c| match c {
-                    Cells::Floats { values, .. } => values.iter().map(|v| u64::from(v.to_bits())).collect(),
-                    Cells::Numbers { values, .. } => values.iter().map(|v| v.to_bits()).collect(),
-                    Cells::Labels(l) => {
-                        l.codes.iter().map(|&c| u64::from(c)).chain(l.first_row.iter().map(|&r| u64::from(r))).collect()
-                    }
-                    Cells::Absent => Vec::new(),
-                })
-                .collect()
-        };
         let names = |t: &Table| -> Vec<Vec<String>> {
             t.cells.iter().filter_map(|c| if let Cells::Labels(l) = c { Some(l.names.clone()) } else { None }).collect()
         };
@@ -535,6 +735,93 @@ mod tests {
         let one = read(bad, 1, None).expect_err("text");
         assert!(matches!(&one, BindError::Data(e) if (e.line, e.column) == (Some(1), Some(2))), "{one:?}");
         assert_eq!(read(bad, 3, Some(10)).expect_err("text"), one);
+    }
+
+    /// The cells of a table as bits, labels as their codes and first rows.
+    fn bits(t: &Table) -> Vec<Vec<u64>> {
+        t.cells
+            .iter()
+            .map(|c| match c {
+                Cells::Floats { values, .. } => values.iter().map(|v| u64::from(v.to_bits())).collect(),
+                Cells::Numbers { values, .. } => values.iter().map(|v| v.to_bits()).collect(),
+                Cells::Labels(l) => {
+                    l.codes.iter().map(|&c| u64::from(c)).chain(l.first_row.iter().map(|&r| u64::from(r))).collect()
+                }
+                Cells::Absent => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// nnc's own page decoder (`pages`) against the `parquet` crate's
+    /// typed readers, bit for bit, on every page layout of
+    /// tests/data/make_parquet_numbers.py: plain and dictionary pages (and
+    /// the switch between them), nulls, v1 and v2 pages, snappy, zstd and
+    /// none, every integer and float type, ranges that start inside pages
+    /// and row groups; in `f32` cells, `f64` cells (standardized) and
+    /// labels.
+    #[test]
+    fn own_pages_read_what_the_crate_reads() {
+        // f32 cells; f64 cells (standardized) and labels from numbers.
+        let models = [
+            "data { input x = columns(plain, dict, few, single, i32, i64, u32, u64, req, delta)  target y = one_hot(label, 3) }",
+            "data { input z = columns(plain, dict, single, i64, u64) standardize  input c = one_hot(few, 7)
+                    target y = one_hot(label, 3) }",
+        ];
+        for (m, data) in models.iter().enumerate() {
+            let model = format!("{data} model {{ out = dense(x, 3, softmax) }} loss cross_entropy(out, y)");
+            let model = if m == 0 { model } else { model.replace("dense(x", "dense(concat(z, c)") };
+            let bindings = crate::pipeline::frontend(&model).expect("checks").program.data;
+            for name in ["v1-snappy", "v2-zstd", "v1-none"] {
+                let path = format!("tests/data/numbers-{name}.parquet");
+                let bytes = bytes::Bytes::from(std::fs::read(&path).expect("the test file"));
+                let read = |threads: usize, most: Option<usize>, own: bool| {
+                    let options = ReadOptions { threads, ..ReadOptions::default() };
+                    read_in_ranges(&path, bytes.clone(), &bindings, options, most, own).expect("reads")
+                };
+                let crate_readers = read(1, None, false);
+                assert_eq!(crate_readers.rows, 1500);
+                if let Cells::Floats { values, .. } = &crate_readers.cells[0] {
+                    assert!(values.iter().any(|v| v.is_nan()), "{name}: the file has nulls");
+                    assert!(values.iter().any(|&v| v > 4e9), "{name}: unsigned 32-bit values above 2^31");
+                }
+                for (threads, most) in [(1, None), (2, None), (3, Some(77)), (2, Some(500)), (4, Some(1))] {
+                    let own = read(threads, most, true);
+                    assert_eq!(bits(&own), bits(&crate_readers), "{name}: {threads} threads, ranges of {most:?}");
+                    assert_eq!(own.lines, crate_readers.lines);
+                }
+            }
+        }
+    }
+
+    /// The first bad cell by row, then column, whatever the ranges, and
+    /// the same error as the crate's readers give.
+    #[test]
+    fn own_pages_refuse_the_first_bad_cell() {
+        let cases = [
+            ("huge, infinite", "`1e39` in column `huge` is beyond ±3.4e38", (700, 1)),
+            ("infinite", "`inf` in column `infinite` is not a finite number", (700, 2)),
+        ];
+        for (columns, message, (line, column)) in cases {
+            let model = format!(
+                "data {{ input x = columns({columns})  target y = one_hot(label, 3) }}
+                 model {{ out = dense(x, 3, softmax) }} loss cross_entropy(out, y)"
+            );
+            let bindings = crate::pipeline::frontend(&model).expect("checks").program.data;
+            let bytes = bytes::Bytes::from(std::fs::read("tests/data/numbers-bad.parquet").expect("the test file"));
+            let read = |threads: usize, most: Option<usize>, own: bool| {
+                let options = ReadOptions { threads, ..ReadOptions::default() };
+                match read_in_ranges("bad.parquet", bytes.clone(), &bindings, options, most, own) {
+                    Err(BindError::Data(e)) => e,
+                    other => panic!("{columns}: {:?}", other.map(|t| t.rows)),
+                }
+            };
+            let crate_readers = read(1, None, false);
+            assert!(crate_readers.message.contains(message), "{}", crate_readers.message);
+            assert_eq!((crate_readers.line, crate_readers.column), (Some(line), Some(column)));
+            for (threads, most) in [(1, None), (2, None), (3, Some(64)), (2, Some(699))] {
+                assert_eq!(read(threads, most, true), crate_readers, "{columns}: {threads} threads, {most:?}");
+            }
+        }
     }
 
     /// A column of a type nnc does not read (dates): named, with its column.

@@ -273,6 +273,7 @@ fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize]) -> Vec<&'
     let total: usize = rooms.iter().sum();
     values.reserve(total * width);
     let mut rest = &mut values.spare_capacity_mut()[..total * width];
+    advise_huge_pages(rest);
     let mut parts = Vec::with_capacity(rooms.len());
     for &rows in rooms {
         let (part, more) = std::mem::take(&mut rest).split_at_mut(rows * width);
@@ -280,6 +281,25 @@ fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize]) -> Vec<&'
         rest = more;
     }
     parts
+}
+
+/// Ask the kernel for 2 MB pages over a large region about to be written
+/// (`MADV_HUGEPAGE`, for kernels whose transparent huge pages are
+/// `madvise`, the common default): one page fault per 2 MB instead of per
+/// 4 KB. Faulting in a 10⁶ × 20 table's 4 KB pages took a fifth of a
+/// Parquet read.
+fn advise_huge_pages<T>(region: &mut [MaybeUninit<T>]) {
+    const HUGE: usize = 2 << 20;
+    let start = region.as_mut_ptr() as usize;
+    let end = start + std::mem::size_of_val(region);
+    let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if last > first {
+        // SAFETY: advice over whole pages of memory this slice owns; it
+        // changes no contents, and an error (no huge pages) is harmless.
+        unsafe {
+            libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE);
+        }
+    }
 }
 
 /// Keep the rows read into the spare capacity after `values`: `read[k]`
