@@ -8,7 +8,7 @@
 
 use super::layout::{self, Header};
 use super::pages::{self, Numbers};
-use super::table::{Chunk, Room, Slot, Table, is_missing};
+use super::table::{Chunk, Labels, Room, Rows, Slot, Table, is_missing};
 use super::{BindError, DataError, ReadOptions, shorten};
 use crate::ir::program::Binding;
 use parquet::basic::{ConvertedType, LogicalType, Type as Physical};
@@ -261,6 +261,8 @@ fn read_in_ranges<R: ChunkReader + 'static>(
     let layout = layout::resolve(bindings, &header, options.targets_optional)?;
     let mut table = Table::new(header, bindings, &layout);
     table.place = "row";
+    // Both column readers count the missing cells they store.
+    table.missing = Some(vec![false; bindings.len()]);
     // The bound columns, in file order. A flat schema's fields are its
     // leaf columns, in the same order.
     let mut bound: Vec<Bound> = Vec::new();
@@ -417,7 +419,7 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
         for column in decoded.iter_mut().filter(|c| !c.stopped) {
             let b = column.bound;
             column.numbers.read(&mut block[..n]).map_err(|e| unreadable_page(context, b, e))?;
-            if let Err((row, e)) = store(context, &mut rows.slots, column, range, start, &block[..n]) {
+            if let Err((row, e)) = store(context, &mut rows, column, range, start, &block[..n]) {
                 column.stopped = true;
                 if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
                     first = Some((row, b.field, e));
@@ -436,7 +438,10 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
         // Each row's cell into the room.
         macro_rules! read {
             ($reader:expr, $cell:expr) => {
-                visit($reader, range, max_def, before, $cell, |r, c| put(context, &mut rows.slots, b, range, r, c))
+                visit($reader, range, max_def, before, $cell, |r, c| {
+                    rows.missing[b.binding] |= put(context, &mut rows.slots, b, range, r, c)?;
+                    Ok(())
+                })
             };
         }
         let result = match reader {
@@ -508,7 +513,7 @@ fn unreadable_page<R: ChunkReader + 'static>(context: &Context<R>, b: &Bound, e:
 /// column into their cells; at a bad cell, its row and error.
 fn store<R: ChunkReader + 'static>(
     context: &Context<R>,
-    slots: &mut [Slot],
+    rows: &mut Rows,
     column: &mut Decoded,
     range: Range,
     start: usize,
@@ -518,32 +523,39 @@ fn store<R: ChunkReader + 'static>(
     // The cell `put` refuses, in the rows it read; as `put` reports it.
     let refuse = |slots: &mut [Slot], bad: &dyn Fn(f64) -> bool| -> Result<(), (usize, DataError)> {
         match values.iter().position(|&v| bad(v)) {
-            Some(i) => put(context, slots, b, range, start + i, Cell::Number(values[i])).map_err(|e| (start + i, e)),
+            Some(i) => put(context, slots, b, range, start + i, Cell::Number(values[i]))
+                .map(|_| ())
+                .map_err(|e| (start + i, e)),
             None => Ok(()),
         }
     };
+    let (slots, missing) = (&mut rows.slots, &mut rows.missing[b.binding]);
     match &mut slots[b.binding] {
         Slot::Floats(cells, width) => {
             let width = *width;
             let cells = &mut cells[start * width + b.position..];
             assert!(values.is_empty() || (values.len() - 1) * width < cells.len(), "the block's rows are in the room");
-            let mut overflow = false;
+            let (mut overflow, mut nan) = (false, false);
             for (i, &v) in values.iter().enumerate() {
                 let rounded = v as f32;
                 overflow |= rounded.is_infinite();
+                nan |= rounded.is_nan();
                 cells[i * width] = MaybeUninit::new(rounded);
             }
+            *missing |= nan;
             if overflow {
                 return refuse(slots, &|v| (v as f32).is_infinite());
             }
         }
         Slot::Numbers(cells, width) => {
             let (width, position) = (*width, b.position);
-            let mut infinite = false;
+            let (mut infinite, mut nan) = (false, false);
             for (cell, &v) in cells[start * width..].iter_mut().skip(position).step_by(width).zip(values) {
                 infinite |= v.is_infinite();
+                nan |= v.is_nan();
                 *cell = MaybeUninit::new(v);
             }
+            *missing |= nan;
             if infinite {
                 return refuse(slots, &|v: f64| v.is_infinite());
             }
@@ -555,6 +567,7 @@ fn store<R: ChunkReader + 'static>(
                     labels.codes.push(code);
                 } else if v.is_nan() {
                     labels.push("", row);
+                    *missing = true;
                 } else {
                     labels.push(&v.to_string(), row);
                     if column.known.len() < 8 {
@@ -623,7 +636,8 @@ fn visit<T: DataType>(
     Ok(())
 }
 
-/// Put row `r` (of the range) of bound column `b` into its cells.
+/// Put row `r` (of the range) of bound column `b` into its cells; whether
+/// the cell is missing.
 fn put<R: ChunkReader + 'static>(
     context: &Context<R>,
     slots: &mut [Slot],
@@ -631,7 +645,7 @@ fn put<R: ChunkReader + 'static>(
     range: Range,
     r: usize,
     cell: Cell,
-) -> Result<(), DataError> {
+) -> Result<bool, DataError> {
     let error = |message: String, help: Option<String>| DataError {
         file: context.file.to_string(),
         line: Some(range.first + r + 1),
@@ -646,11 +660,14 @@ fn put<R: ChunkReader + 'static>(
             .map_err(|_| error(format!("{} holds text that is not valid UTF-8", name()), None))
     };
     match &mut slots[b.binding] {
-        Slot::Labels(labels) => match cell {
-            Cell::Missing => labels.push("", r as u32),
-            Cell::Number(n) => labels.push(&n.to_string(), r as u32),
-            Cell::Text(bytes) => labels.push(&text(bytes)?, r as u32),
-        },
+        Slot::Labels(labels) => {
+            match cell {
+                Cell::Missing => labels.push("", r as u32),
+                Cell::Number(n) => labels.push(&n.to_string(), r as u32),
+                Cell::Text(bytes) => labels.push(&text(bytes)?, r as u32),
+            }
+            Ok(labels.codes.last() == Some(&Labels::MISSING))
+        }
         slot => {
             let number = match cell {
                 Cell::Missing => f64::NAN,
@@ -687,9 +704,9 @@ fn put<R: ChunkReader + 'static>(
                 }
                 _ => {}
             }
+            Ok(number.is_nan())
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -788,7 +805,11 @@ mod tests {
                     let own = read(threads, most, true);
                     assert_eq!(bits(&own), bits(&crate_readers), "{name}: {threads} threads, ranges of {most:?}");
                     assert_eq!(own.lines, crate_readers.lines);
+                    assert_eq!(own.missing, crate_readers.missing, "{name}: {threads} threads, ranges of {most:?}");
                 }
+                // Nulls in `x` (or `z`), none in the labels.
+                let expected = if m == 0 { vec![true, false] } else { vec![true, false, false] };
+                assert_eq!(crate_readers.missing, Some(expected), "{name}");
             }
         }
     }
