@@ -16,6 +16,11 @@ times; the load average is printed beside every table):
            on every core vs pandas.read_csv (C engine) and polars.read_csv
            (1 and 2 threads): wall time, CPU time, peak RSS against the
            target of 1.5 × the bound f32 data + 30 MB
+  parquet  the same for the tall file as Parquet (written from the CSV with
+           pandas.DataFrame.to_parquet: snappy, dictionary pages first), up to
+           --parquet-max-rows: `nnc check` on 1 core and every core vs
+           pandas.read_parquet (pyarrow on 1 and every thread) and
+           polars.read_parquet; median of --repeat runs of each
   rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count
            (10⁵, 10⁶, 10⁷ by default): nnc vs PyTorch eager, 1 and 2 threads;
            training rows/s, the 2-thread speed-up, whole-process wall time and
@@ -91,6 +96,19 @@ def tall_data(data_dir: Path, rows: int) -> Path:
         logits = x @ w + 0.5 * rng.standard_normal((rows, 3)).astype(np.float32)
         y = logits.argmax(axis=1)
         write_csv(path, [f"f{i}" for i in range(20)] + ["label"], x, y, "%.6g")
+    return path
+
+
+def tall_parquet(data_dir: Path, rows: int) -> Path:
+    """The tall CSV as Parquet, as pandas writes it (`DataFrame.to_parquet`:
+    pyarrow, snappy, dictionary pages first, 1 row group)."""
+    path = data_dir / f"tall_{rows}.parquet"
+    if not path.exists():
+        import pandas
+
+        tmp = path.with_suffix(".tmp")
+        pandas.read_csv(tall_data(data_dir, rows)).to_parquet(tmp, index=False)
+        tmp.rename(path)
     return path
 
 
@@ -227,6 +245,34 @@ print(time.perf_counter() - t1, time.process_time() - c1)
 """
 
 
+PARQUET_SCRIPT = r"""
+import sys, time
+lib, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if lib == "pandas":
+    import pandas, pyarrow, pyarrow.parquet
+    pyarrow.set_cpu_count(threads); pyarrow.set_io_thread_count(threads)
+    t1, c1 = time.perf_counter(), time.process_time(); pandas.read_parquet(path)
+else:
+    import polars
+    t1, c1 = time.perf_counter(), time.process_time(); polars.read_parquet(path)
+print(time.perf_counter() - t1, time.process_time() - c1)
+"""
+
+
+def read_parquet(lib: str, data: Path, threads: int) -> dict:
+    """pandas.read_parquet (pyarrow on `threads` threads) or
+    polars.read_parquet, timed in a fresh process after the imports."""
+    env = {"POLARS_MAX_THREADS": str(threads)}
+    run = run_measured([sys.executable, "-c", PARQUET_SCRIPT, lib, str(data), str(threads)], env)
+    wall, cpu = (float(x) for x in run["out"].split())
+    return {"read": wall, "cpu": cpu, "rss": run["rss"]}
+
+
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run with the median `key` of several."""
+    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+
+
 def read_csv(lib: str, data: Path, threads: int) -> dict:
     env = {"POLARS_MAX_THREADS": str(threads)}
     run = run_measured([sys.executable, "-c", READ_SCRIPT, lib, str(data)], env)
@@ -260,6 +306,9 @@ def main() -> None:
                         help="runs of each nnc training case; the tables give the median run by rows/s and the range "
                              "(a team's speed varies from run to run on a shared VM far more than one thread's)")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--parquet-max-rows", type=int, default=1_000_000,
+                        help="the Parquet ingest table for row counts up to this (the file is written from the CSV "
+                             "with pandas the first time)")
     parser.add_argument("--torch-max-rows", type=int, default=None,
                         help="run PyTorch only on files of at most this many rows (on a loaded machine its "
                              "2-thread runs crawl: 10⁷ rows can take half an hour)")
@@ -336,6 +385,43 @@ def main() -> None:
            "pandas.read_csv (one thread)", f"pandas / nnc wall (1 / {cores} cores)", "pandas / nnc CPU",
            "polars 1 / 2 threads"],
           ingest_rows)
+
+    # Parquet ingest, as pandas writes the file; median of --repeat runs
+    # of every reader (a read of 0.1 s varies by a third from run to run on
+    # this VM). pandas and polars use every core unless told otherwise.
+    parquet_rows = []
+    for rows in [r for r in rows_list if r <= args.parquet_max_rows]:
+        data = tall_parquet(args.data_dir, rows)
+        bound = rows * (20 + 3) * 4 / 1e6
+        with open(data, "rb") as warm:
+            while warm.read(1 << 24):
+                pass
+        repeat = max(1, args.repeat)
+        one = median_run([nnc_ingest(model64, data, 1) for _ in range(repeat)], "wall")
+        every = median_run([nnc_ingest(model64, data, None) for _ in range(repeat)], "wall")
+        peers = {}
+        for lib, ok in (("pandas", pandas_ok and have("pyarrow")), ("polars", polars_ok)):
+            for t in (1, cores):
+                runs = [attempt(lib, lambda: read_parquet(lib, data, t)) for _ in range(repeat)] if ok else []
+                runs = [r for r in runs if r]
+                peers[lib, t] = median_run(runs, "read") if runs else None
+        fmt = lambda r, key: f"{r[key]:.3f} s ({r['cpu']:.3f} s CPU), {r['rss']:.0f} MB" if r else "—"  # noqa: E731
+        ratio = lambda peer, nnc: f"{peer['read'] / nnc['wall']:.2f}×" if peer else "—"  # noqa: E731
+        parquet_rows.append([
+            f"{rows:,}", f"{data.stat().st_size / 1e6:.0f} MB", f"{bound:.0f} MB / {1.5 * bound + 30:.0f} MB",
+            fmt(one, "wall"), fmt(every, "wall"),
+            fmt(peers["pandas", 1], "read"), fmt(peers["pandas", cores], "read"),
+            f"{ratio(peers['pandas', 1], one)} / {ratio(peers['pandas', cores], every)} / "
+            f"{ratio(peers['pandas', cores], one)}",
+            " / ".join(f"{p['read']:.3f} s" if p else "—" for p in (peers["polars", 1], peers["polars", cores])),
+        ])
+    if parquet_rows:
+        table(f"ingest: load + bind the tall file as Parquet ({load()}); median of {max(1, args.repeat)} runs; "
+              "pandas / nnc > 1 means nnc is faster",
+              ["rows", "file", "bound f32 / RSS target", "nnc check, 1 core", f"nnc check, {cores} cores",
+               "pandas.read_parquet, 1 thread", f"pandas.read_parquet, {cores} threads",
+               f"pandas / nnc wall (1 / 1, {cores} / {cores}, {cores} / 1)", f"polars 1 / {cores} threads"],
+              parquet_rows)
 
     # Rows and widths.
     def training(title: str, cases: list[tuple[Path, Path, list[int], int, int, int]]) -> None:
