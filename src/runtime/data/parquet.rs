@@ -388,7 +388,7 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
         message: format!("unreadable Parquet file: {e}"),
         help: Some("is the file complete?".into()),
     };
-    let mut rows = room.clear();
+    let mut rows = room.clear_later();
     let group = context.reader.get_row_group(range.group).map_err(unreadable)?;
     // The first bad cell: a column stops at its first, the earliest row
     // (then the leftmost column) is the one reported, as a reader of whole
@@ -416,6 +416,7 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
     let mut start = 0;
     while start < range.rows && first.as_ref().is_none_or(|f| start <= f.0) {
         let n = BLOCK.min(range.rows - start);
+        rows.clear_to(start + n);
         for column in decoded.iter_mut().filter(|c| !c.stopped) {
             let b = column.bound;
             column.numbers.read(&mut block[..n]).map_err(|e| unreadable_page(context, b, e))?;
@@ -428,6 +429,7 @@ fn read_range<R: ChunkReader + 'static>(context: &Context<R>, range: Range, room
         }
         start += n;
     }
+    rows.clear_to(range.rows);
     // The other columns through the crate's typed readers, a column at a
     // time.
     let others = context.bound.iter().filter(|b| !decoded.iter().any(|d| d.bound.field == b.field));

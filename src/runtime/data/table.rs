@@ -317,9 +317,10 @@ fn keep<T: Copy>(values: &mut Vec<T>, width: usize, read: &[(usize, usize)]) {
         to += rows;
     }
     // SAFETY: the rooms are consecutive from `len`, each was filled by
-    // `Room::clear` before anything else wrote to it (`commit` checks that
-    // every room was), and `to <= from`: the first `to` rows are
-    // initialised.
+    // `Room::clear`, or by `Rows::clear_to` up to its end, before anything
+    // else wrote to its rows (`commit` checks that every room was kept,
+    // `Rows::finish` that it was cleared whole), and `to <= from`: the
+    // first `to` rows are initialised.
     unsafe { values.set_len(len + to * width) };
 }
 
@@ -352,7 +353,21 @@ impl<'a> Room<'a> {
             }
         }
         let missing = vec![false; self.slots.len()];
-        Rows { index: self.index, room: self.rows, slots: self.slots, missing }
+        Rows { index: self.index, room: self.rows, slots: self.slots, missing, cleared: self.rows }
+    }
+
+    /// The room's cells, to be cleared a block of rows at a time
+    /// ([`Rows::clear_to`]) just before they are written: the block is then
+    /// written while in cache, where clearing the whole room first would
+    /// have it fetched from memory twice.
+    pub fn clear_later(mut self) -> Rows<'a> {
+        for slot in &mut self.slots {
+            if let Slot::Labels(labels) = slot {
+                labels.codes.reserve(self.rows);
+            }
+        }
+        let missing = vec![false; self.slots.len()];
+        Rows { index: self.index, room: self.rows, slots: self.slots, missing, cleared: 0 }
     }
 
     /// The rows it has room for.
@@ -370,12 +385,37 @@ pub struct Rows<'a> {
     /// Per slot, whether the reader wrote a missing cell into it (a
     /// reader that keeps [`Table::missing`] sets these).
     pub missing: Vec<bool>,
+    /// Rows `0..cleared` have every numeric cell initialised.
+    cleared: usize,
 }
 
 impl Rows<'_> {
+    /// Clear rows up to `rows` (every numeric cell missing, NaN), from
+    /// where the last call stopped ([`Room::clear_later`]).
+    pub fn clear_to(&mut self, rows: usize) {
+        let rows = rows.min(self.room);
+        if rows <= self.cleared {
+            return;
+        }
+        for slot in &mut self.slots {
+            match slot {
+                Slot::Numbers(values, width) => {
+                    values[self.cleared * *width..rows * *width].fill(MaybeUninit::new(f64::NAN))
+                }
+                Slot::Floats(values, width) => {
+                    values[self.cleared * *width..rows * *width].fill(MaybeUninit::new(f32::NAN))
+                }
+                Slot::Labels(_) | Slot::Absent => {}
+            }
+        }
+        self.cleared = rows;
+    }
+
     /// The rows read, on `lines` (one per row, at most the room).
     pub fn finish(self, lines: Vec<u32>) -> Chunk {
         assert!(lines.len() <= self.room, "a chunk reads at most the rows it has room for");
+        // What makes the room's cells initialised (`keep`).
+        assert_eq!(self.cleared, self.room, "a chunk's room is cleared whole before it is kept");
         let labels = self
             .slots
             .into_iter()
