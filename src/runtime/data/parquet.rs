@@ -261,6 +261,7 @@ fn read_in_ranges<R: ChunkReader + 'static>(
     let layout = layout::resolve(bindings, &header, options.targets_optional)?;
     let mut table = Table::new(header, bindings, &layout);
     table.place = "row";
+    table.huge_pages = true;
     // Both column readers count the missing cells they store.
     table.missing = Some(vec![false; bindings.len()]);
     // The bound columns, in file order. A flat schema's fields are its

@@ -42,6 +42,11 @@ pub struct Table {
     /// missing label), when the reader kept count (CSV, through
     /// [`Rows::missing`]); `None` when it did not (look at the cells).
     pub missing: Option<Vec<bool>>,
+    /// Ask for 2 MB pages for rooms of at least 2 MB ([`Table::rooms`]):
+    /// for a reader that asks for all its rooms at once (Parquet). A
+    /// table that grows block by block (CSV) is moved by `mremap` as it
+    /// grows, and there huge pages meant more page faults, not fewer.
+    pub huge_pages: bool,
     /// The rooms handed out by [`Table::rooms`] and not yet committed.
     given: Vec<usize>,
 }
@@ -189,6 +194,7 @@ impl Table {
             delimiter: b',',
             place: "line",
             missing: None,
+            huge_pages: false,
             given: Vec::new(),
         }
     }
@@ -209,12 +215,12 @@ impl Table {
         for cells in &mut self.cells {
             match cells {
                 Cells::Numbers { values, width } => {
-                    for (k, part) in spare(values, *width, rooms).into_iter().enumerate() {
+                    for (k, part) in spare(values, *width, rooms, self.huge_pages).into_iter().enumerate() {
                         slots[k].push(Slot::Numbers(part, *width));
                     }
                 }
                 Cells::Floats { values, width } => {
-                    for (k, part) in spare(values, *width, rooms).into_iter().enumerate() {
+                    for (k, part) in spare(values, *width, rooms, self.huge_pages).into_iter().enumerate() {
                         slots[k].push(Slot::Floats(part, *width));
                     }
                 }
@@ -268,12 +274,14 @@ impl Table {
 }
 
 /// The spare capacity after `values`, `rooms[k]` rows of `width` cells
-/// each, in order.
-fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize]) -> Vec<&'a mut [MaybeUninit<T>]> {
+/// each, in order (on 2 MB pages, if `huge`).
+fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize], huge: bool) -> Vec<&'a mut [MaybeUninit<T>]> {
     let total: usize = rooms.iter().sum();
     values.reserve(total * width);
     let mut rest = &mut values.spare_capacity_mut()[..total * width];
-    advise_huge_pages(rest);
+    if huge {
+        advise_huge_pages(rest);
+    }
     let mut parts = Vec::with_capacity(rooms.len());
     for &rows in rooms {
         let (part, more) = std::mem::take(&mut rest).split_at_mut(rows * width);
