@@ -10,7 +10,10 @@ Data (written once into --data-dir, from `numpy.random.default_rng(0)`):
   wide.csv         20 000 × 784 uniform features and a 10-class label, %.4g
 
 Tasks, each run in its own process, one run each (read ratios, not absolute
-times; the load average is printed beside every table):
+times; the load average is printed beside every table, and what two CPUs
+gave just before it: two pinned busy loops against one, a rough figure, 2.0
+for two whole cores; on this shared VM it drops towards 1.3 at times, and a
+2-thread figure taken then is low by as much):
 
   ingest   load + bind the CSV: `nnc check` on one core (`taskset -c 0`) and
            on every core vs pandas.read_csv (C engine) and polars.read_csv
@@ -280,9 +283,36 @@ def read_csv(lib: str, data: Path, threads: int) -> dict:
     return {"read": wall, "cpu": cpu, "rss": run["rss"]}
 
 
+SPIN = "x = 0\nfor i in range(6_000_000): x += i"
+
+
+def two_cpus() -> float | None:
+    """How much two CPUs give at the moment: a fixed busy loop in two
+    processes pinned to CPUs 0 and 1 at once, against one alone (2.0: two
+    whole cores; on a shared VM it can drop to ≈ 1.3 for tens of seconds,
+    as if both vCPUs shared one physical core: a 2-thread figure taken then
+    is low by as much)."""
+    if (os.cpu_count() or 1) < 2:
+        return None
+
+    def spin(cpus: list[int]) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen(["taskset", "-c", str(c), sys.executable, "-c", SPIN]) for c in cpus]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - start
+
+    # The best of two runs each: a run is short and the VM noisy.
+    alone = min(spin([0]), spin([1]))
+    together = min(spin([0, 1]), spin([0, 1]))
+    return 2 * alone / together
+
+
 def load() -> str:
-    """The load average over the last minute, for the tables' titles."""
-    return f"load {os.getloadavg()[0]:.1f}"
+    """The load average over the last minute and what two CPUs give now
+    (`two_cpus`), for the tables' titles."""
+    capacity = two_cpus()
+    return f"load {os.getloadavg()[0]:.1f}" + (f", 2 CPUs give {capacity:.2f}×" if capacity else "")
 
 
 def have(module: str) -> bool:
