@@ -26,6 +26,7 @@
 //! saved with the weights, so prediction applies exactly the same
 //! transformation.
 
+mod contain;
 mod decimal;
 pub mod folds;
 pub mod layout;
