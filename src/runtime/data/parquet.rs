@@ -1,10 +1,14 @@
-//! Parquet files, through the arrow-rs `parquet` crate's typed column
-//! readers: only the bound columns are read, each straight into the
-//! table's cells (`f32` for bindings that keep them, as CSV's), the rows of
-//! each row group split into ranges read on every thread. Float, integer,
-//! boolean and text (UTF-8, dictionary-encoded or not) columns are read; a
-//! null is a missing cell. A place in messages is `file:ROW:COLUMN`
-//! (1-based, the header not counted).
+//! Parquet files, read through a memory map ([`Mapped`]): only the bound
+//! columns are read, straight into the table's cells (`f32` for bindings
+//! that keep them, as CSV's), the rows of each row group split into ranges
+//! read on every thread. The arrow-rs `parquet` crate reads the footer and
+//! the page headers and decompresses; columns of numbers in plain or
+//! dictionary pages are decoded by [`pages`], a block of rows of every such
+//! column at a time, the others (booleans, text, other encodings) by the
+//! crate's typed column readers. Float, integer, boolean and text (UTF-8,
+//! dictionary-encoded or not) columns are read; a null is a missing cell.
+//! A place in messages is `file:ROW:COLUMN` (1-based, the header not
+//! counted).
 
 use super::contain::contained;
 use super::layout::{self, Header};
@@ -552,29 +556,14 @@ fn store<R: ChunkReader + 'static>(
     let (slots, missing) = (&mut rows.slots, &mut rows.missing[b.binding]);
     match &mut slots[b.binding] {
         Slot::Floats(cells, width) => {
-            let width = *width;
-            let cells = &mut cells[start * width + b.position..];
-            assert!(values.is_empty() || (values.len() - 1) * width < cells.len(), "the block's rows are in the room");
-            let (mut overflow, mut nan) = (false, false);
-            for (i, &v) in values.iter().enumerate() {
-                let rounded = v as f32;
-                overflow |= rounded.is_infinite();
-                nan |= rounded.is_nan();
-                cells[i * width] = MaybeUninit::new(rounded);
-            }
+            let (overflow, nan) = scatter(cells, *width, b.position, start, values, |v| v as f32, f32::is_infinite);
             *missing |= nan;
             if overflow {
                 return refuse(slots, &|v| (v as f32).is_infinite());
             }
         }
         Slot::Numbers(cells, width) => {
-            let (width, position) = (*width, b.position);
-            let (mut infinite, mut nan) = (false, false);
-            for (cell, &v) in cells[start * width..].iter_mut().skip(position).step_by(width).zip(values) {
-                infinite |= v.is_infinite();
-                nan |= v.is_nan();
-                *cell = MaybeUninit::new(v);
-            }
+            let (infinite, nan) = scatter(cells, *width, b.position, start, values, |v| v, f64::is_infinite);
             *missing |= nan;
             if infinite {
                 return refuse(slots, &|v: f64| v.is_infinite());
@@ -599,6 +588,31 @@ fn store<R: ChunkReader + 'static>(
         Slot::Absent => {}
     }
     Ok(())
+}
+
+/// Write `values` into column `position` of rows `start..` of a room's
+/// cells, `width` to a row, as `convert` makes them; whether any is `bad`,
+/// and whether any is NaN (missing).
+fn scatter<T: Copy>(
+    cells: &mut [MaybeUninit<T>],
+    width: usize,
+    position: usize,
+    start: usize,
+    values: &[f64],
+    convert: impl Fn(f64) -> T,
+    bad: impl Fn(T) -> bool,
+) -> (bool, bool) {
+    let cells = &mut cells[start * width + position..];
+    assert!(values.is_empty() || (values.len() - 1) * width < cells.len(), "the block's rows are in the room");
+    let (mut any_bad, mut nan) = (false, false);
+    for (i, &v) in values.iter().enumerate() {
+        let cell = convert(v);
+        any_bad |= bad(cell);
+        // A value converts to NaN only from NaN.
+        nan |= v.is_nan();
+        cells[i * width] = MaybeUninit::new(cell);
+    }
+    (any_bad, nan)
 }
 
 /// Why a column's range stopped.
