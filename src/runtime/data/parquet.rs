@@ -432,22 +432,84 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
         let pages = group.get_column_page_reader(b.column).map_err(unreadable)?;
         let mut numbers = Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def);
         numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
-        decoded.push(Decoded { bound: b, numbers, known: Vec::new(), stopped: false });
+        let values = vec![0.0; BLOCK.min(range.rows)];
+        let floats = vec![0.0; values.len()];
+        decoded.push(Decoded {
+            bound: b,
+            numbers,
+            values,
+            floats,
+            whole: Vec::new(),
+            known: Vec::new(),
+            stopped: false,
+        });
     }
-    let mut block = vec![0.0; BLOCK.min(range.rows)];
+    // The decoded columns of each numeric binding, written a row at a time.
+    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (d, column) in decoded.iter().enumerate() {
+        let binding = column.bound.binding;
+        if matches!(rows.slots[binding], Slot::Floats(..) | Slot::Numbers(..)) {
+            match groups.iter_mut().find(|g| g.0 == binding) {
+                Some(group) => group.1.push(d),
+                None => groups.push((binding, vec![d])),
+            }
+        }
+    }
     let mut start = 0;
     while start < range.rows && first.as_ref().is_none_or(|f| start <= f.0) {
         let n = BLOCK.min(range.rows - start);
         rows.clear_to(start + n);
         for column in decoded.iter_mut().filter(|c| !c.stopped) {
             let b = column.bound;
-            column.numbers.read(&mut block[..n]).map_err(|e| unreadable_page(context, b, e))?;
-            if let Err((row, e)) = store(context, &mut rows, column, range, start, &block[..n]) {
+            column.numbers.read(&mut column.values[..n]).map_err(|e| unreadable_page(context, b, e))?;
+        }
+        for (binding, members) in &groups {
+            // A cell `put` refuses: beyond the range of the cells.
+            let (bad, nan, refused): (_, _, fn(f64) -> bool) = match &mut rows.slots[*binding] {
+                Slot::Floats(cells, width) => {
+                    let (mut bad, mut nan) = (false, false);
+                    for &d in members {
+                        let column = &mut decoded[d];
+                        let (b, m) = to_f32(&column.values[..n], &mut column.floats[..n]);
+                        (bad, nan) = (bad | b, nan | m);
+                    }
+                    let columns: Vec<(usize, &[f32])> =
+                        members.iter().map(|&d| (decoded[d].bound.position, &decoded[d].floats[..n])).collect();
+                    interleave(cells, *width, start, &columns);
+                    (bad, nan, |v| (v as f32).is_infinite())
+                }
+                Slot::Numbers(cells, width) => {
+                    let columns: Vec<(usize, &[f64])> =
+                        members.iter().map(|&d| (decoded[d].bound.position, &decoded[d].values[..n])).collect();
+                    let bad = columns.iter().any(|c| c.1.iter().any(|v| v.is_infinite()));
+                    let nan = columns.iter().any(|c| c.1.iter().any(|v| v.is_nan()));
+                    interleave(cells, *width, start, &columns);
+                    (bad, nan, f64::is_infinite)
+                }
+                _ => continue,
+            };
+            rows.missing[*binding] |= nan;
+            if !bad {
+                continue;
+            }
+            // Which columns: the first bad cell of each, as `put` reports it.
+            for &d in members {
+                let column = &mut decoded[d];
+                let b = column.bound;
+                let Some(i) = column.values[..n].iter().position(|&v| refused(v)) else {
+                    continue;
+                };
                 column.stopped = true;
-                if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
-                    first = Some((row, b.field, e));
+                let row = start + i;
+                if let Err(e) = put(context, &mut rows.slots, b, range, row, Cell::Number(column.values[i])) {
+                    if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
+                        first = Some((row, b.field, e));
+                    }
                 }
             }
+        }
+        for column in decoded.iter_mut().filter(|c| !c.stopped) {
+            store_labels(&mut rows, column, start, n);
         }
         start += n;
     }
@@ -509,8 +571,14 @@ const BLOCK: usize = 1 << 12;
 struct Decoded<'a> {
     bound: &'a Bound,
     numbers: Numbers,
-    /// For a label binding: the codes of the values seen so far (at most
-    /// a few), by their bits, so a known class is not formatted again.
+    /// The block of rows last read, and as `f32`s.
+    values: Vec<f64>,
+    floats: Vec<f32>,
+    /// For a label binding, the codes of the classes seen so far, so a
+    /// known class is not formatted again: a whole number below
+    /// [`WHOLE`] by its value (`NEW` where not seen yet), a few others by
+    /// their bits.
+    whole: Vec<u32>,
     known: Vec<(u64, u32)>,
     /// Stopped at a bad cell.
     stopped: bool,
@@ -533,86 +601,72 @@ fn unreadable_page<R: ChunkReader + 'static>(context: &Context<R>, b: &Bound, e:
     }
 }
 
-/// Store rows `start..start + values.len()` (of the range) of a decoded
-/// column into their cells; at a bad cell, its row and error.
-fn store<R: ChunkReader + 'static>(
-    context: &Context<R>,
-    rows: &mut Rows,
-    column: &mut Decoded,
-    range: Range,
-    start: usize,
-    values: &[f64],
-) -> Result<(), (usize, DataError)> {
-    let b = column.bound;
-    // The cell `put` refuses, in the rows it read; as `put` reports it.
-    let refuse = |slots: &mut [Slot], bad: &dyn Fn(f64) -> bool| -> Result<(), (usize, DataError)> {
-        match values.iter().position(|&v| bad(v)) {
-            Some(i) => put(context, slots, b, range, start + i, Cell::Number(values[i]))
-                .map(|_| ())
-                .map_err(|e| (start + i, e)),
-            None => Ok(()),
-        }
-    };
-    let (slots, missing) = (&mut rows.slots, &mut rows.missing[b.binding]);
-    match &mut slots[b.binding] {
-        Slot::Floats(cells, width) => {
-            let (overflow, nan) = scatter(cells, *width, b.position, start, values, |v| v as f32, f32::is_infinite);
-            *missing |= nan;
-            if overflow {
-                return refuse(slots, &|v| (v as f32).is_infinite());
-            }
-        }
-        Slot::Numbers(cells, width) => {
-            let (infinite, nan) = scatter(cells, *width, b.position, start, values, |v| v, f64::is_infinite);
-            *missing |= nan;
-            if infinite {
-                return refuse(slots, &|v: f64| v.is_infinite());
-            }
-        }
-        Slot::Labels(labels) => {
-            for (i, &v) in values.iter().enumerate() {
-                let row = (start + i) as u32;
-                if let Some(&(_, code)) = column.known.iter().find(|k| k.0 == v.to_bits()) {
-                    labels.codes.push(code);
-                } else if v.is_nan() {
-                    labels.push("", row);
-                    *missing = true;
-                } else {
-                    labels.push(&v.to_string(), row);
-                    if column.known.len() < 8 {
-                        column.known.push((v.to_bits(), *labels.codes.last().expect("a code was pushed")));
-                    }
-                }
-            }
-        }
-        Slot::Absent => {}
+/// Store rows `start..start + n` (of the range) of a decoded column of
+/// labels.
+fn store_labels(rows: &mut Rows, column: &mut Decoded, start: usize, n: usize) {
+    let binding = column.bound.binding;
+    let Slot::Labels(labels) = &mut rows.slots[binding] else { return };
+    if column.whole.is_empty() {
+        column.whole = vec![NEW; WHOLE];
     }
-    Ok(())
+    for (i, &v) in column.values[..n].iter().enumerate() {
+        // Saturating; NaN is 0, and -0 (not the class `0`) fails the test.
+        let w = v as usize;
+        let whole = w < WHOLE && (w as f64).to_bits() == v.to_bits();
+        let code = match whole {
+            true => column.whole[w],
+            false => column.known.iter().find(|k| k.0 == v.to_bits()).map_or(NEW, |k| k.1),
+        };
+        if code != NEW {
+            labels.codes.push(code);
+            continue;
+        }
+        let row = (start + i) as u32;
+        if v.is_nan() {
+            labels.push("", row);
+            rows.missing[binding] = true;
+            continue;
+        }
+        labels.push(&v.to_string(), row);
+        let code = *labels.codes.last().expect("a code was pushed");
+        if whole {
+            column.whole[w] = code;
+        } else if column.known.len() < 8 {
+            column.known.push((v.to_bits(), code));
+        }
+    }
 }
 
-/// Write `values` into column `position` of rows `start..` of a room's
-/// cells, `width` to a row, as `convert` makes them; whether any is `bad`,
-/// and whether any is NaN (missing).
-fn scatter<T: Copy>(
-    cells: &mut [MaybeUninit<T>],
-    width: usize,
-    position: usize,
-    start: usize,
-    values: &[f64],
-    convert: impl Fn(f64) -> T,
-    bad: impl Fn(T) -> bool,
-) -> (bool, bool) {
-    let cells = &mut cells[start * width + position..];
-    assert!(values.is_empty() || (values.len() - 1) * width < cells.len(), "the block's rows are in the room");
-    let (mut any_bad, mut nan) = (false, false);
-    for (i, &v) in values.iter().enumerate() {
-        let cell = convert(v);
-        any_bad |= bad(cell);
+/// Labels that are whole numbers below this are looked up by value.
+const WHOLE: usize = 256;
+/// Not a known class.
+const NEW: u32 = u32::MAX;
+
+/// `values` as `f32`s; whether any is beyond their range, and whether any
+/// is NaN (missing). A loop the compiler vectorizes.
+fn to_f32(values: &[f64], floats: &mut [f32]) -> (bool, bool) {
+    let (mut bad, mut nan) = (false, false);
+    for (float, &v) in floats.iter_mut().zip(values) {
+        *float = v as f32;
+        bad |= float.is_infinite();
         // A value converts to NaN only from NaN.
         nan |= v.is_nan();
-        cells[i * width] = MaybeUninit::new(cell);
     }
-    (any_bad, nan)
+    (bad, nan)
+}
+
+/// Write the block of rows `start..` of a binding's `columns` (each its
+/// position in the row and its cells) into a room's cells, `width` to a
+/// row: a row at a time, so the room is written in order (a column at a
+/// time, every cell written would be a cache line of its own).
+fn interleave<T: Copy>(cells: &mut [MaybeUninit<T>], width: usize, start: usize, columns: &[(usize, &[T])]) {
+    let n = columns.first().map_or(0, |c| c.1.len());
+    assert!(columns.iter().all(|c| c.0 < width && c.1.len() == n), "every column has the block's rows");
+    for (r, row) in cells[start * width..][..n * width].chunks_exact_mut(width).enumerate() {
+        for &(position, column) in columns {
+            row[position] = MaybeUninit::new(column[r]);
+        }
+    }
 }
 
 /// Why a column's range stopped.
