@@ -501,10 +501,10 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
                 };
                 column.stopped = true;
                 let row = start + i;
-                if let Err(e) = put(context, &mut rows.slots, b, range, row, Cell::Number(column.values[i])) {
-                    if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
-                        first = Some((row, b.field, e));
-                    }
+                if let Err(e) = put(context, &mut rows.slots, b, range, row, Cell::Number(column.values[i]))
+                    && first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1))
+                {
+                    first = Some((row, b.field, e));
                 }
             }
         }
