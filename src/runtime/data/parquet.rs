@@ -429,7 +429,7 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
             continue;
         }
         let max_def = chunk.column_descr().max_def_level();
-        let pages = group.get_column_page_reader(b.column).map_err(unreadable)?;
+        let pages = group.get_column_page_reader(b.column).map_err(unreadable_column(context, b))?;
         let mut numbers = Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def);
         numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
         let values = vec![0.0; BLOCK.min(range.rows)];
@@ -518,7 +518,7 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
     // time.
     let others = context.bound.iter().filter(|b| !decoded.iter().any(|d| d.bound.field == b.field));
     for b in others {
-        let reader = group.get_column_reader(b.column).map_err(unreadable)?;
+        let reader = group.get_column_reader(b.column).map_err(unreadable_column(context, b))?;
         let max_def = group.metadata().schema_descr().column(b.column).max_def_level();
         let before = first.as_ref().map_or(range.rows, |f| f.0);
         // Each row's cell into the room.
@@ -548,7 +548,7 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
         };
         match result {
             Ok(()) => {}
-            Err(Failure::Unreadable(e)) => return Err(unreadable(e)),
+            Err(Failure::Unreadable(e)) => return Err(unreadable_column(context, b)(e)),
             Err(Failure::Cell(row, e)) => {
                 if first.as_ref().is_none_or(|f| row < f.0 || (row == f.0 && b.field < f.1)) {
                     first = Some((row, b.field, e));
@@ -584,21 +584,28 @@ struct Decoded<'a> {
     stopped: bool,
 }
 
-/// A page error, with its column.
+/// An error reading a column's pages (the crate's or [`pages`]'), with
+/// the column.
 fn unreadable_page<R: ChunkReader + 'static>(context: &Context<R>, b: &Bound, e: pages::Unreadable) -> DataError {
-    let message = match e {
-        pages::Unreadable::Crate(e) => format!("unreadable Parquet file: {e}"),
-        pages::Unreadable::Page(e) => {
-            format!("unreadable Parquet file: {}: {e}", context.header.column_name(b.field))
-        }
+    let e = match e {
+        pages::Unreadable::Crate(e) => e.to_string(),
+        pages::Unreadable::Page(e) => e.to_string(),
     };
     DataError {
         file: context.file.to_string(),
         line: None,
         column: Some(b.field + 1),
-        message,
+        message: format!("unreadable Parquet file: {}: {e}", context.header.column_name(b.field)),
         help: Some("is the file complete?".into()),
     }
+}
+
+/// [`unreadable_page`] for the crate's errors.
+fn unreadable_column<R: ChunkReader + 'static>(
+    context: &Context<R>,
+    b: &Bound,
+) -> impl Fn(parquet::errors::ParquetError) -> DataError {
+    move |e| unreadable_page(context, b, pages::Unreadable::Crate(e))
 }
 
 /// Store rows `start..start + n` (of the range) of a decoded column of
@@ -974,6 +981,9 @@ mod tests {
                     }
                     Err(BindError::Data(e)) => {
                         assert!(e.message.contains("Parquet") || e.line.is_some(), "{e}");
+                        // A damaged page names its column (a panic the
+                        // crate raised cannot say which).
+                        assert!(e.column.is_some() || e.message.contains("a damaged page"), "{e}");
                         failed += 1;
                     }
                     Err(e) => panic!("{e:?}"),
