@@ -114,3 +114,77 @@ fn bad_fold_counts_are_refused() {
     fails(&["cv", "examples/iris.csv", "examples/iris.nn"], 2, "looks like a data file");
     fails(&["cv", "examples/minimize.nn", "examples/iris.csv"], 2, "no data block");
 }
+
+#[test]
+fn batch_and_row_order_flags_override_the_file() {
+    let run = |extra: &[&str]| {
+        let mut args = vec!["cv", "examples/iris.nn", "examples/iris.csv", "--folds", "3", "--epochs", "5"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--json", "--quiet"]);
+        json(&args)
+    };
+    let file = run(&[]);
+    assert_eq!(file["shuffle"], false, "iris.nn visits rows in file order");
+    let shuffled = run(&["--shuffle"]);
+    assert_eq!(shuffled["shuffle"], true);
+    assert_ne!(figures(&shuffled, "loss"), figures(&file, "loss"), "another order, other weights");
+    let ordered = run(&["--shuffle", "--no-shuffle"]);
+    assert_eq!(figures(&ordered, "loss"), figures(&file, "loss"), "the last flag wins");
+    let batched = run(&["--batch", "7"]);
+    assert_eq!(batched["batch"], 7);
+    assert_ne!(figures(&batched, "loss"), figures(&file, "loss"));
+    let out = nnc(&["cv", "examples/iris.nn", "examples/iris.csv", "--batch", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Ctrl-C during a fold: the folds finished before it are reported (over
+/// their number), the interrupted one is not, and the status is 130; during
+/// the first fold, nothing is reported.
+#[test]
+fn sigint_reports_the_folds_finished() {
+    use std::io::Read;
+    // Waits for `marker` on the child's stderr, sends SIGINT, and returns
+    // the status, stdout and stderr.
+    let interrupt = |epochs: &str, marker: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["cv", "examples/digits.nn", "examples/digits.csv", "--folds", "3", "--epochs", epochs, "--json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("nnc starts");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (mut seen, mut buffer) = (Vec::new(), [0u8; 256]);
+        while !String::from_utf8_lossy(&seen).contains(marker) {
+            let n = stderr.read(&mut buffer).expect("read stderr");
+            assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buffer[..n]);
+        }
+        // SAFETY: sends SIGINT to the child we started.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        stderr.read_to_end(&mut seen).expect("read stderr");
+        let output = child.wait_with_output().expect("nnc ends");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&seen).to_string(),
+        )
+    };
+    // Folds of a few seconds each: interrupted in the second.
+    let (status, stdout, stderr) = interrupt("3000", "fold 1/3");
+    assert_eq!(status, Some(130), "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).expect("the finished folds as JSON");
+    let finished = out["folds_finished"].as_u64().expect("folds_finished") as usize;
+    assert!(finished == 1 || finished == 2, "{out}");
+    assert_eq!(out["interrupted"], true);
+    assert_eq!(out["folds"].as_array().expect("folds").len(), finished);
+    assert_eq!(out["trainings"], finished);
+    assert!(stderr.contains(&format!("interrupted during fold {} of 3", finished + 1)), "{stderr}");
+    let loss = figures(&out, "loss");
+    assert_eq!(out["mean"]["loss"].as_f64().unwrap(), loss.iter().sum::<f64>() / finished as f64);
+    // In the first fold: nothing to report.
+    let (status, stdout, stderr) = interrupt("10000000", "compiled");
+    assert_eq!(status, Some(130), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("no fold finished"), "{stderr}");
+}

@@ -7,6 +7,10 @@
 //! fitted on its own training rows. The kernels are compiled once, sized
 //! for the largest fold, and every fold starts from the same initial
 //! weights (the seed's), as a fresh `nnc run` would.
+//!
+//! Ctrl-C stops the fold being trained after its epoch (a second one quits
+//! at once, `runtime::interrupt`): the folds finished are reported, over
+//! their number, and the exit status is 130.
 
 use super::run::{finite_or_null, json_metrics, metric_columns, metric_values};
 use super::{Failure, bind_error, fixed, internal, plural, read_model_with_data};
@@ -15,6 +19,7 @@ use nnc::ir::program::{Monitor, Task};
 use nnc::pipeline;
 use nnc::runtime::data;
 use nnc::runtime::early_stop::EarlyStopper;
+use nnc::runtime::interrupt;
 use nnc::runtime::train::{self, Metrics, Params, RunConfig};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -35,6 +40,15 @@ pub struct CvArgs {
     /// Passes over each fold's training rows (overrides the file)
     #[arg(long)]
     epochs: Option<u64>,
+    /// Rows per batch (overrides the file)
+    #[arg(long)]
+    batch: Option<u64>,
+    /// Visit each fold's training rows in a new random order every epoch
+    #[arg(long, overrides_with = "no_shuffle")]
+    shuffle: bool,
+    /// Visit each fold's training rows in file order (the default)
+    #[arg(long)]
+    no_shuffle: bool,
     /// The data file's field delimiter (detected when not given)
     #[arg(long, value_name = "CHAR", value_parser = super::parse_delimiter)]
     delimiter: Option<u8>,
@@ -64,7 +78,8 @@ struct Fold {
 }
 
 /// Mean and sample standard deviation (n − 1), skipping missing values;
-/// `None` when no fold has the figure.
+/// `None` when no fold has the figure, a NaN deviation (shown as n/a) when
+/// one has.
 pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
     let present: Vec<f64> = values.iter().flatten().copied().collect();
     if present.is_empty() {
@@ -72,7 +87,8 @@ pub fn mean_std(values: &[Option<f64>]) -> Option<(f64, f64)> {
     }
     let n = present.len() as f64;
     let mean = present.iter().sum::<f64>() / n;
-    let var = if present.len() > 1 { present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var =
+        if present.len() > 1 { present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { f64::NAN };
     Some((mean, var.sqrt()))
 }
 
@@ -98,6 +114,11 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
     if epochs == 0 {
         return Err(Failure::Usage("--epochs must be at least 1".into()));
     }
+    if args.batch == Some(0) {
+        return Err(Failure::Usage("--batch must be at least 1".into()));
+    }
+    let shuffle_flag = args.shuffle || args.no_shuffle;
+    let shuffle = if shuffle_flag { args.shuffle } else { settings.shuffle.value };
     let table = match table {
         Some(table) => table,
         None => data::read_file(&args.data, &program.data, options).map_err(|e| bind_error(e, &model))?,
@@ -115,7 +136,7 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
 
     // One compilation for every fold, sized for the largest; with
     // `weights = balanced` each fold's weights differ, and so its kernels.
-    let batch = (settings.batch.value as usize).min(max_train).max(1);
+    let batch = (args.batch.unwrap_or(settings.batch.value) as usize).min(max_train).max(1);
     let stop_rule = settings.early_stop.value;
     let per_fold_evaluations = 2 + stop_rule.map_or(0, |_| epochs);
     let plan = pipeline::TrainingPlan {
@@ -133,13 +154,7 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
     let per_fold_weights = model.needs_class_weights();
     let shared = if per_fold_weights { None } else { Some(compile(program)?) };
     let mut compile_ms = shared.as_ref().map_or(0.0, |n| n.compile_ms);
-    let config = RunConfig {
-        epochs,
-        batch,
-        learning_rate: settings.learning_rate.value as f32,
-        seed,
-        shuffle: settings.shuffle.value,
-    };
+    let config = RunConfig { epochs, batch, learning_rate: settings.learning_rate.value as f32, seed, shuffle };
 
     if verbose {
         let how = if stratified { "stratified by class" } else { "at random" };
@@ -152,7 +167,9 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         );
         eprintln!("  optimizer  {}", settings.optimizer.value.describe(&format!("{}", settings.learning_rate.value)));
         eprintln!("  epochs     {epochs}{}", if args.epochs.is_some() { " (flag)" } else { "" });
-        eprintln!("  batch      {batch}");
+        eprintln!("  batch      {batch}{}", if args.batch.is_some() { " (flag)" } else { "" });
+        let order = if shuffle { "shuffled each epoch" } else { "file order" };
+        eprintln!("  rows       {order}{}", if shuffle_flag { " (flag)" } else { "" });
         match &shared {
             Some(native) => eprintln!("  compiled   {:.2} ms (once, for every fold)", native.compile_ms),
             None => eprintln!("  compiled   per fold: `weights = balanced` is counted on each fold's training rows"),
@@ -170,8 +187,17 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         }
     }
 
+    // Ctrl-C stops the fold being trained after its epoch; the folds
+    // finished before it are reported, the interrupted one is not.
+    interrupt::install_with_note(
+        args.quiet,
+        b"\ninterrupted: stopping this fold after its epoch and reporting the folds finished (Ctrl-C again quits at once)\n",
+    );
     let mut results = Vec::new();
     for i in 0..k {
+        if interrupt::requested() {
+            break;
+        }
         let start = Instant::now();
         let bound = folds.bind(program, i).map_err(|e| bind_error(e, &model))?;
         let fold_model = if per_fold_weights { Some(model.balanced(&bound, &file)?) } else { None };
@@ -186,6 +212,9 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
             None => None,
         };
         let on_epoch = |epoch: u64, loss: f64, params: &Params| {
+            if interrupt::requested() {
+                return ControlFlow::Break(());
+            }
             let Some(stopper) = stopper.as_mut() else { return ControlFlow::Continue(()) };
             let value = match stopper.monitor {
                 Monitor::Loss => Some(loss),
@@ -206,6 +235,9 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         let initial = Params::init(program, seed);
         let outcome = train::train_until(program, &native.train, Some(train_data), &config, initial, on_epoch)
             .map_err(|diverged| Failure::Diverged(format!("{}: fold {} of {k}: {diverged}", model.path, i + 1)))?;
+        if interrupt::requested() {
+            break;
+        }
         let epochs_run = outcome.history.len() as u64;
         let best = stopper.and_then(|s| s.into_best());
         let best_epoch = best.as_ref().map(|b| b.epoch);
@@ -233,6 +265,14 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
     }
     let total_ms = total.elapsed().as_secs_f64() * 1e3;
     let fold_ms: f64 = results.iter().map(|f| f.ms).sum();
+    let finished = results.len();
+    let interrupted = finished < k;
+    if finished == 0 {
+        let message = format!("interrupted during fold 1 of {k}: no fold finished, so there is nothing to report\n");
+        return Err(Failure::Interrupted(if args.quiet { String::new() } else { message }));
+    }
+    // "over 5 folds", or "over the 3 of 5 folds finished".
+    let over = if interrupted { format!("the {finished} of {k} folds finished") } else { format!("{k} folds") };
 
     // Every figure: the loss, then the task's metrics.
     let mut names = vec!["loss"];
@@ -272,15 +312,19 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
             "model": model.path,
             "data": file,
             "k": k,
+            "folds_finished": finished,
+            "interrupted": interrupted,
             "seed": seed,
             "stratified": stratified,
             "rows": rows,
             "epochs": epochs,
+            "batch": batch,
+            "shuffle": shuffle,
             "folds": per_fold,
             "mean": summary(|s| s.0),
             "std": summary(|s| s.1),
             "std_kind": "sample (n - 1)",
-            "trainings": k,
+            "trainings": finished,
             "timings_ms": { "compile": compile_ms, "folds": fold_ms, "total": total_ms },
         });
         println!("{json}");
@@ -301,7 +345,8 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
         for (label, pick) in [("mean", 0), ("std", 1)] {
             let mut line = format!("{label:>4}  {:>6}  {:>8}", "", "");
             for (name, s) in names.iter().zip(&summaries) {
-                let cell = s.map_or("n/a".into(), |s| fixed(if pick == 0 { s.0 } else { s.1 }, digits(name)));
+                let value = s.map(|s| if pick == 0 { s.0 } else { s.1 }).filter(|v| v.is_finite());
+                let cell = value.map_or("n/a".into(), |v| fixed(v, digits(name)));
                 line.push_str(&format!("  {cell:>10}"));
             }
             println!("{line}");
@@ -311,23 +356,37 @@ pub fn cv(args: &CvArgs) -> Result<(), Failure> {
             .zip(&summaries)
             .filter_map(|(name, s)| {
                 let (mean, std) = (*s)?;
-                Some(format!("{name} {} ± {}", fixed(mean, digits(name)), fixed(std, digits(name))))
+                let std = if std.is_finite() { fixed(std, digits(name)) } else { "n/a".into() };
+                Some(format!("{name} {} ± {std}", fixed(mean, digits(name))))
             })
             .collect();
         let what = match program.task {
             Task::Regression => "in the target's units",
             _ => "on the held-out rows",
         };
-        println!("held-out mean ± std over {k} folds ({what}; std is the sample std, n − 1): {}", parts.join(", "));
+        println!("held-out mean ± std over {over} ({what}; std is the sample std, n − 1): {}", parts.join(", "));
         if verbose {
             eprintln!(
-                "  cost: {k} trainings of {} each (one per fold) in {total_ms:.1} ms total: \
+                "  cost: {} of {} each (one per fold) in {total_ms:.1} ms total: \
                  {:.1} ms per fold on average (training and evaluation), compile {compile_ms:.1} ms {}",
+                plural(finished as u64, "training"),
                 plural(epochs, "epoch"),
-                fold_ms / k as f64,
+                fold_ms / finished as f64,
                 if per_fold_weights { "in all (once per fold)" } else { "once" },
             );
         }
+    }
+    if interrupted {
+        let message = format!(
+            "interrupted during fold {} of {k}: {} reported\n",
+            finished + 1,
+            if finished == 1 {
+                "the fold finished is".to_string()
+            } else {
+                format!("the {finished} folds finished are")
+            }
+        );
+        return Err(Failure::Interrupted(if args.quiet { String::new() } else { message }));
     }
     Ok(())
 }
@@ -342,7 +401,10 @@ mod tests {
         assert_eq!(mean, 2.5);
         // Σ(v − 2.5)² = 5, over n − 1 = 3.
         assert!((std - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
-        assert_eq!(mean_std(&[None, Some(2.0)]), Some((2.0, 0.0)));
+        // One figure has no sample deviation.
+        let (mean, std) = mean_std(&[None, Some(2.0)]).unwrap();
+        assert_eq!(mean, 2.0);
+        assert!(std.is_nan());
         assert_eq!(mean_std(&[None]), None);
     }
 }

@@ -9,11 +9,17 @@
 //! as C strings in a fixed table of atomic pointers; they are never freed
 //! (a few bytes per output file), so the handler can never read a freed one.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static QUIET: AtomicBool = AtomicBool::new(false);
+/// The note the first Ctrl-C prints: a `&'static [u8]` as pointer and length.
+static NOTE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static NOTE_LEN: AtomicUsize = AtomicUsize::new(0);
+/// What a run does after its epoch.
+const RUN_NOTE: &[u8] =
+    b"\ninterrupted: stopping after this epoch and writing the outputs (Ctrl-C again quits at once)\n";
 /// Temporary files being written right now.
 static TEMP_FILES: [AtomicPtr<libc::c_char>; 8] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 8];
 
@@ -32,17 +38,25 @@ extern "C" fn on_sigint(_: libc::c_int) {
         // SAFETY: ends the process without running anything else.
         unsafe { libc::_exit(EXIT_CODE as libc::c_int) };
     }
-    if !QUIET.load(Ordering::SeqCst) {
-        let message =
-            b"\ninterrupted: stopping after this epoch and writing the outputs (Ctrl-C again quits at once)\n";
-        // SAFETY: writes a static buffer to stderr.
-        unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+    let note = NOTE.load(Ordering::SeqCst);
+    if !QUIET.load(Ordering::SeqCst) && !note.is_null() {
+        // SAFETY: writes a static buffer (`install_with_note`) to stderr.
+        unsafe { libc::write(2, note.cast(), NOTE_LEN.load(Ordering::SeqCst)) };
     }
 }
 
 /// Catch SIGINT from now on (for the training loop); `quiet` silences the
 /// handler's note.
 pub fn install(quiet: bool) {
+    install_with_note(quiet, RUN_NOTE);
+}
+
+/// [`install`], with the note the first Ctrl-C prints (what happens next).
+pub fn install_with_note(quiet: bool, note: &'static [u8]) {
+    // The length first: the handler reads the pointer, then the length.
+    NOTE.store(std::ptr::null_mut(), Ordering::SeqCst);
+    NOTE_LEN.store(note.len(), Ordering::SeqCst);
+    NOTE.store(note.as_ptr().cast_mut(), Ordering::SeqCst);
     QUIET.store(quiet, Ordering::SeqCst);
     if !INSTALLED.swap(true, Ordering::SeqCst) {
         let handler: extern "C" fn(libc::c_int) = on_sigint;
