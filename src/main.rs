@@ -69,10 +69,10 @@ enum Command {
         #[arg(long, value_name = "FILE", requires = "gradcheck")]
         weights: Option<PathBuf>,
         /// DATA's field delimiter (detected when not given)
-        #[arg(long, value_name = "CHAR", value_parser = commands::parse_delimiter, conflicts_with = "gradcheck")]
+        #[arg(long, value_name = "CHAR", value_parser = commands::parse_delimiter)]
         delimiter: Option<u8>,
         /// Threads that parse DATA (default: every core)
-        #[arg(long, value_name = "N", conflicts_with = "gradcheck")]
+        #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },
 }
@@ -121,8 +121,11 @@ fn main() -> ExitCode {
         Command::Grad { model } => commands::inspect::grad(&model),
         Command::Draw(args) => commands::draw::draw(&args),
         Command::Plot(args) => commands::plot::plot(&args),
-        Command::Check { model, data, gradcheck: true, rows, weights, .. } => {
-            commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref())
+        Command::Check { threads: Some(0), .. } => Err(commands::Failure::Usage("--threads must be at least 1".into())),
+        Command::Check { model, data, gradcheck: true, rows, weights, delimiter, threads } => {
+            let options =
+                nnc::runtime::data::ReadOptions { delimiter, targets_optional: false, threads: threads.unwrap_or(0) };
+            commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref(), options)
         }
         Command::Check { model, data, delimiter, threads, .. } => {
             commands::inspect::check(&model, data.as_deref(), delimiter, threads)

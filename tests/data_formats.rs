@@ -186,10 +186,14 @@ fn the_delimiter_can_be_given() {
     assert!(fails(&["check", &model, &csv]).contains("no column"));
     let output = ok(&["check", &model, &csv, "--delimiter", ":", "--threads", "1"]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("ok — 2 rows"), "{output:?}");
-    for bad in [&["--threads", "0"][..], &["--delimiter", "ab"], &["--gradcheck", "--delimiter", ":"]] {
+    for bad in [&["--threads", "0"][..], &["--delimiter", "ab"], &["--gradcheck", "--threads", "0"]] {
         let output = nnc(&[&["check", model.as_str(), csv.as_str()][..], bad].concat());
         assert_eq!(output.status.code(), Some(2), "nnc check {bad:?} is a usage error");
     }
+    // So does `nnc check --gradcheck`.
+    assert!(fails(&["check", "--gradcheck", &model, &csv]).contains("no column"));
+    let output = ok(&["check", "--gradcheck", &model, &csv, "--delimiter", ":", "--threads", "1"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("rows 1-2 of"), "{output:?}");
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub fn draw(args: &DrawArgs) -> Result<(), Failure> {
     check_not_an_input(&args.output, "-o", &inputs)?;
     let format = picture_format(&args.output, "-o")?;
     check_output(&args.output, "picture")?;
-    let (model, bound) = model_with_data(&args.model, args.data.as_deref())?;
+    let (model, bound) = model_with_data(&args.model, args.data.as_deref(), data::ReadOptions::default())?;
     let program = &model.front.program;
     let labels = bound.as_ref().map(|b| input_labels(program, b));
     let params = match &args.weights {
@@ -75,18 +75,20 @@ pub fn draw(args: &DrawArgs) -> Result<(), Failure> {
 
 /// The model, with `data` bound to it when given (the data can complete
 /// the model: `one_hot(column)` may count its categories there).
-pub fn model_with_data(path: &Path, data_path: Option<&Path>) -> Result<(Model, Option<data::Bound>), Failure> {
+pub fn model_with_data(
+    path: &Path,
+    data_path: Option<&Path>,
+    options: data::ReadOptions,
+) -> Result<(Model, Option<data::Bound>), Failure> {
     let Some(file) = data_path else { return Ok((read_model(path)?, None)) };
-    let (model, table) = read_model_with_data(path, file, data::ReadOptions::default())?;
+    let (model, table) = read_model_with_data(path, file, options)?;
     let program = &model.front.program;
     if !program.has_data() {
         return Err(Failure::Usage(format!("{} has no data block, so {} cannot be bound", model.path, file.display())));
     }
     let table = match table {
         Some(table) => table,
-        None => {
-            data::read_file(file, &program.data, data::ReadOptions::default()).map_err(|e| bind_error(e, &model))?
-        }
+        None => data::read_file(file, &program.data, options).map_err(|e| bind_error(e, &model))?,
     };
     let bound = data::prepare::training(program, table, data::Split::NONE, None).map_err(|e| bind_error(e, &model))?;
     Ok((model, Some(bound)))

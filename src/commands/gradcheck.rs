@@ -2,6 +2,7 @@
 //! differences in f64, on the user's model and a batch of the user's rows.
 
 use super::{Failure, internal};
+use nnc::runtime::data::ReadOptions;
 use nnc::runtime::gradcheck::{self, ATOL, EPS, RTOL};
 use nnc::runtime::train::Params;
 use nnc::runtime::weights;
@@ -12,8 +13,9 @@ pub fn gradcheck(
     data_path: Option<&Path>,
     rows: Option<u64>,
     weights_path: Option<&Path>,
+    options: ReadOptions,
 ) -> Result<(), Failure> {
-    let (model, bound) = super::draw::model_with_data(path, data_path)?;
+    let (model, bound) = super::draw::model_with_data(path, data_path, options)?;
     // `weights = balanced` counted over every row of the file (no split here).
     let model = match (&bound, data_path) {
         (Some(b), Some(file)) => model.balance(b, &file.display().to_string())?,
