@@ -4,8 +4,9 @@
 //! read on every thread. The arrow-rs `parquet` crate reads the footer and
 //! the page headers and decompresses; columns of numbers in plain or
 //! dictionary pages are decoded by [`pages`], a block of rows of every such
-//! column at a time, the others (booleans, text, other encodings) by the
-//! crate's typed column readers. Float, integer, boolean and text (UTF-8,
+//! column at a time (converted a column at a time, then written into the
+//! table a row at a time), the others (booleans, text, other encodings) by
+//! the crate's typed column readers. Float, integer, boolean and text (UTF-8,
 //! dictionary-encoded or not) columns are read; a null is a missing cell.
 //! A place in messages is `file:ROW:COLUMN` (1-based, the header not
 //! counted).
