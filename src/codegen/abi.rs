@@ -156,6 +156,8 @@ pub(super) struct Choice {
     single_ns: std::sync::atomic::AtomicU64,
     team_ns: std::sync::atomic::AtomicU64,
     until_probe: std::sync::atomic::AtomicU64,
+    /// Times the team has been probed.
+    team_probes: std::sync::atomic::AtomicU64,
     /// Batches run so far, and how many of them on the team.
     batches: std::sync::atomic::AtomicU64,
     team_batches: std::sync::atomic::AtomicU64,
@@ -327,6 +329,12 @@ impl Compiled {
             let probe = match (single, on_team) {
                 (0, _) => Some(false),
                 (_, 0) => Some(true),
+                // The team's first probe times threads just woken and
+                // partial sums never touched: a team slower than one
+                // thread then is timed again at once, warm, before one
+                // thread is given a chunk (on 784-256-10 a quarter of a
+                // short run went to one thread after a cold first probe).
+                _ if choice.team_probes.load(Relaxed) == 1 && on_team >= single => Some(true),
                 _ if due => Some(single < on_team),
                 _ => None,
             };
@@ -340,7 +348,11 @@ impl Compiled {
                 }
             };
             if let Some(probe_team) = probe.filter(|_| left >= probe_batches) {
-                let first = single == 0 || on_team == 0;
+                // The first timings, and the team's warm second one.
+                let first = single == 0 || on_team == 0 || (probe_team && choice.team_probes.load(Relaxed) == 1);
+                if probe_team {
+                    choice.team_probes.fetch_add(1, Relaxed);
+                }
                 run(probe_team, probe_batches, &mut done, true);
                 let faster = choice.single_ns.load(Relaxed).min(choice.team_ns.load(Relaxed)).max(1);
                 let every = if first { FIRST_PROBE_EVERY_SECONDS } else { PROBE_EVERY_SECONDS };
