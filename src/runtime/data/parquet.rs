@@ -84,9 +84,10 @@ impl ChunkReader for InPlace {
 
 /// A Parquet file read through a memory map: a page is a slice of the map
 /// (no copy into a buffer of ours), and the map's pages under it are given
-/// back once the page is decoded, so the process never holds more of the
-/// file than the pages being read (as [`InPlace`]'s buffers would). A
-/// third of a read went to copying the file into buffers.
+/// back once the page is decoded (in runs, [`Release`]), so the process
+/// never holds much more of the file than the pages being read (as
+/// [`InPlace`]'s buffers would). A third of a read went to copying the
+/// file into buffers.
 pub struct Mapped(Arc<memmap2::Mmap>);
 
 impl Mapped {
