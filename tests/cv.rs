@@ -146,29 +146,13 @@ fn sigint_reports_the_folds_finished() {
     // Waits for `marker` on the child's stderr, sends SIGINT, and returns
     // the status, stdout and stderr.
     let interrupt = |epochs: &str, marker: &str| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
-            .args(["cv", "examples/digits.nn", "examples/digits.csv", "--folds", "3", "--epochs", epochs, "--json"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("nnc starts");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let (mut seen, mut buffer) = (Vec::new(), [0u8; 256]);
-        while !String::from_utf8_lossy(&seen).contains(marker) {
-            let n = stderr.read(&mut buffer).expect("read stderr");
-            assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
-            seen.extend_from_slice(&buffer[..n]);
-        }
-        // SAFETY: sends SIGINT to the child we started.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        let args = ["cv", "examples/digits.nn", "examples/digits.csv", "--folds", "3", "--epochs", epochs, "--json"];
+        let (child, mut stderr, mut seen) = common::spawn_until(&args, marker);
+        common::sigint(&child);
         stderr.read_to_end(&mut seen).expect("read stderr");
         let output = child.wait_with_output().expect("nnc ends");
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&seen).to_string(),
-        )
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).to_string();
+        (output.status.code(), text(&output.stdout), text(&seen))
     };
     // Folds of a few seconds each: interrupted in the second.
     let (status, stdout, stderr) = interrupt("3000", "fold 1/3");

@@ -254,25 +254,11 @@ fn sigint_stops_a_long_run_and_writes_the_outputs() {
     use std::io::Read;
     let dir = scratch("sigint");
     let (weights, log) = (dir.join("w.safetensors"), dir.join("log.csv"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["run", "examples/digits.nn", "examples/digits.csv", "--epochs", "10000000"])
-        .args(["--save-weights", path(&weights), "--log", path(&log)])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("nnc starts");
-    // Wait for the first epoch's progress line (not the echoed `epochs` setting): training is under way.
-    let mut stderr = child.stderr.take().expect("stderr");
-    let mut seen = Vec::new();
-    let mut buffer = [0u8; 256];
-    while !String::from_utf8_lossy(&seen).contains("/10000000  loss") {
-        let n = stderr.read(&mut buffer).expect("read stderr");
-        assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buffer[..n]);
-    }
-    // SAFETY: sends SIGINT to the child we started.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let args = ["run", "examples/digits.nn", "examples/digits.csv", "--epochs", "10000000"];
+    let outputs = ["--save-weights", path(&weights), "--log", path(&log)];
+    // The first epoch's progress line (not the echoed `epochs` setting): training is under way.
+    let (mut child, mut stderr, mut seen) = common::spawn_until(&[&args[..], &outputs].concat(), "/10000000  loss");
+    common::sigint(&child);
     stderr.read_to_end(&mut seen).expect("read stderr");
     let status = child.wait().expect("nnc ends");
     let text = String::from_utf8_lossy(&seen);
@@ -308,26 +294,14 @@ fn sigint_stops_a_long_run_and_writes_the_outputs() {
                  model { h = dense(x, 256, relu)  g = dense(h, 256, relu)  out = dense(g, 3, softmax) }\n\
                  loss cross_entropy(out, y)\ntrain { epochs = 1000  batch = 64 }\n";
     std::fs::write(again.join("big.nn"), model).expect("write");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["run", path(&again.join("big.nn")), path(&again.join("big.csv")), "--threads", "1"])
-        .args(["--save-weights", path(&again.join("w.safetensors")), "--log", path(&again.join("log.csv"))])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("nnc starts");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("compiled") {
-        let n = stderr.read(&mut buffer).expect("read stderr");
-        assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buffer[..n]);
-    }
+    let [model, data, weights, log] = ["big.nn", "big.csv", "w.safetensors", "log.csv"].map(|name| again.join(name));
+    let args = ["run", path(&model), path(&data), "--threads", "1"];
+    let outputs = ["--save-weights", path(&weights), "--log", path(&log)];
+    let (child, mut stderr, mut seen) = common::spawn_until(&[&args[..], &outputs].concat(), "compiled");
     let start = std::time::Instant::now();
     std::thread::sleep(std::time::Duration::from_millis(200));
     for _ in 0..2 {
-        // SAFETY: as above.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        common::sigint(&child);
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let output = child.wait_with_output().expect("nnc ends");

@@ -280,6 +280,34 @@ pub fn nnc(args: &[&str]) -> std::process::Output {
         .expect("the nnc binary runs")
 }
 
+/// Start `nnc` with its output piped and read its stderr until `marker`
+/// appears (for a test that then interrupts it): the child, its stderr,
+/// and what was read of it.
+pub fn spawn_until(args: &[&str], marker: &str) -> (std::process::Child, std::process::ChildStderr, Vec<u8>) {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nnc starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (mut seen, mut buffer) = (Vec::new(), [0u8; 256]);
+    while !String::from_utf8_lossy(&seen).contains(marker) {
+        let n = stderr.read(&mut buffer).expect("read stderr");
+        assert!(n > 0, "nnc ended early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buffer[..n]);
+    }
+    (child, stderr, seen)
+}
+
+/// Send SIGINT (Ctrl-C) to a child.
+pub fn sigint(child: &std::process::Child) {
+    // SAFETY: sends a signal to a process this test started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+}
+
 /// Run `nnc` and require success (stderr in the failure message).
 pub fn ok(args: &[&str]) -> std::process::Output {
     let output = nnc(args);
