@@ -122,13 +122,14 @@ fn main() -> ExitCode {
         Command::Draw(args) => commands::draw::draw(&args),
         Command::Plot(args) => commands::plot::plot(&args),
         Command::Check { threads: Some(0), .. } => Err(commands::Failure::Usage("--threads must be at least 1".into())),
-        Command::Check { model, data, gradcheck: true, rows, weights, delimiter, threads } => {
+        Command::Check { model, data, gradcheck, rows, weights, delimiter, threads } => {
+            // Both modes read DATA alike.
             let options =
                 nnc::runtime::data::ReadOptions { delimiter, targets_optional: false, threads: threads.unwrap_or(0) };
-            commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref(), options)
-        }
-        Command::Check { model, data, delimiter, threads, .. } => {
-            commands::inspect::check(&model, data.as_deref(), delimiter, threads)
+            match gradcheck {
+                true => commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref(), options),
+                false => commands::inspect::check(&model, data.as_deref(), options),
+            }
         }
     };
     match result {

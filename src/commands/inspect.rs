@@ -56,16 +56,7 @@ pub fn grad(model: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn check(
-    path: &Path,
-    data_path: Option<&Path>,
-    delimiter: Option<u8>,
-    threads: Option<usize>,
-) -> Result<(), Failure> {
-    if threads == Some(0) {
-        return Err(Failure::Usage("--threads must be at least 1".into()));
-    }
-    let options = data::ReadOptions { delimiter, targets_optional: false, threads: threads.unwrap_or(0) };
+pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions) -> Result<(), Failure> {
     let (model, table) = match data_path {
         Some(file) => super::read_model_with_data(path, file, options)?,
         None => (read_model(path)?, None),

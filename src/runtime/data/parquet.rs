@@ -174,8 +174,9 @@ struct Release {
 }
 
 impl Release {
-    /// Give the whole 4 KB pages of the run back; the first byte not given
-    /// back (a page shared with the next window is given back with it).
+    /// Give back the 4 KB pages the run covers up to its last whole one;
+    /// where the next release of the run starts (the page the run ends
+    /// in, which the next window of the chunk goes on to read).
     fn release(&self) -> usize {
         const PAGE: usize = 4096;
         let (first, last) = (self.start / PAGE * PAGE, self.end / PAGE * PAGE);
@@ -501,7 +502,9 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
         let mut numbers = Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def);
         numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
         let values = vec![0.0; BLOCK.min(range.rows)];
-        let floats = vec![0.0; values.len()];
+        // Converted to `f32` only for a binding that keeps `f32` cells.
+        let floats =
+            if matches!(rows.slots[b.binding], Slot::Floats(..)) { vec![0.0; values.len()] } else { Vec::new() };
         decoded.push(Decoded {
             bound: b,
             numbers,
