@@ -22,8 +22,12 @@ for two whole cores; on this shared VM it drops towards 1.3 at times, and a
   parquet  the same for the tall file as Parquet (written from the CSV with
            pandas.DataFrame.to_parquet: snappy, dictionary pages first), up to
            --parquet-max-rows: `nnc check` on 1 core and every core vs
-           pandas.read_parquet (pyarrow on 1 and every thread) and
-           polars.read_parquet; median of --repeat runs of each
+           pandas.read_parquet (pyarrow on 1 and every thread),
+           polars.read_parquet and the floor (peers/c/parquet_floor.c: only
+           the memory work no reader can avoid, built with the system's C
+           compiler); median of --repeat rounds of every reader in turn.
+           Run first: after the 10⁷-row cases, first touches of new memory
+           are slow for a while, whoever makes them
   rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count
            (10⁵, 10⁶, 10⁷ by default): nnc vs PyTorch eager, 1 and 2 threads;
            training rows/s, the 2-thread speed-up, whole-process wall time and
@@ -63,6 +67,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -271,6 +276,28 @@ def read_parquet(lib: str, data: Path, threads: int) -> dict:
     return {"read": wall, "cpu": cpu, "rss": run["rss"]}
 
 
+def parquet_floor(data_dir: Path) -> Path | None:
+    """peers/c/parquet_floor.c built into data_dir, or None without a C
+    compiler."""
+    source = Path(__file__).resolve().parent / "c" / "parquet_floor.c"
+    binary = data_dir / "parquet_floor"
+    if binary.exists() and binary.stat().st_mtime >= source.stat().st_mtime:
+        return binary
+    for cc in ("cc", "gcc", "clang"):
+        if shutil.which(cc):
+            built = subprocess.run([cc, "-O3", "-march=native", "-pthread", str(source), "-o", str(binary)])
+            return binary if built.returncode == 0 else None
+    return None
+
+
+def floor_read(floor: Path, data: Path, rows: int, threads: int) -> dict:
+    """The floor's time (in-process, from open() on) on `threads` threads,
+    pinned to as many CPUs."""
+    cpus = ",".join(str(c) for c in range(threads))
+    run = run_measured(["taskset", "-c", cpus, str(floor), str(data), str(rows), str(threads)])
+    return {"read": float(run["out"].split()[0]) / 1e3, "cpu": run["cpu"], "rss": run["rss"]}
+
+
 def median_run(runs: list[dict], key: str) -> dict:
     """The run with the median `key` of several."""
     return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
@@ -383,9 +410,65 @@ def main() -> None:
     compile_ms: dict[str, list[float]] = {}
     model64 = model_file(args.data_dir, 20, [64, 64], 3, 256)
 
+    # Parquet ingest, as pandas writes the file; median of --repeat rounds,
+    # each running every reader once (a read of 0.1 s varies by a third from
+    # run to run on this VM, and its state drifts: rounds share it). Run
+    # before the CSV tables: after the 10⁷-row cases have taken and freed
+    # gigabytes, every reader's first touch of new memory is slow for a while.
+    # pandas and polars use every core unless told otherwise. The floor is
+    # peers/c/parquet_floor.c: only the memory work no reader can avoid.
+    cores = os.cpu_count() or 1
+    floor = parquet_floor(args.data_dir)
+    parquet_rows = []
+    for rows in [r for r in rows_list if r <= args.parquet_max_rows]:
+        data = tall_parquet(args.data_dir, rows)
+        bound = rows * (20 + 3) * 4 / 1e6
+        with open(data, "rb") as warm:
+            while warm.read(1 << 24):
+                pass
+        readers = {
+            ("nnc", 1): lambda: nnc_ingest(model64, data, 1),
+            ("nnc", cores): lambda: nnc_ingest(model64, data, None),
+        }
+        for lib, ok in (("pandas", pandas_ok and have("pyarrow")), ("polars", polars_ok)):
+            for t in (1, cores):
+                if ok:
+                    readers[lib, t] = lambda lib=lib, t=t: attempt(lib, lambda: read_parquet(lib, data, t))
+        if floor:
+            for t in (1, cores):
+                readers["floor", t] = lambda t=t: attempt("floor", lambda: floor_read(floor, data, rows, t))
+        runs: dict = {key: [] for key in readers}
+        for _ in range(max(1, args.repeat)):
+            for key, read in readers.items():
+                runs[key].append(read())
+        median = {key: median_run([r for r in rs if r], "wall" if key[0] == "nnc" else "read") if any(rs) else None
+                  for key, rs in runs.items()}
+        one, every = median["nnc", 1], median["nnc", cores]
+        peer = lambda lib, t: median.get((lib, t))  # noqa: E731
+        fmt = lambda r, key: f"{r[key]:.3f} s ({r['cpu']:.3f} s CPU), {r['rss']:.0f} MB" if r else "—"  # noqa: E731
+        ratio = lambda p, nnc: f"{p['read'] / nnc['wall']:.2f}×" if p else "—"  # noqa: E731
+        parquet_rows.append([
+            f"{rows:,}", f"{data.stat().st_size / 1e6:.0f} MB", f"{bound:.0f} MB / {1.5 * bound + 30:.0f} MB",
+            fmt(one, "wall"), fmt(every, "wall"),
+            fmt(peer("pandas", 1), "read"), fmt(peer("pandas", cores), "read"),
+            f"{ratio(peer('pandas', 1), one)} / {ratio(peer('pandas', cores), every)} / "
+            f"{ratio(peer('pandas', cores), one)}",
+            " / ".join(f"{p['read']:.3f} s" if p else "—" for p in (peer("polars", 1), peer("polars", cores))),
+            " / ".join(f"{p['read']:.3f} s" if p else "—" for p in (peer("floor", 1), peer("floor", cores))),
+            f"{peer('pandas', cores)['read'] / peer('floor', cores)['read']:.2f}×"
+            if peer("pandas", cores) and peer("floor", cores) else "—",
+        ])
+    if parquet_rows:
+        table(f"ingest: load + bind the tall file as Parquet ({load()}); median of {max(1, args.repeat)} rounds; "
+              "pandas / nnc > 1 means nnc is faster",
+              ["rows", "file", "bound f32 / RSS target", "nnc check, 1 core", f"nnc check, {cores} cores",
+               "pandas.read_parquet, 1 thread", f"pandas.read_parquet, {cores} threads",
+               f"pandas / nnc wall (1 / 1, {cores} / {cores}, {cores} / 1)", f"polars 1 / {cores} threads",
+               f"floor 1 / {cores} threads", f"pandas {cores} threads / floor {cores} threads"],
+              parquet_rows)
+
     # Ingest.
     ingest_rows = []
-    cores = os.cpu_count() or 1
     for rows in rows_list:
         data = tall_data(args.data_dir, rows)
         size = data.stat().st_size / 1e6
@@ -415,43 +498,6 @@ def main() -> None:
            "pandas.read_csv (one thread)", f"pandas / nnc wall (1 / {cores} cores)", "pandas / nnc CPU",
            "polars 1 / 2 threads"],
           ingest_rows)
-
-    # Parquet ingest, as pandas writes the file; median of --repeat runs
-    # of every reader (a read of 0.1 s varies by a third from run to run on
-    # this VM). pandas and polars use every core unless told otherwise.
-    parquet_rows = []
-    for rows in [r for r in rows_list if r <= args.parquet_max_rows]:
-        data = tall_parquet(args.data_dir, rows)
-        bound = rows * (20 + 3) * 4 / 1e6
-        with open(data, "rb") as warm:
-            while warm.read(1 << 24):
-                pass
-        repeat = max(1, args.repeat)
-        one = median_run([nnc_ingest(model64, data, 1) for _ in range(repeat)], "wall")
-        every = median_run([nnc_ingest(model64, data, None) for _ in range(repeat)], "wall")
-        peers = {}
-        for lib, ok in (("pandas", pandas_ok and have("pyarrow")), ("polars", polars_ok)):
-            for t in (1, cores):
-                runs = [attempt(lib, lambda: read_parquet(lib, data, t)) for _ in range(repeat)] if ok else []
-                runs = [r for r in runs if r]
-                peers[lib, t] = median_run(runs, "read") if runs else None
-        fmt = lambda r, key: f"{r[key]:.3f} s ({r['cpu']:.3f} s CPU), {r['rss']:.0f} MB" if r else "—"  # noqa: E731
-        ratio = lambda peer, nnc: f"{peer['read'] / nnc['wall']:.2f}×" if peer else "—"  # noqa: E731
-        parquet_rows.append([
-            f"{rows:,}", f"{data.stat().st_size / 1e6:.0f} MB", f"{bound:.0f} MB / {1.5 * bound + 30:.0f} MB",
-            fmt(one, "wall"), fmt(every, "wall"),
-            fmt(peers["pandas", 1], "read"), fmt(peers["pandas", cores], "read"),
-            f"{ratio(peers['pandas', 1], one)} / {ratio(peers['pandas', cores], every)} / "
-            f"{ratio(peers['pandas', cores], one)}",
-            " / ".join(f"{p['read']:.3f} s" if p else "—" for p in (peers["polars", 1], peers["polars", cores])),
-        ])
-    if parquet_rows:
-        table(f"ingest: load + bind the tall file as Parquet ({load()}); median of {max(1, args.repeat)} runs; "
-              "pandas / nnc > 1 means nnc is faster",
-              ["rows", "file", "bound f32 / RSS target", "nnc check, 1 core", f"nnc check, {cores} cores",
-               "pandas.read_parquet, 1 thread", f"pandas.read_parquet, {cores} threads",
-               f"pandas / nnc wall (1 / 1, {cores} / {cores}, {cores} / 1)", f"polars 1 / {cores} threads"],
-              parquet_rows)
 
     # Rows and widths.
     def training(title: str, cases: list[tuple[Path, Path, list[int], int, int, int]]) -> None:
