@@ -428,10 +428,21 @@ struct Context<'a, R: ChunkReader + 'static> {
     own_pages: bool,
 }
 
+/// The fewest rows a thread's range of a row group is cut to ([`ranges`]).
+const LEAST_RANGE: usize = 100_000;
+
 /// The rows of every row group, split so every thread has ranges to read
 /// (a range starts by skipping the pages before it, and decodes the one it
 /// starts in: ranges are not made smaller than needed), or in ranges of at
 /// most `most` rows.
+///
+/// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows: each
+/// range decodes its own copy of every dictionary its pages use, and a
+/// writer's dictionary holds up to 1 MB of values (pyarrow: the first
+/// 131 072 rows of a column of random doubles). On 10⁵ such rows two
+/// ranges of 50 000 were no faster than one (41 against 39 ms) and raised
+/// peak RSS from 38 to 58–65 MB; on 2·10⁵, two of 10⁵ took 42 ms against
+/// 64 (BENCHMARKS.md, session 9).
 fn ranges<R: ChunkReader + 'static>(
     reader: &SerializedFileReader<R>,
     threads: usize,
@@ -439,8 +450,7 @@ fn ranges<R: ChunkReader + 'static>(
 ) -> Vec<Range> {
     let groups = reader.metadata().row_groups();
     let total: usize = groups.iter().map(|g| g.num_rows().max(0) as usize).sum();
-    let most =
-        most.unwrap_or(if groups.len() >= 2 * threads { usize::MAX } else { total.div_ceil(threads).max(1 << 16) });
+    let most = most.unwrap_or_else(|| range_rows(total, groups.len(), threads));
     let mut ranges = Vec::new();
     let mut first = 0;
     for (group, metadata) in groups.iter().enumerate() {
@@ -454,6 +464,16 @@ fn ranges<R: ChunkReader + 'static>(
         first += rows;
     }
     ranges
+}
+
+/// The most rows of a range when `total` rows in `groups` row groups are
+/// read on `threads` threads: whole row groups when there are enough to
+/// share, else equal ranges of at least [`LEAST_RANGE`] rows.
+fn range_rows(total: usize, groups: usize, threads: usize) -> usize {
+    if groups >= 2 * threads {
+        return usize::MAX;
+    }
+    total.div_ceil(threads.min(total / LEAST_RANGE).max(1)).max(1)
 }
 
 /// Read `ranges` into their rooms on `threads` threads
@@ -944,6 +964,23 @@ mod tests {
         let one = read(bad, 1, None).expect_err("text");
         assert!(matches!(&one, BindError::Data(e) if (e.line, e.column) == (Some(1), Some(2))), "{one:?}");
         assert_eq!(read(bad, 3, Some(10)).expect_err("text"), one);
+    }
+
+    #[test]
+    fn small_files_are_one_range() {
+        // (rows, row groups, threads) → the most rows of a range.
+        for (case, most) in [
+            ((100_000, 1, 2), 100_000),
+            ((199_999, 1, 2), 199_999),
+            ((200_000, 1, 2), 100_000),
+            ((1_000_000, 1, 2), 500_000),
+            ((1_000_000, 1, 3), 333_334),
+            ((1_000_000, 1, 16), 100_000),
+            ((1_000_000, 4, 2), usize::MAX),
+            ((0, 1, 2), 1),
+        ] {
+            assert_eq!(range_rows(case.0, case.1, case.2), most, "{case:?}");
+        }
     }
 
     /// The cells of a table as bits, labels as their codes and first rows.
