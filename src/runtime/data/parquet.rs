@@ -432,9 +432,9 @@ struct Context<'a, R: ChunkReader + 'static> {
 const LEAST_RANGE: usize = 100_000;
 
 /// The rows of every row group, split so every thread has ranges to read
-/// (a range starts by skipping the pages before it, and decodes the one it
-/// starts in: ranges are not made smaller than needed), or in ranges of at
-/// most `most` rows.
+/// when the file is large enough ([`range_rows`]; a range starts by
+/// skipping the pages before it, and decodes the one it starts in), or in
+/// ranges of at most `most` rows.
 ///
 /// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows: each
 /// range decodes its own copy of every dictionary its pages use, and a
