@@ -15,6 +15,13 @@
 use bytes::Bytes;
 use parquet::basic::{Encoding, Type as Physical};
 use parquet::column::page::{Page, PageReader};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// A column chunk's dictionary, decoded by the first range of rows that
+/// needs it and used by every other range of the chunk: a dictionary can
+/// hold 1 MB of values, and each thread holding its own copy of every
+/// column's doubled the memory of a file of 2·10⁵ rows.
+pub type SharedDictionary = Arc<Mutex<Option<Arc<[f64]>>>>;
 
 /// Whether a column chunk with these encodings, of this physical type and
 /// no repetition, is one [`Numbers`] decodes.
@@ -183,7 +190,9 @@ pub struct Numbers {
     /// Unsigned integers (`UINT_32`, `UINT_64`): their bits read unsigned.
     unsigned: bool,
     max_def: i16,
-    dictionary: Option<Vec<f64>>,
+    dictionary: Option<Arc<[f64]>>,
+    /// The chunk's dictionary as any range decoded it.
+    shared: SharedDictionary,
     page: Option<DataPage>,
     /// Scratch for levels and indices.
     levels: Vec<u32>,
@@ -210,13 +219,20 @@ impl From<String> for Unreadable {
 }
 
 impl Numbers {
-    pub fn new(pages: Box<dyn PageReader>, physical: Physical, unsigned: bool, max_def: i16) -> Numbers {
+    pub fn new(
+        pages: Box<dyn PageReader>,
+        physical: Physical,
+        unsigned: bool,
+        max_def: i16,
+        shared: SharedDictionary,
+    ) -> Numbers {
         Numbers {
             pages,
             physical,
             unsigned,
             max_def,
             dictionary: None,
+            shared,
             page: None,
             levels: Vec::new(),
             indices: Vec::new(),
@@ -295,17 +311,8 @@ impl Numbers {
     fn load(&mut self, page: Page) -> Result<bool, Unreadable> {
         {
             let (buf, num_values, encoding, levels_at, levels_len) = match page {
-                Page::DictionaryPage { buf, num_values, encoding, .. } => {
-                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                        return Err(format!("a dictionary page in {encoding}").into());
-                    }
-                    let n = num_values as usize;
-                    if buf.len() < n * self.size() {
-                        return Err("a dictionary page is shorter than its values".to_string().into());
-                    }
-                    let mut values = vec![0.0; n];
-                    self.plain(&buf, &mut values);
-                    self.dictionary = Some(values);
+                page @ Page::DictionaryPage { .. } => {
+                    self.share_dictionary(|_| Ok(Some(page)))?;
                     return Ok(false);
                 }
                 Page::DataPage { buf, num_values, encoding, def_level_encoding, .. } => {
@@ -335,10 +342,8 @@ impl Numbers {
             let values = match encoding {
                 Encoding::PLAIN => Values::Plain { data: buf.slice(levels_len..), at: 0 },
                 Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-                    if self.dictionary.is_none()
-                        && let Some(dictionary) = self.pages.take_deferred_dictionary()?
-                    {
-                        self.load(dictionary)?;
+                    if self.dictionary.is_none() {
+                        self.share_dictionary(|numbers| Ok(numbers.pages.take_deferred_dictionary()?))?;
                     }
                     if self.dictionary.is_none() {
                         return Err("a dictionary-encoded page without a dictionary".to_string().into());
@@ -351,6 +356,43 @@ impl Numbers {
             self.page = Some(DataPage { left: num_values as usize, levels, values });
             Ok(true)
         }
+    }
+
+    /// Take the chunk's dictionary: the one another range decoded, or the
+    /// page `page` gives, decoded here and shared (while it is decoded,
+    /// the other ranges wait for it rather than decode their own copy).
+    fn share_dictionary(
+        &mut self,
+        page: impl FnOnce(&mut Numbers) -> Result<Option<Page>, Unreadable>,
+    ) -> Result<(), Unreadable> {
+        let shared = Arc::clone(&self.shared);
+        // A range that panicked (the crate, on a damaged page) while
+        // decoding left no dictionary: this one decodes its own.
+        let mut dictionary = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if dictionary.is_none()
+            && let Some(page) = page(self)?
+        {
+            *dictionary = Some(self.decode_dictionary(page)?.into());
+        }
+        self.dictionary = dictionary.clone();
+        Ok(())
+    }
+
+    /// A dictionary page's values.
+    fn decode_dictionary(&self, page: Page) -> Result<Vec<f64>, Unreadable> {
+        let Page::DictionaryPage { buf, num_values, encoding, .. } = page else {
+            return Err("a data page where the dictionary belongs".to_string().into());
+        };
+        if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+            return Err(format!("a dictionary page in {encoding}").into());
+        }
+        let n = num_values as usize;
+        if buf.len() < n * self.size() {
+            return Err("a dictionary page is shorter than its values".to_string().into());
+        }
+        let mut values = vec![0.0; n];
+        self.plain(&buf, &mut values);
+        Ok(values)
     }
 
     /// The next `out.len()` rows' values, NaN for a null.

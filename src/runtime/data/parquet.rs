@@ -13,7 +13,7 @@
 
 use super::contain::contained;
 use super::layout::{self, Header};
-use super::pages::{self, Numbers};
+use super::pages::{self, Numbers, SharedDictionary};
 use super::table::{Chunk, Labels, Room, Rows, Slot, Table, is_missing};
 use super::{BindError, DataError, ReadOptions, shorten};
 use crate::ir::program::Binding;
@@ -387,7 +387,8 @@ fn read_in_ranges<R: ChunkReader + 'static>(
     let rows: Vec<usize> = ranges.iter().map(|r| r.rows).collect();
     let header = table.header.clone();
     let rooms = table.rooms(&rows);
-    let context = Context { file, header: &header, reader: &reader, bound: &bound, own_pages };
+    let dictionaries = (0..metadata.num_row_groups() * bound.len()).map(|_| SharedDictionary::default()).collect();
+    let context = Context { file, header: &header, reader: &reader, bound: &bound, dictionaries, own_pages };
     keep_freed_memory();
     let chunks = read_ranges(&context, &ranges, rooms, threads)?;
     table.commit(chunks);
@@ -425,6 +426,8 @@ struct Context<'a, R: ChunkReader + 'static> {
     header: &'a Header,
     reader: &'a SerializedFileReader<R>,
     bound: &'a [Bound],
+    /// Per row group, per bound column, its dictionary once decoded.
+    dictionaries: Vec<SharedDictionary>,
     own_pages: bool,
 }
 
@@ -436,13 +439,14 @@ const LEAST_RANGE: usize = 100_000;
 /// skipping the pages before it, and decodes the one it starts in), or in
 /// ranges of at most `most` rows.
 ///
-/// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows: each
-/// range decodes its own copy of every dictionary its pages use, and a
+/// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows. A
 /// writer's dictionary holds up to 1 MB of values (pyarrow: the first
-/// 131 072 rows of a column of random doubles). On 10⁵ such rows two
-/// ranges of 50 000 were no faster than one (41 against 39 ms) and raised
-/// peak RSS from 38 to 58–65 MB; on 2·10⁵, two of 10⁵ took 42 ms against
-/// 64 (BENCHMARKS.md, session 9).
+/// 131 072 rows of a column of random doubles), and ranges that start in
+/// the dictionary-encoded pages all wait for it ([`SharedDictionary`]).
+/// On 10⁵ such rows two ranges of 50 000 were no faster than one (41
+/// against 39 ms) and, each with its own dictionaries then, raised peak
+/// RSS from 38 to 58–65 MB; on 2·10⁵, two of 10⁵ took 42 ms against 64
+/// (BENCHMARKS.md, session 9).
 fn ranges<R: ChunkReader + 'static>(
     reader: &SerializedFileReader<R>,
     threads: usize,
@@ -535,7 +539,7 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
     // (`pages`), all of them a block of rows at a time, so each block of
     // the room's rows is written while it is in cache.
     let mut decoded = Vec::new();
-    for b in context.bound {
+    for (k, b) in context.bound.iter().enumerate() {
         let chunk = group.metadata().column(b.column);
         if !context.own_pages
             || !matches!(b.kind, Kind::Float | Kind::Signed | Kind::Unsigned)
@@ -545,7 +549,9 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
         }
         let max_def = chunk.column_descr().max_def_level();
         let pages = group.get_column_page_reader(b.column).map_err(unreadable_column(context, b))?;
-        let mut numbers = Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def);
+        let dictionary = Arc::clone(&context.dictionaries[range.group * context.bound.len() + k]);
+        let mut numbers =
+            Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def, dictionary);
         numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
         let values = vec![0.0; BLOCK.min(range.rows)];
         // Converted to `f32` only for a binding that keeps `f32` cells.
