@@ -88,7 +88,16 @@ impl ChunkReader for InPlace {
 /// never holds much more of the file than the pages being read (as
 /// [`InPlace`]'s buffers would). A third of a read went to copying the
 /// file into buffers.
-pub struct Mapped(Arc<memmap2::Mmap>);
+///
+/// Page headers are read from the file (`pread`), not the map: a range
+/// that starts far into a column chunk reads the headers of every page
+/// before it to skip them, and through the map each header faulted in
+/// and later unmapped the 64 KB around it, ≈ 6 ms per range on 10⁶ rows
+/// × 21 columns (BENCHMARKS.md, session 10).
+pub struct Mapped {
+    map: Arc<memmap2::Mmap>,
+    file: Arc<File>,
+}
 
 impl Mapped {
     /// The file mapped, or `None` where it cannot be (a pipe).
@@ -96,13 +105,15 @@ impl Mapped {
         // SAFETY: the map is only read. As with every memory map, a file
         // cut short by another process while nnc reads it would fault;
         // nnc itself never writes a data file.
-        unsafe { memmap2::Mmap::map(file) }.ok().map(|map| Mapped(Arc::new(map)))
+        let map = unsafe { memmap2::Mmap::map(file) }.ok()?;
+        Some(Mapped { map: Arc::new(map), file: Arc::new(file.try_clone().ok()?) })
     }
 
     fn window(&self, start: u64, length: usize, release: bool) -> parquet::errors::Result<Window> {
-        let start = usize::try_from(start).ok().filter(|&s| s <= self.0.len() && length <= self.0.len() - s);
+        let size = self.map.len();
+        let start = usize::try_from(start).ok().filter(|&s| s <= size && length <= size - s);
         let start = start.ok_or_else(|| parquet::errors::ParquetError::EOF("a range beyond the file's end".into()))?;
-        Ok(Window { map: self.0.clone(), start, length, release })
+        Ok(Window { map: self.map.clone(), start, length, release })
     }
 }
 
@@ -202,16 +213,20 @@ fn release_runs() {
 
 impl Length for Mapped {
     fn len(&self) -> u64 {
-        self.0.len() as u64
+        self.map.len() as u64
     }
 }
 
-impl ChunkReader for Mapped {
-    type T = bytes::buf::Reader<bytes::Bytes>;
+/// Bytes read at once for a page header: a page header of numbers, with
+/// its statistics, is under 100 bytes.
+const HEADER_BYTES: usize = 256;
 
+impl ChunkReader for Mapped {
+    type T = BufReader<At>;
+
+    /// The crate reads only page headers this way.
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        let rest = self.0.len().saturating_sub(start as usize);
-        Ok(bytes::Buf::reader(bytes::Bytes::from_owner(self.window(start, rest, false)?)))
+        Ok(BufReader::with_capacity(HEADER_BYTES, At { file: self.file.clone(), offset: start }))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
@@ -302,7 +317,7 @@ pub fn read_parquet<R: ChunkReader + 'static>(
     read_in_ranges(file, input, bindings, options, None, true)
 }
 
-/// [`read_parquet`] in ranges of at most `most` rows (by default, about
+/// [`read_parquet`] in ranges of about `most` rows (by default, about
 /// one per thread); with `own_pages`, the columns [`pages`] decodes are
 /// decoded there (otherwise, for tests, every column through the crate's
 /// readers).
@@ -380,7 +395,7 @@ fn read_in_ranges<R: ChunkReader + 'static>(
         })?;
     }
     let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
-    let ranges = ranges(&reader, threads, most);
+    let ranges = ranges(&reader, &bound, threads, most);
     if ranges.is_empty() {
         return Err(BindError::Data(error(None, None, "the Parquet file has no rows".into(), None)));
     }
@@ -437,7 +452,12 @@ const LEAST_RANGE: usize = 100_000;
 /// The rows of every row group, split so every thread has ranges to read
 /// when the file is large enough ([`range_rows`]; a range starts by
 /// skipping the pages before it, and decodes the one it starts in), or in
-/// ranges of at most `most` rows.
+/// pieces of about `most` rows (a row group of `n` rows in
+/// `n.div_ceil(most)` ranges).
+///
+/// A row group cut into several ranges is cut where the work is even, not
+/// the rows ([`cut`]): its first rows cost more when its columns start
+/// with large dictionaries.
 ///
 /// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows. A
 /// writer's dictionary holds up to 1 MB of values (pyarrow: the first
@@ -449,6 +469,7 @@ const LEAST_RANGE: usize = 100_000;
 /// (BENCHMARKS.md, session 9).
 fn ranges<R: ChunkReader + 'static>(
     reader: &SerializedFileReader<R>,
+    bound: &[Bound],
     threads: usize,
     most: Option<usize>,
 ) -> Vec<Range> {
@@ -459,15 +480,64 @@ fn ranges<R: ChunkReader + 'static>(
     let mut first = 0;
     for (group, metadata) in groups.iter().enumerate() {
         let rows = metadata.num_rows().max(0) as usize;
-        let mut start = 0;
-        while start < rows {
-            let take = most.min(rows - start);
-            ranges.push(Range { group, start, rows: take, first: first + start });
-            start += take;
+        let pieces = rows.div_ceil(most);
+        let dictionary = dictionary_rows(metadata, bound);
+        for k in 0..pieces {
+            let (start, end) = (cut(rows, dictionary, k, pieces), cut(rows, dictionary, k + 1, pieces));
+            if end > start {
+                ranges.push(Range { group, start, rows: end - start, first: first + start });
+            }
         }
         first += rows;
     }
     ranges
+}
+
+/// Where the `k`-th of `pieces` ranges of a row group of `rows` rows
+/// starts, so that each has the same work when its first `dictionary` rows
+/// cost [`DICTIONARY_COST`] times the others.
+fn cut(rows: usize, dictionary: usize, k: usize, pieces: usize) -> usize {
+    let dictionary = dictionary.min(rows) as f64;
+    let heavy = DICTIONARY_COST * dictionary;
+    let work = heavy + (rows as f64 - dictionary);
+    let target = work * k as f64 / pieces as f64;
+    let row = if target <= heavy { target / DICTIONARY_COST } else { dictionary + (target - heavy) };
+    (row.round() as usize).min(rows)
+}
+
+/// How much more a row read from a dictionary page costs than a row of
+/// plain values, counting the decoding of the dictionary itself (a page of
+/// as many values as it has entries, copied into a table of its own) and
+/// the look-up of each row's value. Measured on 10⁶ rows × 20 columns of
+/// random doubles, whose first 131 072 rows are dictionary-encoded (the
+/// writer's dictionary holds 1 MB): the first 400 000 rows took as long as
+/// the last 600 000, and 370 000 / 630 000 evened two threads out
+/// (BENCHMARKS.md, session 10).
+const DICTIONARY_COST: f64 = 3.0;
+
+/// About how many of a row group's first rows the bound columns read from
+/// dictionary pages, on average over the columns: a column's dictionary
+/// entries, from the bytes of its dictionary page (a dictionary of `n`
+/// distinct values holds at most `n` rows' worth of new values before the
+/// writer falls back to plain pages; a small dictionary adds next to
+/// nothing).
+fn dictionary_rows(group: &parquet::file::metadata::RowGroupMetaData, bound: &[Bound]) -> usize {
+    if bound.is_empty() {
+        return 0;
+    }
+    let entries: usize = bound
+        .iter()
+        .map(|b| {
+            let chunk = group.column(b.column);
+            let bytes = chunk.dictionary_page_offset().map_or(0, |at| (chunk.data_page_offset() - at).max(0) as usize);
+            let width = match chunk.column_type() {
+                Physical::INT32 | Physical::FLOAT => 4,
+                _ => 8,
+            };
+            bytes / width
+        })
+        .sum();
+    entries / bound.len()
 }
 
 /// The most rows of a range when `total` rows in `groups` row groups are
@@ -986,6 +1056,25 @@ mod tests {
             ((0, 1, 2), 1),
         ] {
             assert_eq!(range_rows(case.0, case.1, case.2), most, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn ranges_are_cut_where_the_work_is_even() {
+        // No dictionary: equal rows.
+        assert_eq!([0, 1, 2].map(|k| cut(1_000_000, 0, k, 2)), [0, 500_000, 1_000_000]);
+        // 131 072 rows at three times the cost: the first range is shorter
+        // by the dictionary's extra work, split between the two.
+        assert_eq!(cut(1_000_000, 131_072, 1, 2), 500_000 - 131_072);
+        // A cut inside the dictionary-encoded rows.
+        // (3 · 200 000 + 100 000) / 3 of the work, at three times the cost.
+        assert_eq!(cut(300_000, 200_000, 1, 3), 77_778);
+        // A dictionary larger than the group: every row costs the same.
+        assert_eq!(cut(1000, 5000, 1, 2), 500);
+        for (rows, dictionary, pieces) in [(7, 3, 3), (1_000_003, 131_072, 3), (10, 0, 4)] {
+            let cuts: Vec<usize> = (0..=pieces).map(|k| cut(rows, dictionary, k, pieces)).collect();
+            assert_eq!((cuts[0], cuts[pieces]), (0, rows), "the ranges cover the group");
+            assert!(cuts.windows(2).all(|w| w[0] <= w[1]), "in order: {cuts:?}");
         }
     }
 
