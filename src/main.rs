@@ -74,6 +74,10 @@ enum Command {
         /// Threads that parse DATA (default: every core)
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// Print the result as one JSON object: the task, the rows bound
+        /// and how long reading and binding DATA took
+        #[arg(long, conflicts_with = "gradcheck")]
+        json: bool,
     },
 }
 
@@ -122,13 +126,13 @@ fn main() -> ExitCode {
         Command::Draw(args) => commands::draw::draw(&args),
         Command::Plot(args) => commands::plot::plot(&args),
         Command::Check { threads: Some(0), .. } => Err(commands::Failure::Usage("--threads must be at least 1".into())),
-        Command::Check { model, data, gradcheck, rows, weights, delimiter, threads } => {
+        Command::Check { model, data, gradcheck, rows, weights, delimiter, threads, json } => {
             // Both modes read DATA alike.
             let options =
                 nnc::runtime::data::ReadOptions { delimiter, targets_optional: false, threads: threads.unwrap_or(0) };
             match gradcheck {
                 true => commands::gradcheck::gradcheck(&model, data.as_deref(), rows, weights.as_deref(), options),
-                false => commands::inspect::check(&model, data.as_deref(), options),
+                false => commands::inspect::check(&model, data.as_deref(), options, json),
             }
         }
     };

@@ -282,6 +282,16 @@ fn parquet_gives_the_same_numbers_as_csv() {
     let output = ok(&["check", "examples/penguins.nn", "tests/data/penguins.parquet"]);
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(out.contains("333 rows (11 dropped for a missing cell)"), "{out}");
+    // The same as one JSON object, with the time each step took.
+    let result = json(&["check", "examples/penguins.nn", "tests/data/penguins.parquet", "--json"]);
+    assert_eq!(result["task"], "classification into 3 classes");
+    assert_eq!((result["data"]["rows"].as_u64(), result["data"]["dropped"].as_u64()), (Some(333), Some(11)));
+    assert!(result["data"]["bindings"].as_str().is_some_and(|b| b.contains("species")), "{result}");
+    let t = &result["timings_ms"];
+    let (load, bind, total) = (t["load"].as_f64().unwrap(), t["bind"].as_f64().unwrap(), t["total"].as_f64().unwrap());
+    assert!(load > 0.0 && bind > 0.0 && total >= load + bind, "{t}");
+    // `--json` reports a check, not a gradient check.
+    assert_eq!(nnc(&["check", "--json", "--gradcheck", "examples/penguins.nn"]).status.code(), Some(2));
 }
 
 #[test]

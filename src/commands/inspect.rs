@@ -56,7 +56,10 @@ pub fn grad(model: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions) -> Result<(), Failure> {
+/// `nnc check`: the model, and DATA bound to it, as text or (`json`) as
+/// one JSON object with the time each step took in this process.
+pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions, json: bool) -> Result<(), Failure> {
+    let start = std::time::Instant::now();
     let (model, table) = match data_path {
         Some(file) => super::read_model_with_data(path, file, options)?,
         None => (read_model(path)?, None),
@@ -70,21 +73,41 @@ pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions) 
         Task::Binary { labels: 1 } => "binary classification (yes/no)".to_string(),
         Task::Binary { labels } => format!("multi-label classification ({labels} yes/no labels)"),
     };
-    println!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
+    let model_line =
+        format!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
+    if !json {
+        println!("{model_line}");
+    }
+    let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1e3;
+    let mut result = serde_json::json!({ "model": model.path, "task": task, "layers": program.layers.len(),
+                                         "parameters": n_params });
     match (data_path, program.has_data()) {
         (Some(file), true) => {
             let table = match table {
                 Some(table) => table,
                 None => data::read_file(file, &program.data, options).map_err(|e| bind_error(e, &model))?,
             };
+            // The model's text and DATA read; the model's part takes well
+            // under a millisecond.
+            let load_ms = ms(start);
+            let binding = std::time::Instant::now();
             let bound =
                 data::prepare::training(program, table, data::Split::NONE, None).map_err(|e| bind_error(e, &model))?;
+            let bind_ms = ms(binding);
             let summary = data::binding_summary(program, &bound);
             let mut notes = String::new();
             if bound.report.dropped > 0 {
                 notes.push_str(&format!(" ({} dropped for a missing cell)", bound.report.dropped));
             }
-            println!("{}: ok — {} rows{notes}; {summary}", file.display(), bound.train.rows);
+            if json {
+                result["data"] = serde_json::json!({
+                    "file": file.display().to_string(), "rows": bound.train.rows,
+                    "dropped": bound.report.dropped, "bindings": summary,
+                });
+                result["timings_ms"] = serde_json::json!({ "load": load_ms, "bind": bind_ms, "total": ms(start) });
+            } else {
+                println!("{}: ok — {} rows{notes}; {summary}", file.display(), bound.train.rows);
+            }
         }
         (Some(file), false) => {
             return Err(Failure::Usage(format!(
@@ -94,6 +117,9 @@ pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions) 
             )));
         }
         (None, _) => {}
+    }
+    if json {
+        println!("{result}");
     }
     Ok(())
 }
