@@ -18,7 +18,10 @@ for two whole cores; on this shared VM it drops towards 1.3 at times, and a
   ingest   load + bind the CSV: `nnc check` on one core (`taskset -c 0`) and
            on every core vs pandas.read_csv (C engine) and polars.read_csv
            (1 and 2 threads): wall time, CPU time, peak RSS against the
-           target of 1.5 × the bound f32 data + 30 MB
+           target of 1.5 × the bound f32 data + 30 MB. nnc's time is given
+           twice: the whole process as this script sees it, and in process
+           (`nnc check --json`: from the start of the check to the bound
+           data), the span the peers' figures cover
   parquet  the same for the tall file as Parquet (written from the CSV with
            pandas.DataFrame.to_parquet: snappy, dictionary pages first), up to
            --parquet-max-rows: `nnc check` on 1 core and every core vs
@@ -26,11 +29,9 @@ for two whole cores; on this shared VM it drops towards 1.3 at times, and a
            polars.read_parquet and the floor (peers/c/parquet_floor.c: only
            the memory work no reader can avoid, built with the system's C
            compiler); median of --repeat rounds of every reader in turn.
-           nnc's time is given twice: the whole process as this script
-           sees it, and in process (`nnc check --json`: from the start of
-           the check to the bound data), the span the peers' figures cover.
-           Run first: after the 10⁷-row cases, first touches of new memory
-           are slow for a while, whoever makes them
+           nnc's time is given twice, as above. Run first: after the 10⁷-row
+           cases, first touches of new memory are slow for a while, whoever
+           makes them
   rows     20-64-64-3 relu/softmax, batch 256, 1 epoch, at every row count
            (10⁵, 10⁶, 10⁷ by default): nnc vs PyTorch eager, 1 and 2 threads;
            training rows/s, the 2-thread speed-up, whole-process wall time and
@@ -509,16 +510,20 @@ def main() -> None:
         ratio = lambda peer, nnc: f"{peer / nnc:.2f}×"  # noqa: E731
         ingest_rows.append([
             f"{rows:,}", f"{size:.0f} MB", f"{bound:.0f} MB / {1.5 * bound + 30:.0f} MB",
-            f"{one['wall']:.2f} s ({one['cpu']:.2f} s CPU), {one['rss']:.0f} MB",
-            f"{every['wall']:.2f} s ({every['cpu']:.2f} s CPU), {every['rss']:.0f} MB",
+            f"{one['wall']:.2f} s, in process {one['inproc']:.2f} s ({one['cpu']:.2f} s CPU), {one['rss']:.0f} MB",
+            f"{every['wall']:.2f} s, in process {every['inproc']:.2f} s ({every['cpu']:.2f} s CPU), "
+            f"{every['rss']:.0f} MB",
             f"{pandas_t['read']:.2f} s ({pandas_t['cpu']:.2f} s CPU), {pandas_t['rss']:.0f} MB" if pandas_t else "—",
             f"{ratio(pandas_t['read'], one['wall'])} / {ratio(pandas_t['read'], every['wall'])}" if pandas_t else "—",
+            f"{ratio(pandas_t['read'], one['inproc'])} / {ratio(pandas_t['read'], every['inproc'])}"
+            if pandas_t else "—",
             f"{ratio(pandas_t['cpu'], every['cpu'])}" if pandas_t else "—",
             " / ".join(f"{p['read']:.2f} s" if p else "—" for p in polars),
         ])
     table(f"ingest: load + bind the tall file ({load()}); pandas / nnc > 1 means nnc is faster",
           ["rows", "file", "bound f32 / RSS target", "nnc check, 1 core", f"nnc check, {cores} cores",
-           "pandas.read_csv (one thread)", f"pandas / nnc wall (1 / {cores} cores)", "pandas / nnc CPU",
+           "pandas.read_csv (one thread)", f"pandas / nnc wall (1 / {cores} cores)",
+           f"pandas / nnc in process (1 / {cores} cores)", "pandas / nnc CPU",
            "polars 1 / 2 threads"],
           ingest_rows)
 
