@@ -655,10 +655,14 @@ fn build(
                 let (categories, map) = labels[i].as_ref().expect("label columns are resolved first");
                 let one_hot = matches!(binding.encoding, Encoding::OneHot { .. });
                 // Rows of zeros (fresh zeroed memory, not written twice)
-                // with a one at the class.
+                // with a one at the class, on 2 MB pages where the memory
+                // is fresh: binding 10⁶ CSV rows of 3 classes took 10.3 ms
+                // instead of 13.0 (median of 5). After a Parquet read glibc
+                // keeps freed memory, and the time did not change.
                 let classes = categories.len();
                 if one_hot {
                     *out = vec![0.0; n * classes];
+                    super::table::advise_huge_pages(out);
                 } else {
                     out.reserve(n);
                 }

@@ -306,7 +306,7 @@ fn spare<'a, T>(values: &'a mut Vec<T>, width: usize, rooms: &[usize], huge: boo
 /// `madvise`, the common default): one page fault per 2 MB instead of per
 /// 4 KB. Faulting in a 10⁶ × 20 table's 4 KB pages took a fifth of a
 /// Parquet read.
-fn advise_huge_pages<T>(region: &mut [MaybeUninit<T>]) {
+pub(crate) fn advise_huge_pages<T>(region: &mut [T]) {
     const HUGE: usize = 2 << 20;
     let start = region.as_mut_ptr() as usize;
     let end = start + std::mem::size_of_val(region);
