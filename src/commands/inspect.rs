@@ -73,10 +73,8 @@ pub fn check(path: &Path, data_path: Option<&Path>, options: data::ReadOptions, 
         Task::Binary { labels: 1 } => "binary classification (yes/no)".to_string(),
         Task::Binary { labels } => format!("multi-label classification ({labels} yes/no labels)"),
     };
-    let model_line =
-        format!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
     if !json {
-        println!("{model_line}");
+        println!("{}: ok — {task}, {} layer(s), {n_params} trainable number(s)", model.path, program.layers.len());
     }
     let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1e3;
     let mut result = serde_json::json!({ "model": model.path, "task": task, "layers": program.layers.len(),

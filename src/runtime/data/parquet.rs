@@ -92,8 +92,9 @@ impl ChunkReader for InPlace {
 /// Page headers are read from the file (`pread`), not the map: a range
 /// that starts far into a column chunk reads the headers of every page
 /// before it to skip them, and through the map each header faulted in
-/// and later unmapped the 64 KB around it, ≈ 6 ms per range on 10⁶ rows
-/// × 21 columns (BENCHMARKS.md, session 10).
+/// and later unmapped the 64 KB around it: on 10⁶ rows × 21 columns, the
+/// last 10⁵ rows as a range of their own took 13–14 ms that way, 10–11 ms
+/// with `pread` (BENCHMARKS.md, session 10).
 pub struct Mapped {
     map: Arc<memmap2::Mmap>,
     file: Arc<File>,
@@ -459,7 +460,7 @@ const LEAST_RANGE: usize = 100_000;
 /// the rows ([`cut`]): its first rows cost more when its columns start
 /// with large dictionaries.
 ///
-/// A file is cut into equal ranges of at least [`LEAST_RANGE`] rows. A
+/// A file is cut into ranges of about [`LEAST_RANGE`] rows or more. A
 /// writer's dictionary holds up to 1 MB of values (pyarrow: the first
 /// 131 072 rows of a column of random doubles), and ranges that start in
 /// the dictionary-encoded pages all wait for it ([`SharedDictionary`]).
