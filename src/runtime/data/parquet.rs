@@ -621,13 +621,13 @@ fn read_range_of<R: ChunkReader + 'static>(context: &Context<R>, range: Range, r
         let max_def = chunk.column_descr().max_def_level();
         let pages = group.get_column_page_reader(b.column).map_err(unreadable_column(context, b))?;
         let dictionary = Arc::clone(&context.dictionaries[range.group * context.bound.len() + k]);
-        let mut numbers =
-            Numbers::new(pages, chunk.column_type(), matches!(b.kind, Kind::Unsigned), max_def, dictionary);
+        // Converted to `f32` only for a binding that keeps `f32` cells.
+        let narrow = matches!(rows.slots[b.binding], Slot::Floats(..));
+        let unsigned = matches!(b.kind, Kind::Unsigned);
+        let mut numbers = Numbers::new(pages, chunk.column_type(), unsigned, max_def, dictionary, narrow);
         numbers.skip(range.start).map_err(|e| unreadable_page(context, b, e))?;
         let values = vec![0.0; BLOCK.min(range.rows)];
-        // Converted to `f32` only for a binding that keeps `f32` cells.
-        let floats =
-            if matches!(rows.slots[b.binding], Slot::Floats(..)) { vec![0.0; values.len()] } else { Vec::new() };
+        let floats = if narrow { vec![0.0; values.len()] } else { Vec::new() };
         decoded.push(Decoded {
             bound: b,
             numbers,
