@@ -100,8 +100,8 @@ pub fn shorten(text: &str) -> String {
 }
 
 /// Read a data file from disk for `bindings`: Parquet when it starts with
-/// Parquet's magic bytes, CSV otherwise (parsed block by block as it is
-/// read, so the file is not held in memory).
+/// Parquet's magic bytes, CSV otherwise (parsed block by block, so the
+/// file is not held in memory).
 pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
     let file = path.display().to_string();
     let fail = |message: String| DataError { file: file.clone(), line: None, column: None, message, help: None };
@@ -117,7 +117,7 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     }
     let cannot = |e: std::io::Error| fail(format!("cannot read the data file: {e}"));
     let mut input = std::fs::File::open(path).map_err(cannot)?;
-    // CSV is parsed as it is read, in blocks; Parquet is read in place.
+    // Both formats are read in place where the file can be mapped.
     let mut magic = Vec::with_capacity(4);
     std::io::Read::by_ref(&mut input).take(4).read_to_end(&mut magic).map_err(cannot)?;
     if parquet::is_parquet(&magic) {
@@ -125,6 +125,16 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
             Some(map) => parquet::read_parquet(&file, map, bindings, options),
             None => parquet::read_parquet(&file, parquet::InPlace::new(input), bindings, options),
         };
+    }
+    // A regular file is parsed where it lies, through a map (no copy);
+    // a pipe as it is read.
+    if input.metadata().is_ok_and(|m| m.is_file() && m.len() > 0) {
+        // SAFETY: the map is only read. As with every memory map, a file
+        // cut short by another process while nnc reads it would fault;
+        // nnc itself never writes a data file.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&input) } {
+            return read::read_csv_mapped(&file, &map, bindings, options);
+        }
     }
     read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
 }

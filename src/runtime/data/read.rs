@@ -152,13 +152,35 @@ const PARALLEL_BYTES: usize = 1 << 20;
 /// whole (unless it has quoted fields), only a block and the cells.
 const BLOCK_BYTES: usize = 4 << 20;
 
+/// Bytes parsed at a time, per thread, where they lie (in memory or
+/// mapped): no buffer to fill, so fewer, larger blocks (each costs the
+/// threads a start). 10⁶ rows on two cores, mapped: 146 ms against 162
+/// with 4 MB, 115 MB peak against 111 (BENCHMARKS.md, session 11).
+const LYING_BLOCK_BYTES: usize = 8 << 20;
+
 /// The first block's bytes (the blocks after it double up to
 /// [`BLOCK_BYTES`] per thread).
 const FIRST_BYTES: usize = 256 << 10;
 
-/// Parse CSV bytes (already read) into the cells `bindings` read.
+/// Parse CSV bytes (already in memory) into the cells `bindings` read,
+/// where they lie.
 pub fn read_csv(file: &str, bytes: &[u8], bindings: &[Binding], options: ReadOptions) -> Result<Table, BindError> {
-    read_csv_from(file, &mut &bytes[..], bindings, options)
+    read_blocks(file, Bytes::Whole { bytes, map: None }, bindings, options, LYING_BLOCK_BYTES, true)
+}
+
+/// Parse a mapped CSV file into the cells `bindings` read, where its bytes
+/// lie (no copy); the map's pages behind the blocks parsed are given back
+/// as the reading goes on, so the process holds the blocks being parsed,
+/// not the file.
+pub fn read_csv_mapped(
+    file: &str,
+    map: &memmap2::Mmap,
+    bindings: &[Binding],
+    options: ReadOptions,
+) -> Result<Table, BindError> {
+    // Read ahead of the faults: the file is read once, in order.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    read_blocks(file, Bytes::Whole { bytes: map, map: Some(map) }, bindings, options, LYING_BLOCK_BYTES, true)
 }
 
 /// Parse CSV from `input` (a file, a pipe, bytes) into the cells `bindings`
@@ -174,7 +196,18 @@ pub fn read_csv_from(
     bindings: &[Binding],
     options: ReadOptions,
 ) -> Result<Table, BindError> {
-    read_blocks(file, input, bindings, options, BLOCK_BYTES, true)
+    read_blocks(file, Bytes::Stream(input), bindings, options, BLOCK_BYTES, true)
+}
+
+/// Where a CSV's bytes come from.
+enum Bytes<'a> {
+    /// A stream, read a block at a time into buffers (the next block while
+    /// this one is parsed).
+    Stream(&'a mut (dyn Read + Send)),
+    /// All of them in memory already, parsed where they lie: bytes read, or
+    /// a mapped file (`map`), whose pages behind the blocks parsed are
+    /// given back.
+    Whole { bytes: &'a [u8], map: Option<&'a memmap2::Mmap> },
 }
 
 /// The input and its name.
@@ -205,24 +238,165 @@ impl Input<'_> {
 
 /// The bytes read but not yet parsed.
 struct Source<'a> {
-    input: Input<'a>,
-    pending: Vec<u8>,
+    file: &'a str,
+    bytes: Pending<'a>,
     eof: bool,
 }
 
-impl Source<'_> {
+/// [`Source`]'s bytes.
+enum Pending<'a> {
+    /// Read from the stream into a buffer.
+    Read { input: Input<'a>, pending: Vec<u8> },
+    /// `bytes[start..end]` of bytes in memory; the map's pages before
+    /// `released` are given back.
+    Lying { bytes: &'a [u8], map: Option<&'a memmap2::Mmap>, start: usize, end: usize, released: usize },
+}
+
+impl<'a> Source<'a> {
+    fn new(file: &'a str, bytes: Bytes<'a>) -> Source<'a> {
+        let bytes = match bytes {
+            Bytes::Stream(input) => Pending::Read { input: Input { file, input }, pending: Vec::new() },
+            Bytes::Whole { bytes, map } => Pending::Lying { bytes, map, start: 0, end: 0, released: 0 },
+        };
+        Source { file, bytes, eof: false }
+    }
+
     /// Read until `want` bytes are pending or the input ends.
     fn fill(&mut self, want: usize) -> Result<(), DataError> {
-        if !self.eof {
-            self.eof = self.input.read(&mut self.pending, want)?;
+        if self.eof {
+            return Ok(());
+        }
+        match &mut self.bytes {
+            Pending::Read { input, pending } => self.eof = input.read(pending, want)?,
+            Pending::Lying { bytes, start, end, .. } => {
+                *end = (*end).max(start.saturating_add(want).min(bytes.len()));
+                self.eof = *end == bytes.len();
+            }
         }
         Ok(())
+    }
+
+    /// The bytes read and not parsed.
+    fn pending(&self) -> &[u8] {
+        match &self.bytes {
+            Pending::Read { pending, .. } => pending,
+            Pending::Lying { bytes, start, end, .. } => &bytes[*start..*end],
+        }
     }
 
     /// The pending bytes up to the last line end (all of them at the end
     /// of the input).
     fn lines(&self) -> &[u8] {
-        &self.pending[..ready(&self.pending, self.eof)]
+        let pending = self.pending();
+        &pending[..ready(pending, self.eof)]
+    }
+
+    /// Drop the first `n` pending bytes (parsed).
+    fn advance(&mut self, n: usize) {
+        match &mut self.bytes {
+            Pending::Read { pending, .. } => drop(pending.drain(..n.min(pending.len()))),
+            Pending::Lying { bytes, map, start, end, released } => {
+                *start = (*start + n).min(*end);
+                // Given back a block at a time: each `madvise` interrupts
+                // the other cores to flush their TLBs.
+                const PAGE: usize = 4096;
+                let behind = *start / PAGE * PAGE;
+                if let Some(map) = map
+                    && (behind - *released >= PARALLEL_BYTES || *start == bytes.len())
+                {
+                    // SAFETY: a read-only file map: dropped pages are read
+                    // again from the file if touched again, so no byte
+                    // changes. Only advice: an error leaves them mapped.
+                    let _ = unsafe {
+                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *released, behind - *released)
+                    };
+                    *released = behind;
+                }
+            }
+        }
+    }
+
+    /// Run `parse` on the first `ready` pending bytes while the bytes
+    /// after them, up to `want`, are read (or, in memory, only found) and
+    /// planned on one more thread; then drop the parsed bytes. What `parse`
+    /// gave, and the plan of the bytes pending then (`None` at the end of
+    /// the input).
+    fn parse_while_reading<T>(
+        &mut self,
+        ready: usize,
+        want: usize,
+        threads: usize,
+        spare: &mut Vec<u8>,
+        parse: impl FnOnce(&[u8]) -> T,
+    ) -> (T, Result<Option<Plan>, DataError>) {
+        let failed = || DataError {
+            file: self.file.to_string(),
+            line: None,
+            column: None,
+            message: "the reading thread failed".into(),
+            help: None,
+        };
+        let eof = self.eof;
+        let (parsed, read) = match &mut self.bytes {
+            Pending::Read { input, pending } => {
+                let mut next = std::mem::take(spare);
+                next.clear();
+                next.extend_from_slice(&pending[ready..]);
+                let data = &pending[..ready];
+                let (parsed, read) = std::thread::scope(|scope| {
+                    let reader = (!eof).then(|| {
+                        scope.spawn(|| {
+                            let eof = input.read(&mut next, want)?;
+                            let plan = Plan::new(&next, eof, threads);
+                            Ok::<_, DataError>((eof, plan))
+                        })
+                    });
+                    let parsed = parse(data);
+                    (parsed, reader.map(|reader| reader.join().unwrap_or_else(|_| Err(failed()))))
+                });
+                *spare = std::mem::replace(pending, next);
+                (parsed, read)
+            }
+            Pending::Lying { bytes, map, start, end, .. } => {
+                let bytes: &[u8] = bytes;
+                let data = &bytes[*start..*start + ready];
+                let next = *start + ready..(*end).max(*start + ready + want).min(bytes.len());
+                let map = *map;
+                let (parsed, read) = std::thread::scope(|scope| {
+                    let planner = (!eof).then(|| {
+                        scope.spawn(|| {
+                            if let Some(map) = map {
+                                // The next block's pages mapped in one call,
+                                // not a fault per 64 KB (only advice: where
+                                // the kernel cannot, the faults do it).
+                                const PAGE: usize = 4096;
+                                let first = next.start / PAGE * PAGE;
+                                let _ = map.advise_range(memmap2::Advice::PopulateRead, first, next.end - first);
+                            }
+                            let eof = next.end == bytes.len();
+                            (eof, Plan::new(&bytes[next.clone()], eof, threads))
+                        })
+                    });
+                    let parsed = parse(data);
+                    (parsed, planner.map(|planner| planner.join().map_err(|_| failed())))
+                });
+                *end = next.end;
+                (parsed, read)
+            }
+        };
+        if let Pending::Lying { .. } = self.bytes {
+            // (A stream's parsed bytes went with their buffer.)
+            self.advance(ready);
+        }
+        let plan = match read {
+            Some(Ok((eof, plan))) => {
+                self.eof = eof;
+                Ok(Some(plan))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(None),
+        };
+        (parsed, plan)
     }
 }
 
@@ -268,9 +442,9 @@ impl Plan {
 /// [`read_csv_from`], reading `block` bytes per thread at a time, with
 /// the SIMD scan of plain decimals when `simd` and the CPU has it (the
 /// tests compare it with the scalar scan).
-fn read_blocks(
-    file: &str,
-    input: &mut (dyn Read + Send),
+fn read_blocks<'a>(
+    file: &'a str,
+    input: Bytes<'a>,
     bindings: &[Binding],
     options: ReadOptions,
     block: usize,
@@ -284,12 +458,12 @@ fn read_blocks(
         help,
     };
     let threads = if options.threads == 0 { crate::threads::available() } else { options.threads };
-    let mut source = Source { input: Input { file, input }, pending: Vec::new(), eof: false };
+    let mut source = Source::new(file, input);
     // The first lines: at least two that are not blank, all of the input
     // when it has quotes there.
     source.fill(block.min(FIRST_BYTES))?;
-    if source.pending.starts_with(b"\xEF\xBB\xBF") {
-        source.pending.drain(..3);
+    if source.pending().starts_with(b"\xEF\xBB\xBF") {
+        source.advance(3);
     }
     while !source.eof {
         let head = source.lines();
@@ -298,7 +472,7 @@ fn read_blocks(
         } else if head.split(|&b| b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).nth(1).is_some() {
             break;
         } else {
-            source.fill(2 * source.pending.len())?;
+            source.fill(2 * source.pending().len())?;
         }
     }
     let head = source.lines();
@@ -346,7 +520,7 @@ fn read_blocks(
             return Err(BindError::Data(error(None, None, "the data file has a header but no rows".into(), None)));
         }
     };
-    source.pending.drain(..data_offset.min(source.pending.len()));
+    source.advance(data_offset);
     let template = table.cells.clone();
     let header = table.header.clone();
     let context = Context {
@@ -384,18 +558,18 @@ fn read_blocks(
             Some(plan) => plan,
             None => {
                 source.fill(want)?;
-                Plan::new(&source.pending, source.eof, threads)
+                Plan::new(source.pending(), source.eof, threads)
             }
         };
         if plan.ready == 0 && !source.eof {
             // A line longer than the block.
-            source.fill(2 * source.pending.len())?;
+            source.fill(2 * source.pending().len())?;
             continue;
         }
         if !plan.splittable {
             // The rest, whole, through the `csv` crate.
             source.fill(usize::MAX)?;
-            let data = &source.pending;
+            let data = source.pending();
             let rooms = table.rooms(&[count_records(data, delimiter)]);
             let room = rooms.into_iter().next().expect("one room");
             let part = parse_rows(&context, data, line, room)?;
@@ -405,26 +579,11 @@ fn read_blocks(
         }
         // Parse this block's chunks on the threads while the next block
         // is read (and planned) on one more.
-        let mut next = std::mem::take(&mut spare);
-        next.clear();
-        next.extend_from_slice(&source.pending[plan.ready..]);
         let rooms: Vec<usize> = plan.chunks.iter().map(|&(_, _, lines)| lines).collect();
         let rooms = table.rooms(&rooms);
-        let data = &source.pending[..plan.ready];
-        let input = &mut source.input;
-        let eof = source.eof;
         want = (2 * want).min(most);
-        let (parts, read) = std::thread::scope(|scope| {
-            let reader = (!eof).then(|| {
-                scope.spawn(|| {
-                    let eof = input.read(&mut next, want)?;
-                    let plan = Plan::new(&next, eof, threads);
-                    Ok::<_, DataError>((eof, plan))
-                })
-            });
-            let parts = parse_chunks(&context, data, &plan, rooms, line, threads);
-            let read = reader.map(|reader| reader.join().unwrap_or_else(|_| Err(context.failed("the reading thread"))));
-            (parts, read)
+        let (parts, next) = source.parse_while_reading(plan.ready, want, threads, &mut spare, |data| {
+            parse_chunks(&context, data, &plan, rooms, line, threads)
         });
         // The first error in file order wins, as on one thread.
         let parts = parts.into_iter().collect::<Result<Vec<Part>, DataError>>()?;
@@ -435,16 +594,8 @@ fn read_blocks(
             chunks.push(part.chunk);
         }
         table.commit(chunks);
-        spare = std::mem::replace(&mut source.pending, next);
-        match read {
-            Some(read) => {
-                let (eof, plan) = read?;
-                source.eof = eof;
-                planned = Some(plan);
-            }
-            None => source.pending.clear(),
-        }
-        if source.eof && source.pending.is_empty() {
+        planned = next?;
+        if source.eof && source.pending().is_empty() {
             break;
         }
     }
@@ -537,7 +688,10 @@ fn next_record(
 /// Whether the rows can be split at any line end: no quotes (a quoted
 /// field may hold a line break) and no line ended by a lone `\r`.
 fn splittable(data: &[u8]) -> bool {
-    memchr::memchr(b'"', data).is_none() && memchr::memchr_iter(b'\r', data).all(|i| data.get(i + 1) == Some(&b'\n'))
+    // One pass over a block with neither (the common case).
+    memchr::memchr2(b'"', b'\r', data).is_none()
+        || (memchr::memchr(b'"', data).is_none()
+            && memchr::memchr_iter(b'\r', data).all(|i| data.get(i + 1) == Some(&b'\n')))
 }
 
 /// `parts` ranges of about the same size, each ending after a `\n`.
@@ -1116,16 +1270,24 @@ mod tests {
         read_csv("t.csv", bytes, &bindings(), ReadOptions { threads, ..ReadOptions::default() })
     }
 
-    /// `read` in blocks of `block` bytes per thread.
+    /// `read` in blocks of `block` bytes per thread, from a stream and
+    /// from the bytes where they lie: the same table, or the same error.
     fn read_in_blocks(bytes: &[u8], threads: usize, block: usize) -> Result<Table, BindError> {
         let options = ReadOptions { threads, ..ReadOptions::default() };
-        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, block, true)
+        let streamed = read_blocks("t.csv", Bytes::Stream(&mut &bytes[..]), &bindings(), options, block, true);
+        let lying = read_blocks("t.csv", Bytes::Whole { bytes, map: None }, &bindings(), options, block, true);
+        match (&streamed, &lying) {
+            (Ok(streamed), Ok(lying)) => assert_same(streamed, lying, &format!("in memory, blocks of {block}")),
+            (Err(streamed), Err(lying)) => assert_eq!(streamed, lying, "in memory, blocks of {block}"),
+            _ => panic!("blocks of {block}: one read and one failed"),
+        }
+        streamed
     }
 
     /// `read` on one thread with the scalar scan of plain decimals only.
     fn read_scalar(bytes: &[u8]) -> Result<Table, BindError> {
         let options = ReadOptions { threads: 1, ..ReadOptions::default() };
-        read_blocks("t.csv", &mut &bytes[..], &bindings(), options, BLOCK_BYTES, false)
+        read_blocks("t.csv", Bytes::Stream(&mut &bytes[..]), &bindings(), options, BLOCK_BYTES, false)
     }
 
     fn assert_same(one: &Table, many: &Table, what: &str) {
@@ -1158,6 +1320,20 @@ mod tests {
             let blocks = read_in_blocks(&bytes, threads, block).expect("reads");
             assert_same(&one, &blocks, &format!("{threads} threads, blocks of {block}"));
         }
+        // A file, mapped and given back as it is read (blocks of more than
+        // `PARALLEL_BYTES`), and a pipe.
+        let path = std::env::temp_dir().join(format!("nnc-read-{}.csv", std::process::id()));
+        std::fs::write(&path, &bytes).expect("a temporary file");
+        let options = ReadOptions { threads: 2, ..ReadOptions::default() };
+        let file = std::fs::File::open(&path).expect("opens");
+        let map = unsafe { memmap2::Mmap::map(&file) }.expect("maps");
+        let mapped = read_csv_mapped("t.csv", &map, &bindings(), options);
+        let from_disk = super::super::read_file(&path, &bindings(), options);
+        std::fs::remove_file(&path).expect("removed");
+        assert_same(&one, &mapped.expect("reads"), "mapped");
+        assert_same(&one, &from_disk.expect("reads"), "from disk");
+        let piped = read_csv_from("t.csv", &mut std::io::Cursor::new(&bytes), &bindings(), options).expect("reads");
+        assert_same(&one, &piped, "piped");
         // 60 000 rows and a blank line after every thousandth: the last row's line.
         assert_eq!(*one.lines.last().unwrap() as usize, 1 + 120_000 + 120);
         // Each cell is the file's number rounded once to f32.
