@@ -145,6 +145,11 @@ struct BadCells {
 /// they finish one share the work evenly even when one is slowed.
 const CHUNKS_PER_THREAD: usize = 4;
 
+/// Chunks are at most about this long: the threads finish a block within
+/// a chunk of each other (a block of 16 MB in 8 chunks left one thread
+/// idle for up to 2 ms).
+const CHUNK_BYTES: usize = 512 << 10;
+
 /// Blocks smaller than this are parsed on one thread.
 const PARALLEL_BYTES: usize = 1 << 20;
 
@@ -295,24 +300,7 @@ impl<'a> Source<'a> {
     fn advance(&mut self, n: usize) {
         match &mut self.bytes {
             Pending::Read { pending, .. } => drop(pending.drain(..n.min(pending.len()))),
-            Pending::Lying { bytes, map, start, end, released } => {
-                *start = (*start + n).min(*end);
-                // Given back a block at a time: each `madvise` interrupts
-                // the other cores to flush their TLBs.
-                const PAGE: usize = 4096;
-                let behind = *start / PAGE * PAGE;
-                if let Some(map) = map
-                    && (behind - *released >= PARALLEL_BYTES || *start == bytes.len())
-                {
-                    // SAFETY: a read-only file map: dropped pages are read
-                    // again from the file if touched again, so no byte
-                    // changes. Only advice: an error leaves them mapped.
-                    let _ = unsafe {
-                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *released, behind - *released)
-                    };
-                    *released = behind;
-                }
-            }
+            Pending::Lying { start, end, .. } => *start = (*start + n).min(*end),
         }
     }
 
@@ -357,19 +345,35 @@ impl<'a> Source<'a> {
                 *spare = std::mem::replace(pending, next);
                 (parsed, read)
             }
-            Pending::Lying { bytes, map, start, end, .. } => {
+            Pending::Lying { bytes, map, start, end, released } => {
                 let bytes: &[u8] = bytes;
                 let data = &bytes[*start..*start + ready];
                 let next = *start + ready..(*end).max(*start + ready + want).min(bytes.len());
                 let map = *map;
+                // The blocks before this one are parsed: their pages go back.
+                const PAGE: usize = 4096;
+                let parsed_before = (*released, *start / PAGE * PAGE);
+                *released = parsed_before.1.max(*released);
                 let (parsed, read) = std::thread::scope(|scope| {
                     let planner = (!eof).then(|| {
                         scope.spawn(|| {
                             if let Some(map) = map {
+                                // Off the parsing threads' path: each call
+                                // interrupts the other cores to flush their
+                                // TLBs, and took 1–2 ms per 16 MB.
+                                let (from, to) = parsed_before;
+                                if to > from {
+                                    // SAFETY: a read-only file map: dropped
+                                    // pages are read again from the file if
+                                    // touched again, so no byte changes. Only
+                                    // advice: an error leaves them mapped.
+                                    let _ = unsafe {
+                                        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+                                    };
+                                }
                                 // The next block's pages mapped in one call,
                                 // not a fault per 64 KB (only advice: where
                                 // the kernel cannot, the faults do it).
-                                const PAGE: usize = 4096;
                                 let first = next.start / PAGE * PAGE;
                                 let _ = map.advise_range(memmap2::Advice::PopulateRead, first, next.end - first);
                             }
@@ -424,7 +428,11 @@ impl Plan {
         let ready = ready(pending, eof);
         let data = &pending[..ready];
         let splittable = splittable(data);
-        let parts = if threads > 1 && data.len() >= PARALLEL_BYTES { threads * CHUNKS_PER_THREAD } else { 1 };
+        let parts = if threads > 1 && data.len() >= PARALLEL_BYTES {
+            (threads * CHUNKS_PER_THREAD).max(data.len() / CHUNK_BYTES)
+        } else {
+            1
+        };
         let mut chunks = Vec::with_capacity(parts);
         let mut line_ends = 0;
         if splittable {
