@@ -37,16 +37,6 @@ pub enum Dictionary {
 }
 
 impl Dictionary {
-    /// The dictionary of `values`: in `f32` when `narrow` and every finite
-    /// value stays finite.
-    fn of(values: Vec<f64>, narrow: bool) -> Dictionary {
-        let narrowed = |v: f64| v as f32;
-        if narrow && values.iter().all(|&v| narrowed(v).is_finite() || !v.is_finite()) {
-            return Dictionary::Narrow(values.into_iter().map(narrowed).collect());
-        }
-        Dictionary::Wide(values.into())
-    }
-
     fn len(&self) -> usize {
         match self {
             Dictionary::Wide(values) => values.len(),
@@ -304,10 +294,17 @@ impl Numbers {
 
     /// Plain values from `bytes` into `out` (one per value).
     fn plain(&self, bytes: &[u8], out: &mut [f64]) {
+        self.plain_as(bytes, out, |v| v);
+    }
+
+    /// Plain values from `bytes`, each as an `f64` given to `convert`,
+    /// into `out`.
+    #[inline(always)]
+    fn plain_as<T>(&self, bytes: &[u8], out: &mut [T], mut convert: impl FnMut(f64) -> T) {
         macro_rules! each {
-            ($n:literal, $convert:expr) => {
+            ($n:literal, $value:expr) => {
                 for (o, v) in out.iter_mut().zip(bytes.chunks_exact($n)) {
-                    *o = $convert(v.try_into().expect("a value's bytes"));
+                    *o = convert($value(v.try_into().expect("a value's bytes")));
                 }
             };
         }
@@ -445,9 +442,22 @@ impl Numbers {
         if buf.len() < n * self.size() {
             return Err("a dictionary page is shorter than its values".to_string().into());
         }
+        if self.narrow {
+            // Straight into `f32`, unless a finite value overflows it.
+            let mut values = vec![0.0f32; n];
+            let mut overflow = false;
+            self.plain_as(&buf, &mut values, |v| {
+                let narrowed = v as f32;
+                overflow |= narrowed.is_infinite() && v.is_finite();
+                narrowed
+            });
+            if !overflow {
+                return Ok(Dictionary::Narrow(values.into()));
+            }
+        }
         let mut values = vec![0.0; n];
         self.plain(&buf, &mut values);
-        Ok(Dictionary::of(values, self.narrow))
+        Ok(Dictionary::Wide(values.into()))
     }
 
     /// The next `out.len()` rows' values, NaN for a null.
@@ -545,23 +555,59 @@ mod tests {
         assert!(!h.take_repeated(1, 3).unwrap(), "a packed run");
     }
 
+    /// No pages: a [`Numbers`] to decode dictionary pages with.
+    struct NoPages;
+
+    impl Iterator for NoPages {
+        type Item = parquet::errors::Result<Page>;
+        fn next(&mut self) -> Option<Self::Item> {
+            None
+        }
+    }
+
+    impl PageReader for NoPages {
+        fn get_next_page(&mut self) -> parquet::errors::Result<Option<Page>> {
+            Ok(None)
+        }
+        fn peek_next_page(&mut self) -> parquet::errors::Result<Option<parquet::column::page::PageMetadata>> {
+            Ok(None)
+        }
+        fn skip_next_page(&mut self) -> parquet::errors::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A dictionary page of `DOUBLE`s decoded for cells kept in `f32`
+    /// (`narrow`) or not.
+    fn dictionary(values: &[f64], narrow: bool) -> Dictionary {
+        let numbers = Numbers::new(Box::new(NoPages), Physical::DOUBLE, false, 0, SharedDictionary::default(), narrow);
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let page = Page::DictionaryPage {
+            buf: Bytes::from(bytes),
+            num_values: values.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        };
+        numbers.decode_dictionary(page).ok().expect("decodes")
+    }
+
     /// A dictionary of a column kept in `f32` is held in `f32` (half the
     /// memory), and its look-ups narrow to the `f32` the `f64` entries
     /// would; one with a value `f32` cannot hold stays in `f64`.
     #[test]
     fn dictionaries_of_f32_cells_are_kept_in_f32() {
-        let values = vec![0.1, -2.5e-40, 1e30, f64::NAN, f64::INFINITY, -0.0, 16_777_217.0];
+        let values = [0.1, -2.5e-40, 1e30, f64::NAN, f64::INFINITY, -0.0, 16_777_217.0];
         let indices: Vec<u32> = vec![6, 0, 3, 1, 2, 5, 4, 0];
         let look_up = |d: &Dictionary| {
             let mut out = vec![0.0; indices.len()];
             d.look_up(&indices, &mut out).expect("in the dictionary");
             out.iter().map(|&v| (v as f32).to_bits()).collect::<Vec<_>>()
         };
-        let wide = Dictionary::of(values.clone(), false);
-        let narrow = Dictionary::of(values.clone(), true);
+        let wide = dictionary(&values, false);
+        let narrow = dictionary(&values, true);
         assert!(matches!(wide, Dictionary::Wide(_)) && matches!(narrow, Dictionary::Narrow(_)));
         assert_eq!(look_up(&narrow), look_up(&wide));
-        let huge = Dictionary::of(vec![1.0, 1e39], true);
+        let huge = dictionary(&[1.0, 1e39], true);
         assert!(matches!(huge, Dictionary::Wide(_)), "1e39 is kept to be reported");
         let mut out = [0.0];
         assert_eq!(huge.look_up(&[1], &mut out).map(|()| out[0]), Ok(1e39));
