@@ -333,3 +333,49 @@ fn bad_parquet_files_are_located_errors() {
     let err = fails(&["run", &model, "tests/data/penguins.parquet", "--quiet"]);
     assert!(err.contains("penguins.parquet:1:2: `Torgersen` in column `island` is not a number"), "{err}");
 }
+
+/// A data file cut short by another program while nnc reads it (through a
+/// memory map) is an error naming the file, never a death by a signal
+/// ("Bus error"): a 15 MB file is cut to nothing at several moments of the
+/// read; each run ends with a status of its own, and a failed one says
+/// `error:` and the file.
+#[test]
+fn a_file_cut_short_while_read_is_an_error_not_a_crash() {
+    use std::fmt::Write;
+    let d = dir("cut_short");
+    let model = write(
+        &d,
+        "m.nn",
+        "data { input x[20]  target y = one_hot(3) } model { out = dense(x, 3, softmax) }
+         loss cross_entropy(out, y) train { epochs = 1 }",
+    );
+    let mut text = (0..20).map(|c| format!("f{c},")).collect::<String>() + "label\n";
+    for r in 0..100_000u64 {
+        for c in 0..20u64 {
+            let _ = write!(text, "{:.6},", ((r * 31 + c * 17) % 1000) as f64 / 997.0 - 0.5);
+        }
+        let _ = writeln!(text, "{}", r % 3);
+    }
+    let path = d.join("cut.csv");
+    let mut faulted = 0;
+    for delay_us in [0, 1000, 3000, 6000, 12_000, 25_000] {
+        std::fs::write(&path, &text).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args(["check", &model, s(&path)])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nnc starts");
+        std::thread::sleep(std::time::Duration::from_micros(delay_us));
+        std::fs::File::options().write(true).open(&path).unwrap().set_len(0).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(output.status.code().is_some(), "cut after {delay_us} µs: killed by {:?}: {stderr}", output.status);
+        if !output.status.success() {
+            assert!(stderr.contains("error:") && stderr.contains("cut.csv"), "cut after {delay_us} µs: {stderr}");
+        }
+        faulted += usize::from(stderr.contains("cut short while nnc read it"));
+    }
+    eprintln!("{faulted} of 6 cuts faulted the map");
+}

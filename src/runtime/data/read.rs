@@ -374,8 +374,12 @@ impl<'a> Source<'a> {
                                 // The next block's pages mapped in one call,
                                 // not a fault per 64 KB (only advice: where
                                 // the kernel cannot, the faults do it).
-                                let first = next.start / PAGE * PAGE;
-                                let _ = map.advise_range(memmap2::Advice::PopulateRead, first, next.end - first);
+                                #[cfg(target_os = "linux")]
+                                let _ = map.advise_range(
+                                    memmap2::Advice::PopulateRead,
+                                    next.start / PAGE * PAGE,
+                                    next.end - next.start / PAGE * PAGE,
+                                );
                             }
                             let eof = next.end == bytes.len();
                             (eof, Plan::new(&bytes[next.clone()], eof, threads))
