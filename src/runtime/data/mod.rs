@@ -26,6 +26,7 @@
 //! saved with the weights, so prediction applies exactly the same
 //! transformation.
 
+mod bus_error;
 mod contain;
 mod decimal;
 pub mod folds;
@@ -120,10 +121,12 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     // Both formats are read in place where the file can be mapped.
     let mut magic = Vec::with_capacity(4);
     std::io::Read::by_ref(&mut input).take(4).read_to_end(&mut magic).map_err(cannot)?;
-    guard_mapped_reads(&file);
     if parquet::is_parquet(&magic) {
         return match parquet::Mapped::new(&input) {
-            Some(map) => parquet::read_parquet(&file, map, bindings, options),
+            Some(map) => {
+                bus_error::guard(&file, map.bytes());
+                parquet::read_parquet(&file, map, bindings, options)
+            }
             None => parquet::read_parquet(&file, parquet::InPlace::new(input), bindings, options),
         };
     }
@@ -131,64 +134,14 @@ pub fn read_file(path: &Path, bindings: &[Binding], options: ReadOptions) -> Res
     // a pipe as it is read.
     if input.metadata().is_ok_and(|m| m.is_file() && m.len() > 0) {
         // SAFETY: the map is only read. As with every memory map, a file
-        // cut short by another process while nnc reads it would fault;
-        // nnc itself never writes a data file.
+        // cut short by another process while nnc reads it faults (an
+        // error: `bus_error`); nnc itself never writes a data file.
         if let Ok(map) = unsafe { memmap2::Mmap::map(&input) } {
+            bus_error::guard(&file, &map);
             return read::read_csv_mapped(&file, &map, bindings, options);
         }
     }
     read::read_csv_from(&file, &mut (&magic[..]).chain(input), bindings, options)
-}
-
-/// The data file being read through a map, for [`on_bus_error`]: its
-/// name's bytes (leaked, one per file read), and their length.
-static MAPPED_NAME: std::sync::atomic::AtomicPtr<u8> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-static MAPPED_NAME_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// A mapped file cut short by another program while nnc reads it faults
-/// (`SIGBUS`) on its pages past the new end, and the process would die
-/// with "Bus error" and no word of which file or why: from the first
-/// mapped read on, such a fault prints that and exits with status 1
-/// (nothing has been written yet while data is read).
-fn guard_mapped_reads(file: &str) {
-    use std::sync::atomic::Ordering;
-    let name: &'static [u8] = Box::leak(file.as_bytes().to_vec().into_boxed_slice());
-    MAPPED_NAME_LEN.store(0, Ordering::SeqCst);
-    MAPPED_NAME.store(name.as_ptr().cast_mut(), Ordering::SeqCst);
-    MAPPED_NAME_LEN.store(name.len(), Ordering::SeqCst);
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    #[cfg(unix)]
-    INSTALLED.call_once(|| {
-        // SAFETY: a zeroed `sigaction` is a valid empty one; the handler
-        // only calls async-signal-safe functions (`write`, `_exit`).
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_bus_error as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
-        }
-    });
-}
-
-/// [`guard_mapped_reads`]' handler: `error: FILE: ...` on stderr, exit 1.
-#[cfg(unix)]
-extern "C" fn on_bus_error(_: libc::c_int) {
-    use std::sync::atomic::Ordering;
-    let say = |bytes: &[u8]| {
-        // SAFETY: `write` is async-signal-safe; a short write is harmless.
-        unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-    };
-    let (name, len) = (MAPPED_NAME.load(Ordering::SeqCst), MAPPED_NAME_LEN.load(Ordering::SeqCst));
-    say(b"error: ");
-    if !name.is_null() {
-        // SAFETY: `name` points at `len` leaked bytes (the length is
-        // stored after the pointer, and zeroed before it changes).
-        say(unsafe { std::slice::from_raw_parts(name, len) });
-        say(b": ");
-    }
-    say(b"the data file was cut short while nnc read it (is another program rewriting it?)\n");
-    // SAFETY: `_exit` is async-signal-safe and ends the process at once.
-    unsafe { libc::_exit(1) };
 }
 
 /// Read a data file's bytes (already read).

@@ -110,6 +110,11 @@ impl Mapped {
         Some(Mapped { map: Arc::new(map), file: Arc::new(file.try_clone().ok()?) })
     }
 
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
     fn window(&self, start: u64, length: usize, release: bool) -> parquet::errors::Result<Window> {
         let size = self.map.len();
         let start = usize::try_from(start).ok().filter(|&s| s <= size && length <= size - s);

@@ -275,7 +275,9 @@ impl<'a> Source<'a> {
             Pending::Read { input, pending } => self.eof = input.read(pending, want)?,
             Pending::Lying { bytes, start, end, .. } => {
                 *end = (*end).max(start.saturating_add(want).min(bytes.len()));
-                self.eof = *end == bytes.len();
+                // Known as a stream knows it: when fewer bytes were left
+                // than asked for (the same lines for the header's sniffing).
+                self.eof = start.saturating_add(want) > bytes.len();
             }
         }
         Ok(())
@@ -349,10 +351,11 @@ impl<'a> Source<'a> {
                 let bytes: &[u8] = bytes;
                 let data = &bytes[*start..*start + ready];
                 let next = *start + ready..(*end).max(*start + ready + want).min(bytes.len());
+                let next_eof = (*start + ready).saturating_add(want) > bytes.len();
                 let map = *map;
                 // The blocks before this one are parsed: their pages go back.
-                const PAGE: usize = 4096;
-                let parsed_before = (*released, *start / PAGE * PAGE);
+                let page = page_size();
+                let parsed_before = (*released, *start / page * page);
                 *released = parsed_before.1.max(*released);
                 let (parsed, read) = std::thread::scope(|scope| {
                     let planner = (!eof).then(|| {
@@ -365,8 +368,10 @@ impl<'a> Source<'a> {
                                 if to > from {
                                     // SAFETY: a read-only file map: dropped
                                     // pages are read again from the file if
-                                    // touched again, so no byte changes. Only
-                                    // advice: an error leaves them mapped.
+                                    // touched again (the same bytes, unless
+                                    // another program rewrites the file:
+                                    // `bus_error`). Only advice: an error
+                                    // leaves them mapped.
                                     let _ = unsafe {
                                         map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
                                     };
@@ -377,12 +382,11 @@ impl<'a> Source<'a> {
                                 #[cfg(target_os = "linux")]
                                 let _ = map.advise_range(
                                     memmap2::Advice::PopulateRead,
-                                    next.start / PAGE * PAGE,
-                                    next.end - next.start / PAGE * PAGE,
+                                    next.start / page * page,
+                                    next.end - next.start / page * page,
                                 );
                             }
-                            let eof = next.end == bytes.len();
-                            (eof, Plan::new(&bytes[next.clone()], eof, threads))
+                            (next_eof, Plan::new(&bytes[next.clone()], next_eof, threads))
                         })
                     });
                     let parsed = parse(data);
@@ -406,6 +410,13 @@ impl<'a> Source<'a> {
         };
         (parsed, plan)
     }
+}
+
+/// The size of the kernel's memory pages (4096 where it cannot be known).
+fn page_size() -> usize {
+    // SAFETY: `sysconf` only reads a setting.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).ok().filter(|&s| s.is_power_of_two()).unwrap_or(4096)
 }
 
 /// How many of `pending`'s bytes are whole lines (all of them at the end
@@ -433,7 +444,7 @@ impl Plan {
         let data = &pending[..ready];
         let splittable = splittable(data);
         let parts = if threads > 1 && data.len() >= PARALLEL_BYTES {
-            (threads * CHUNKS_PER_THREAD).max(data.len() / CHUNK_BYTES)
+            (threads * CHUNKS_PER_THREAD).max(data.len().div_ceil(CHUNK_BYTES))
         } else {
             1
         };
@@ -1517,6 +1528,48 @@ mod tests {
         for (threads, block) in [(1, 4096), (2, 100_000)] {
             assert_same(&whole, &read_in_blocks(&quoted, threads, block).expect("reads"), &format!("{block}"));
         }
+    }
+
+    /// A file mapped, the same bytes in memory and as a stream read the
+    /// same table, or fail with the same error.
+    fn same_from_every_source(bytes: &[u8], what: &str) {
+        let path = std::env::temp_dir().join(format!("nnc-sources-{}-{what}.csv", std::process::id()));
+        std::fs::write(&path, bytes).expect("a temporary file");
+        let file = std::fs::File::open(&path).expect("opens");
+        // SAFETY: the test's own file, not written while mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.expect("maps");
+        for threads in [1, 2] {
+            let options = ReadOptions { threads, ..ReadOptions::default() };
+            let mapped = read_csv_mapped("t.csv", &map, &bindings(), options);
+            let in_memory = read_csv("t.csv", bytes, &bindings(), options);
+            let streamed = read_csv_from("t.csv", &mut std::io::Cursor::new(bytes), &bindings(), options);
+            for (other, name) in [(in_memory, "in memory"), (streamed, "streamed")] {
+                match (&mapped, &other) {
+                    (Ok(a), Ok(b)) => assert_same(a, b, &format!("{what}: mapped and {name}, {threads} threads")),
+                    (Err(a), Err(b)) => assert_eq!(a, b, "{what}: mapped and {name}, {threads} threads"),
+                    _ => panic!("{what}: mapped and {name} differ, {threads} threads: {:?}", mapped.as_ref().err()),
+                }
+            }
+        }
+        std::fs::remove_file(&path).expect("removed");
+    }
+
+    #[test]
+    fn a_mapped_file_reads_as_its_bytes_read() {
+        let rows = csv(30_000, &[]);
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(&rows);
+        same_from_every_source(&bom, "bom");
+        let mut quoted = rows.clone();
+        let at = quoted.len() - 100;
+        let start = at + quoted[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        quoted.splice(start..start, b"\"1\",2,\"q\",4\r\n".iter().copied());
+        same_from_every_source(&quoted, "quoted");
+        same_from_every_source(&rows[..rows.len() - 2], "no final line end");
+        // The first block's bytes exactly, ending inside a line.
+        same_from_every_source(&rows[..FIRST_BYTES], "a first block's length");
+        same_from_every_source(&rows[..FIRST_BYTES + 1], "one byte more");
+        same_from_every_source(&csv(3, &[1])[..], "three rows, a word");
     }
 
     #[test]
