@@ -129,6 +129,17 @@ mod tests {
         unreachable!("reading past the end of the cut file faults");
     }
 
+    /// Whether this is the child process [`child`] started; if it is the
+    /// one for `what`, it faults (and never returns).
+    fn in_child(what: &str, guarded: bool) -> bool {
+        let Some(task) = std::env::var_os(CHILD) else { return false };
+        let task = task.to_str().expect("UTF-8").to_string();
+        if let Some(path) = task.strip_prefix(&format!("{what}:")) {
+            fault(path.as_ref(), guarded);
+        }
+        true
+    }
+
     /// Run the test `name` in a child process with [`CHILD`] set to `what`
     /// and a 64 KB file: its status and stderr.
     fn child(name: &str, what: &str) -> (std::process::ExitStatus, String) {
@@ -147,11 +158,7 @@ mod tests {
 
     #[test]
     fn a_fault_in_the_guarded_map_is_an_error_naming_the_file() {
-        if let Some(task) = std::env::var_os(CHILD) {
-            let task = task.to_str().expect("UTF-8").to_string();
-            if let Some(path) = task.strip_prefix("guarded:") {
-                fault(path.as_ref(), true);
-            }
+        if in_child("guarded", true) {
             return;
         }
         let (status, stderr) = child("a_fault_in_the_guarded_map_is_an_error_naming_the_file", "guarded");
@@ -161,11 +168,7 @@ mod tests {
 
     #[test]
     fn a_fault_elsewhere_is_left_to_the_handler_before() {
-        if let Some(task) = std::env::var_os(CHILD) {
-            let task = task.to_str().expect("UTF-8").to_string();
-            if let Some(path) = task.strip_prefix("elsewhere:") {
-                fault(path.as_ref(), false);
-            }
+        if in_child("elsewhere", false) {
             return;
         }
         let (status, stderr) = child("a_fault_elsewhere_is_left_to_the_handler_before", "elsewhere");
