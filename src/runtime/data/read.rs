@@ -319,13 +319,8 @@ impl<'a> Source<'a> {
         spare: &mut Vec<u8>,
         parse: impl FnOnce(&[u8]) -> T,
     ) -> (T, Result<Option<Plan>, DataError>) {
-        let failed = || DataError {
-            file: self.file.to_string(),
-            line: None,
-            column: None,
-            message: "the reading thread failed".into(),
-            help: None,
-        };
+        let file = self.file;
+        let failed = || thread_failed(file, "the reading thread");
         let eof = self.eof;
         let (parsed, read) = match &mut self.bytes {
             Pending::Read { input, pending } => {
@@ -760,14 +755,13 @@ impl Context<'_> {
 
     /// The error when a thread of the reader panicked (it does not).
     fn failed(&self, what: &str) -> DataError {
-        DataError {
-            file: self.file.to_string(),
-            line: None,
-            column: None,
-            message: format!("{what} failed"),
-            help: None,
-        }
+        thread_failed(self.file, what)
     }
+}
+
+/// The error when a thread reading `file` panicked (it does not).
+fn thread_failed(file: &str, what: &str) -> DataError {
+    DataError { file: file.to_string(), line: None, column: None, message: format!("{what} failed"), help: None }
 }
 
 /// The rows of one chunk, and its cells that are not numbers.
